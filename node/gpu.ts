@@ -1,0 +1,33 @@
+// WebGPU in Node through Dawn (npm `webgpu`). One place creates and releases the device.
+import { create, globals } from 'webgpu';
+import { Gpu, GpuError, NO_ADAPTER } from '../src/gpu.js';
+
+let instance: GPU | null = null;
+let shared: Promise<Gpu> | null = null;
+
+/** The process-wide GPU (Dawn). Throws a one-line GpuError naming what to install when no adapter exists. */
+export function nodeGpu(): Promise<Gpu> {
+  shared ??= (async () => {
+    Object.assign(globalThis, globals);
+    instance = create([]);
+    const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) throw new GpuError(NO_ADAPTER);
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      label: 'camgpu',
+      requiredLimits: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension },
+    });
+    const gpu = new Gpu(device);
+    gpu.adapterInfo = `${adapter.info.vendor} ${adapter.info.architecture} ${adapter.info.description}`.replace(/\s+/g, ' ').trim();
+    return gpu;
+  })();
+  return shared;
+}
+
+/** Destroys the device so Dawn lets the Node event loop end. */
+export async function closeGpu(): Promise<void> {
+  if (!shared) return;
+  const p = shared; shared = null;
+  try { (await p).device.destroy(); } catch { /* no device was created */ }
+  instance = null;
+}

@@ -1,0 +1,18 @@
+// camgpu for Node: the core plus Dawn, files and .npy.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Model } from '../src/model.js';
+import { nodeGpu } from './gpu.js';
+
+export * from '../src/index.js';
+export { nodeGpu, closeGpu } from './gpu.js';
+export { parseNpy, npyBytes } from './npy.js';
+
+/** Loads an .onnx file onto the shared Dawn device. */
+export async function loadModel(path: string): Promise<Model> {
+  let bytes: Uint8Array;
+  try { bytes = readFileSync(path); } catch (e) { throw new Error(`cannot read model '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  const gpu = await nodeGpu();
+  try { return await Model.load(gpu, bytes, basename(path)); }
+  catch (e) { (e as Error).message = `${path}: ${(e as Error).message}`; throw e; }
+}

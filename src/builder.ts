@@ -1,0 +1,278 @@
+// Programmatic construction of camgpu graphs (src/graph.ts) with seeded random weights, and the three
+// reference architectures in torchvision's layout: VGG16, ResNet-50 and MobileNetV2 (BatchNorm folded
+// into the convs, so a conv carries a bias). Used by tests and benchmarks; shapes are per sample.
+
+import { ActFn, Graph, Node, Op, Shape, fmt, inferShape, ModelError, numel, validate } from './graph';
+
+/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+const pads = (p: number | [number, number, number, number]): [number, number, number, number] =>
+  typeof p === 'number' ? [p, p, p, p] : [p[0], p[1], p[2], p[3]];
+
+export interface ConvOptions {
+  stride?: Pair; dil?: Pair; group?: number; bias?: boolean; name?: string;
+  pad?: number | [number, number, number, number]; // [top, left, bottom, right]
+  /** Init gain: w ~ U(-a, a), a = gain * sqrt(3 / fanIn), so Var(w) = gain^2 / fanIn. Default sqrt(2) (He, for a following ReLU). */
+  gain?: number;
+}
+
+/** Default activation parameters (PyTorch's): clip is ReLU6, hardswish is x * hardsigmoid(x) with 1/6, 1/2. */
+const ACT_DEFAULTS: Record<ActFn, [number, number]> = {
+  relu: [0, 0], clip: [0, 6], leakyrelu: [0.01, 0], sigmoid: [0, 0], hardsigmoid: [0.2, 0.5], hardswish: [1 / 6, 0.5],
+};
+const ACT_SOURCE: Record<ActFn, string> = {
+  relu: 'Relu', clip: 'Clip', leakyrelu: 'LeakyRelu', sigmoid: 'Sigmoid', hardsigmoid: 'HardSigmoid', hardswish: 'HardSwish',
+};
+
+/**
+ * Builds a Graph node by node. Every method returns the name of the tensor it produced (a node's output
+ * tensor has the node's name). Name a node with `b.as('layer3.2.relu').relu(x)` or conv's `name`;
+ * otherwise it gets the op name. A repeated name gets a suffix `_1`, `_2`, ... (as torchvision's ONNX
+ * export does for a reused ReLU module).
+ */
+export class GraphBuilder {
+  readonly input = 'input';
+  private readonly g: Graph;
+  private readonly rand: () => number;
+  private pending: string | undefined;
+
+  constructor(inputShape: Shape, seed = 1) {
+    this.g = { input: this.input, output: '', tensors: new Map(), nodes: [] };
+    this.g.tensors.set(this.input, { name: this.input, shape: inputShape.slice() });
+    this.rand = mulberry32(seed);
+  }
+
+  /** Names the next node. */
+  as(name: string): this {
+    if (this.pending !== undefined) throw new ModelError(`builder: name '${this.pending}' was set but no node used it before '${name}'`);
+    this.pending = name;
+    return this;
+  }
+
+  shape(t: string): Shape {
+    const s = this.g.tensors.get(t);
+    if (!s) throw new ModelError(`builder: no tensor '${t}'`);
+    return s.shape;
+  }
+
+  /** Conv with He-uniform weights: w (cout, cin/group, kh, kw), bias U(-0.05, 0.05) (zeros with bias: false). */
+  conv(x: string, cout: number, k: Pair, o: ConvOptions = {}): string {
+    const [kh, kw] = pair(k), group = o.group ?? 1, cin = this.shape(x)[0];
+    if (cin % group) this.fail('conv', o.name, `${cin} input channels not divisible by group ${group}`);
+    const fanIn = (cin / group) * kh * kw;
+    const w = this.uniform(cout * fanIn, (o.gain ?? Math.SQRT2) * Math.sqrt(3 / fanIn));
+    const b = o.bias === false ? new Float32Array(cout) : this.uniform(cout, 0.05);
+    const op: Op = { kind: 'conv', w, b, cout, kh, kw, stride: pair(o.stride ?? 1), pad: pads(o.pad ?? 0), dil: pair(o.dil ?? 1), group };
+    return this.push('conv', 'Conv', op, [x], o.name);
+  }
+
+  act(x: string, fn: ActFn, alpha?: number, beta?: number): string {
+    const [a, b] = ACT_DEFAULTS[fn];
+    return this.push(fn, ACT_SOURCE[fn], { kind: 'act', fn, alpha: alpha ?? a, beta: beta ?? b }, [x]);
+  }
+  relu(x: string): string { return this.act(x, 'relu'); }
+
+  maxpool(x: string, k: number, stride = k, pad = 0, ceil = false): string {
+    return this.push('maxpool', 'MaxPool', this.pool('maxpool', k, stride, pad, ceil, false), [x]);
+  }
+  avgpool(x: string, k: number, stride = k, pad = 0, o: { ceil?: boolean; countIncludePad?: boolean } = {}): string {
+    return this.push('avgpool', 'AveragePool', this.pool('avgpool', k, stride, pad, o.ceil ?? false, o.countIncludePad ?? false), [x]);
+  }
+  gap(x: string): string { return this.push('gap', 'GlobalAveragePool', { kind: 'gap' }, [x]); }
+
+  /** y = x * scale[c] + shift[c], scale ~ U(0.8, 1.2), shift ~ U(-0.1, 0.1): an unfolded BatchNorm. */
+  affine(x: string): string {
+    const c = this.shape(x)[0];
+    const scale = this.uniform(c, 0.2), shift = this.uniform(c, 0.1);
+    for (let i = 0; i < c; i++) scale[i] += 1;
+    return this.push('affine', 'BatchNormalization', { kind: 'affine', scale, shift }, [x]);
+  }
+
+  /** Alias to [numel]: (C,H,W) -> (C*H*W), row-major, like torch.flatten(x, 1). */
+  flatten(x: string): string { return this.push('flatten', 'Flatten', { kind: 'alias' }, [x], undefined, [numel(this.shape(x))]); }
+
+  /** y = x w^T + b, w (out, in) He-uniform, b U(-0.05, 0.05). */
+  linear(x: string, out: number): string {
+    const inF = numel(this.shape(x));
+    const w = this.uniform(out * inF, Math.SQRT2 * Math.sqrt(3 / inF)), b = this.uniform(out, 0.05);
+    return this.push('linear', 'Gemm', { kind: 'linear', w, b, out, in: inF }, [x]);
+  }
+
+  add(a: string, b: string): string { return this.push('add', 'Add', { kind: 'add' }, [a, b]); }
+  mul(a: string, b: string): string { return this.push('mul', 'Mul', { kind: 'mul' }, [a, b]); }
+
+  /** A constant operand (per-sample shape, broadcast over the batch). */
+  constant(data: Float32Array, shape: Shape): string {
+    const name = this.unique(this.takeName('const'));
+    if (data.length !== numel(shape)) throw new ModelError(`builder: constant '${name}' has ${data.length} values for shape ${fmt(shape)}`);
+    this.g.tensors.set(name, { name, shape: shape.slice(), data });
+    return name;
+  }
+
+  concat(xs: string[]): string { return this.push('concat', 'Concat', { kind: 'concat' }, xs); }
+  softmax(x: string): string { return this.push('softmax', 'Softmax', { kind: 'softmax' }, [x]); }
+
+  /** Sets the output and validates the whole graph. */
+  finish(output: string): Graph {
+    if (this.pending !== undefined) throw new ModelError(`builder: name '${this.pending}' was set but no node used it`);
+    this.g.output = output;
+    validate(this.g);
+    return this.g;
+  }
+
+  // Uniform(-a, a) filled straight into a Float32Array (VGG16's 138M weights take well under a second).
+  private uniform(n: number, a: number): Float32Array {
+    const out = new Float32Array(n), r = this.rand;
+    for (let i = 0; i < n; i++) out[i] = (2 * r() - 1) * a;
+    return out;
+  }
+
+  private pool(kind: 'maxpool' | 'avgpool', k: number, s: number, p: number, ceil: boolean, countIncludePad: boolean): Op {
+    return { kind, kh: k, kw: k, stride: [s, s], pad: [p, p, p, p], dil: [1, 1], ceil, countIncludePad };
+  }
+
+  private takeName(base: string): string {
+    const n = this.pending ?? base;
+    this.pending = undefined;
+    return n;
+  }
+
+  private unique(base: string): string {
+    if (!this.g.tensors.has(base)) return base;
+    for (let i = 1; ; i++) if (!this.g.tensors.has(`${base}_${i}`)) return `${base}_${i}`;
+  }
+
+  private fail(base: string, name: string | undefined, why: string): never {
+    throw new ModelError(`node '${name ?? this.pending ?? base}': ${why}`);
+  }
+
+  /** Appends a node whose output tensor has the node's name; inferShape checks shapes and names the node on error. */
+  private push(base: string, source: string, op: Op, inputs: string[], name?: string, aliasShape?: Shape): string {
+    const nodeName = this.unique(name ?? this.takeName(base));
+    if (name !== undefined) this.pending = undefined;
+    const node: Node = { name: nodeName, source, op, inputs, output: nodeName };
+    const shape = inferShape(node, inputs.map((t) => this.shape(t)));
+    this.g.tensors.set(nodeName, { name: nodeName, shape: aliasShape ?? shape });
+    this.g.nodes.push(node);
+    return nodeName;
+  }
+}
+
+/** Number of learned parameters: conv and linear weights and biases, affine scales and shifts, constants. */
+export function paramCount(g: Graph): number {
+  let n = 0;
+  for (const node of g.nodes) {
+    const op = node.op;
+    if (op.kind === 'conv' || op.kind === 'linear') n += op.w.length + op.b.length;
+    else if (op.kind === 'affine') n += op.scale.length + op.shift.length;
+  }
+  for (const t of g.tensors.values()) if (t.data) n += t.data.length;
+  return n;
+}
+
+export interface ModelOptions { size?: number; classes?: number; seed?: number }
+
+/**
+ * torchvision vgg16 (no BatchNorm): 13 3x3 convs with ReLU in features.0..30, 5 max-pools, then
+ * classifier.0/3/6 = FC 25088-4096-4096-classes (at 224; dropout is the identity at inference).
+ * The 7x7 adaptive average pool is the identity at 224 and is left out, so at other sizes the first FC
+ * has 512*(size/32)^2 inputs.
+ */
+export function vgg16({ size = 224, classes = 1000, seed = 1 }: ModelOptions = {}): Graph {
+  const b = new GraphBuilder([3, size, size], seed);
+  const cfg: (number | 'M')[] = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'];
+  let x = b.input, i = 0;
+  for (const c of cfg) {
+    if (c === 'M') { x = b.as(`features.${i++}`).maxpool(x, 2, 2); continue; }
+    x = b.conv(x, c, 3, { pad: 1, name: `features.${i++}` });
+    x = b.as(`features.${i++}`).relu(x);
+  }
+  x = b.as('flatten').flatten(x);
+  x = b.as('classifier.0').linear(x, 4096);
+  x = b.as('classifier.1').relu(x);
+  x = b.as('classifier.3').linear(x, 4096);
+  x = b.as('classifier.4').relu(x);
+  x = b.as('classifier.6').linear(x, classes);
+  return b.finish(x);
+}
+
+// The last conv of a residual branch gets this init gain: the branch then adds ~0.1 of the trunk's second
+// moment per block, so activations stay O(1) through ResNet-50's 16 blocks instead of doubling per block.
+const RESIDUAL_GAIN = 0.3;
+
+/** torchvision resnet50 (v1.5: stride on the 3x3), BatchNorm folded: conv1, layer1..4 with [3,4,6,3] bottlenecks, avgpool, fc. */
+export function resnet50({ size = 224, classes = 1000, seed = 1 }: ModelOptions = {}): Graph {
+  const b = new GraphBuilder([3, size, size], seed);
+  let x = b.conv(b.input, 64, 7, { stride: 2, pad: 3, name: 'conv1' });
+  x = b.as('relu').relu(x);
+  x = b.as('maxpool').maxpool(x, 3, 2, 1);
+  const stages: [number, number, number][] = [[64, 3, 1], [128, 4, 2], [256, 6, 2], [512, 3, 2]]; // width, blocks, stride
+  stages.forEach(([width, blocks, stride], li) => {
+    for (let i = 0; i < blocks; i++) {
+      // Bottleneck: 1x1 (width) -> 3x3 (width, stride) -> 1x1 (4*width), plus the shortcut, then ReLU.
+      const p = `layer${li + 1}.${i}`, s = i === 0 ? stride : 1;
+      let y = b.conv(x, width, 1, { name: `${p}.conv1` });
+      y = b.as(`${p}.relu`).relu(y);
+      y = b.conv(y, width, 3, { stride: s, pad: 1, name: `${p}.conv2` });
+      y = b.as(`${p}.relu`).relu(y);                                      // -> relu_1
+      y = b.conv(y, 4 * width, 1, { name: `${p}.conv3`, gain: RESIDUAL_GAIN });
+      // The first block of a stage changes width (and stride): a 1x1 projection shortcut (gain 1 keeps E[x^2]).
+      const shortcut = i === 0 ? b.conv(x, 4 * width, 1, { stride: s, name: `${p}.downsample.0`, gain: 1 }) : x;
+      y = b.as(`${p}.add`).add(y, shortcut);
+      x = b.as(`${p}.relu`).relu(y);                                      // -> relu_2
+    }
+  });
+  x = b.as('avgpool').gap(x);
+  x = b.as('flatten').flatten(x);
+  x = b.as('fc').linear(x, classes);
+  return b.finish(x);
+}
+
+/**
+ * torchvision mobilenet_v2 (width 1.0), BatchNorm folded, ReLU6 = clip(0, 6). features.0: 3x3 s2 conv 32;
+ * features.1..17: inverted residuals (1x1 expand by t -> 3x3 depthwise -> 1x1 linear projection, residual add
+ * when stride 1 and channels match); features.18: 1x1 conv 1280; global average pool; classifier.1: linear.
+ */
+export function mobilenetV2({ size = 224, classes = 1000, seed = 1 }: ModelOptions = {}): Graph {
+  const b = new GraphBuilder([3, size, size], seed);
+  const relu6 = (x: string, name: string) => b.as(name).act(x, 'clip', 0, 6);
+  let x = b.conv(b.input, 32, 3, { stride: 2, pad: 1, name: 'features.0.0' });
+  x = relu6(x, 'features.0.2');
+  const cfg: [number, number, number, number][] = [ // expansion t, channels c, repeats n, first stride s
+    [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]];
+  let cin = 32, f = 1;
+  for (const [t, c, n, s] of cfg) {
+    for (let i = 0; i < n; i++, f++) {
+      const p = `features.${f}.conv`, stride = i === 0 ? s : 1, hidden = cin * t;
+      let y = x, j = 0;
+      if (t !== 1) {
+        y = b.conv(y, hidden, 1, { name: `${p}.${j}.0` });
+        y = relu6(y, `${p}.${j++}.2`);
+      }
+      y = b.conv(y, hidden, 3, { stride, pad: 1, group: hidden, name: `${p}.${j}.0` }); // depthwise: one 3x3 filter per channel
+      y = relu6(y, `${p}.${j++}.2`);
+      const residual = stride === 1 && cin === c;
+      y = b.conv(y, c, 1, { name: `${p}.${j}`, gain: residual ? RESIDUAL_GAIN : 1 }); // linear bottleneck: no activation
+      x = residual ? b.as(`features.${f}.add`).add(x, y) : y;
+      cin = c;
+    }
+  }
+  x = b.conv(x, 1280, 1, { name: 'features.18.0' });
+  x = relu6(x, 'features.18.2');
+  x = b.as('avgpool').gap(x);
+  x = b.as('flatten').flatten(x);
+  x = b.as('classifier.1').linear(x, classes);
+  return b.finish(x);
+}

@@ -1,0 +1,8 @@
+// camgpu core: browser-safe (no Node imports). The Node layer (node/) only adds Dawn and files.
+export { Model, Plan, candidates } from './model.js';
+export type { Mode, PlanOptions, RunOptions, RunResult } from './model.js';
+export { Gpu, GpuError, requestDevice, NO_ADAPTER } from './gpu.js';
+export { importOnnx, SUPPORTED_OPS, UnsupportedError } from './import.js';
+export { parseOnnx, OnnxError } from './onnx.js';
+export { ModelError, logitsOf, numel, macs, validate } from './graph.js';
+export type { Graph, Node, Op, Shape, Tensor } from './graph.js';

@@ -1,0 +1,456 @@
+// A loaded model (weights on the GPU, pipelines compiled) and its static plans: buffers, bind groups and
+// dispatches made once per (batch, outputs, gradients, mode) and replayed with one submit per request.
+import { Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
+import { Family, FAMILIES, Gpu, GpuError, grid } from './gpu.js';
+import { importOnnx } from './import.js';
+
+export type Mode = 'grad' | 'guided' | 'deeplift';
+const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2 };
+const ACT_ID = { relu: 0, clip: 1, leakyrelu: 2, sigmoid: 3, hardsigmoid: 4, hardswish: 5 };
+
+export interface PlanOptions {
+  batch: number;
+  /** Tensors whose forward values to read back (the logits always are). */
+  read?: string[];
+  /** Tensors whose gradient (or DeepLIFT multipliers) to read back; any name implies a backward pass. */
+  grads?: string[];
+  mode?: Mode;
+  /** DeepLIFT reference: a reference input image (given to run()), or zeros at a named tensor (default: 'input'). */
+  reference?: 'input' | { zeroAt: string };
+  /** Where the backward seed is placed (default: the logits, i.e. the input of a final Softmax). */
+  seedAt?: string;
+}
+export interface RunOptions { seed?: Float32Array; refInput?: Float32Array }
+export interface RunResult {
+  logits: Float32Array; values: Map<string, Float32Array>; grads: Map<string, Float32Array>;
+  /** DeepLIFT only: the seed tensor of the reference pass (for summation-to-delta checks). */
+  refLogits?: Float32Array;
+}
+
+interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
+
+/** Weights of one node on the GPU; linear weights are split into row chunks that fit one storage binding. */
+interface Weights { w: GPUBuffer[]; b: GPUBuffer[]; rows: number[] }
+
+export class Model {
+  private weights = new Map<string, Weights>();
+  private consts = new Map<string, GPUBuffer>();
+  private plans = new Set<Plan>();
+  readonly limits: { binding: number; buffer: number; maxDim: number };
+
+  private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
+    const l = gpu.device.limits;
+    this.limits = { binding: l.maxStorageBufferBindingSize, buffer: l.maxBufferSize, maxDim: l.maxComputeWorkgroupsPerDimension };
+  }
+
+  /** Loads an ONNX file (bytes) or a builder Graph: uploads weights and compiles every pipeline it can need. */
+  static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model'): Promise<Model> {
+    const gpu = device instanceof Gpu ? device : new Gpu(device);
+    const graph = source instanceof Uint8Array ? importOnnx(source) : source;
+    const m = new Model(gpu, graph, name);
+    await gpu.scoped(`${name}: weights`, () => m.upload());
+    await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
+    return m;
+  }
+
+  get device() { return this.gpu.device; }
+  get logits() { return logitsOf(this.graph); }
+  get inputShape() { return this.graph.tensors.get(this.graph.input)!.shape; }
+  get numClasses() { return numel(this.graph.tensors.get(this.logits)!.shape); }
+
+  private upload() {
+    const { gpu, graph } = this;
+    const fits = (n: Node, what: string, bytes: number) => {
+      if (bytes > this.limits.binding) throw new ModelError(`node '${n.name}' (${n.source}): ${what} needs ${bytes} bytes, over this device's storage binding limit of ${this.limits.binding}`);
+    };
+    for (const n of graph.nodes) {
+      const op = n.op;
+      if (op.kind === 'conv') {
+        // (K, C/G, KH, KW) -> (C/G, KH, KW, KP): four output channels side by side for vec4 loads
+        const per = op.w.length / op.cout, KP = Math.ceil(op.cout / 4) * 4, wt = new Float32Array(per * KP);
+        for (let k = 0; k < op.cout; k++) for (let i = 0; i < per; i++) wt[i * KP + k] = op.w[k * per + i];
+        const bp = new Float32Array(KP); bp.set(op.b);
+        fits(n, 'the weight', wt.byteLength);
+        this.weights.set(n.name, { w: [gpu.buffer(`${n.name}.w`, wt.byteLength, GPUBufferUsage.STORAGE, wt)], b: [gpu.buffer(`${n.name}.b`, bp.byteLength, GPUBufferUsage.STORAGE, bp)], rows: [KP] });
+      } else if (op.kind === 'linear') {
+        const rowsPer = Math.max(1, Math.floor(this.limits.binding / (op.in * 4)));
+        const w: GPUBuffer[] = [], b: GPUBuffer[] = [], rows: number[] = [];
+        for (let o0 = 0; o0 < op.out; o0 += rowsPer) {
+          const oc = Math.min(rowsPer, op.out - o0), c = w.length;
+          w.push(gpu.buffer(`${n.name}.w[${c}]`, oc * op.in * 4, GPUBufferUsage.STORAGE, op.w.subarray(o0 * op.in, (o0 + oc) * op.in)));
+          b.push(gpu.buffer(`${n.name}.b[${c}]`, oc * 4, GPUBufferUsage.STORAGE, op.b.subarray(o0, o0 + oc)));
+          rows.push(oc);
+        }
+        this.weights.set(n.name, { w, b, rows });
+      } else if (op.kind === 'affine') {
+        this.weights.set(n.name, { w: [gpu.buffer(`${n.name}.scale`, op.scale.byteLength, GPUBufferUsage.STORAGE, op.scale)], b: [gpu.buffer(`${n.name}.shift`, op.shift.byteLength, GPUBufferUsage.STORAGE, op.shift)], rows: [] });
+      }
+      for (const i of n.inputs) {
+        const t = graph.tensors.get(i)!;
+        if (t.data && !this.consts.has(i)) this.consts.set(i, gpu.buffer(`${i}.const`, t.data.byteLength, GPUBufferUsage.STORAGE, t.data));
+      }
+    }
+  }
+
+  /** [family, entry, constants] of every pipeline the graph can use, forward and backward in every mode. */
+  private pipelinesNeeded(): [Family, string, Record<string, number>][] {
+    const out: [Family, string, Record<string, number>][] = [];
+    for (const n of this.graph.nodes) {
+      const op = n.op;
+      if (op.kind === 'conv') out.push(['conv2d', convEntry(op.group, op.cout), {}], ['conv2d', 'conv2d_backward', {}]);
+      else if (op.kind === 'act') { out.push(['act', 'act_forward', { FN: ACT_ID[op.fn] }]); for (const M of [0, 1, 2]) out.push(['act', 'act_backward', { FN: ACT_ID[op.fn], MODE: M }]); }
+      else if (op.kind === 'affine') out.push(['act', 'affine_forward', {}], ['act', 'affine_backward', {}]);
+      else if (op.kind === 'add' || op.kind === 'mul') { const OP = op.kind === 'mul' ? 1 : 0; out.push(['binary', 'binary_forward', { OP }], ['binary', 'binary_backward', { OP, MODE: 0 }], ['binary', 'binary_backward', { OP, MODE: 2 }]); }
+      else if (op.kind === 'maxpool') out.push(['pool', 'maxpool_forward', {}], ['pool', 'maxpool_backward', { MODE: 0 }], ['pool', 'maxpool_backward', { MODE: 2 }]);
+      else if (op.kind === 'avgpool' || op.kind === 'gap') out.push(['pool', `${op.kind}_forward`, {}], ['pool', `${op.kind}_backward`, {}]);
+      else if (op.kind === 'linear') out.push(['linear', 'linear_forward', {}], ['linear', 'linear_backward', {}]);
+      else if (op.kind === 'concat') out.push(['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]);
+      else if (op.kind === 'softmax') out.push(['softmax', 'softmax_forward', {}], ['softmax', 'softmax_backward', {}]);
+    }
+    return out;
+  }
+
+  /** Bytes of activation memory one sample needs (every tensor, gradients and reference pass excluded). */
+  bytesPerSample(): number {
+    let s = 0;
+    for (const [name, t] of this.graph.tensors) if (!t.data && !this.isAlias(name)) s += numel(t.shape) * 4;
+    return s;
+  }
+  /** Largest batch whose biggest activation fits one storage binding. */
+  maxBatch(): number {
+    let big = 0;
+    for (const t of this.graph.tensors.values()) if (!t.data) big = Math.max(big, numel(t.shape) * 4);
+    return Math.max(1, Math.floor(this.limits.binding / big));
+  }
+  isAlias(t: string) { return producers(this.graph).get(t)?.op.kind === 'alias'; }
+
+  async plan(o: PlanOptions): Promise<Plan> {
+    const p = new Plan(this, o);
+    await this.gpu.scoped(`${this.name}: plan batch=${o.batch}`, () => p.build());
+    this.plans.add(p);
+    return p;
+  }
+
+  weightsOf(n: Node) { return this.weights.get(n.name)!; }
+  constOf(t: string) { return this.consts.get(t); }
+  forget(p: Plan) { this.plans.delete(p); }
+
+  destroy() {
+    for (const p of [...this.plans]) p.destroy();
+    for (const w of this.weights.values()) for (const b of [...w.w, ...w.b]) b.destroy();
+    for (const b of this.consts.values()) b.destroy();
+    this.weights.clear(); this.consts.clear();
+  }
+}
+
+export const convEntry = (group: number, cout: number) => group === 1 || (cout / group) % 4 === 0 ? 'conv2d_forward' : 'conv2d_forward_grouped';
+
+/** One static execution plan. */
+export class Plan {
+  readonly batch: number;
+  readonly mode: Mode;
+  private bufs = new Map<string, GPUBuffer>();      // activation buffers by root tensor
+  private refs = new Map<string, GPUBuffer>();      // reference-pass buffers (DeepLIFT) by root tensor
+  private grads = new Map<string, GPUBuffer>();     // gradient buffers by root tensor
+  private idx = new Map<string, GPUBuffer>();       // maxpool argmax by output root (and `ref:` for the reference pass)
+  private owned: GPUBuffer[] = [];
+  private forward: Step[] = [];
+  private refForward: Step[] = [];
+  private backward: Step[] = [];
+  private reads: { name: string; kind: 'value' | 'grad' | 'ref'; src: GPUBuffer; stage: GPUBuffer; bytes: number }[] = [];
+  private zero: string | null = null;
+  private seedAt: string;
+  private queue: Promise<unknown> = Promise.resolve();
+  private dummy!: GPUBuffer;
+  bytes = 0;
+  readonly counts = { forward: 0, reference: 0, backward: 0 };
+
+  constructor(readonly model: Model, readonly o: PlanOptions) {
+    this.batch = o.batch; this.mode = o.mode ?? 'grad';
+    this.seedAt = o.seedAt ?? model.logits;
+    if (!Number.isInteger(o.batch) || o.batch < 1) throw new ModelError(`batch must be a positive integer, got ${o.batch}`);
+  }
+
+  private get g() { return this.model.graph; }
+  root(t: string): string { const p = producers(this.g).get(t); return p?.op.kind === 'alias' ? this.root(p.inputs[0]) : t; }
+  private size(t: string) { return this.batch * numel(this.g.tensors.get(t)!.shape) * 4; }
+  private alloc(label: string, bytes: number, usage?: number) {
+    if (bytes > this.model.limits.binding) throw new ModelError(`${label} needs ${bytes} bytes at batch ${this.batch}, over this device's storage binding limit of ${this.model.limits.binding}; use a batch of at most ${this.model.maxBatch()}`);
+    const b = this.model.gpu.buffer(label, bytes, usage); this.owned.push(b); this.bytes += b.size; return b;
+  }
+  private known(t: string, what: string) {
+    if (!this.g.tensors.has(t)) throw new ModelError(`${what} '${t}' is not a tensor of this model; 4-D candidates: ${candidates(this.g).join(', ')}`);
+    if (isConst(this.g, t)) throw new ModelError(`${what} '${t}' is a constant, not an activation`);
+  }
+
+  /** Activation buffer of a tensor in the actual (ref=false) or reference pass. */
+  private buf(t: string, ref = false): GPUBuffer {
+    const c = this.model.constOf(t); if (c) return c;
+    const r = this.root(t);
+    if (ref && this.refs.has(r)) return this.refs.get(r)!;
+    return this.bufs.get(r)!;
+  }
+
+  async build() {
+    const g = this.g, m = this.model;
+    for (const t of [...(this.o.read ?? []), ...(this.o.grads ?? [])]) this.known(t, 'tensor');
+    this.known(this.seedAt, 'seed tensor');
+    this.dummy = this.alloc('dummy', 16);
+    for (const [name, t] of g.tensors) if (!t.data && this.root(name) === name) this.bufs.set(name, this.alloc(name, this.size(name)));
+    for (const n of g.nodes) this.forward.push(...this.encodeForward(n, false));
+    this.counts.forward = this.forward.length;
+
+    const wantGrads = this.o.grads ?? [];
+    if (wantGrads.length) {
+      const need = this.gradientPath(wantGrads);
+      if (this.mode === 'deeplift') this.buildReference(need);
+      for (const t of need) { const r = this.root(t); if (!this.grads.has(r)) this.grads.set(r, this.alloc(`${r}.grad`, this.size(r))); }
+      const written = new Set<string>([this.root(this.seedAt)]);
+      for (const n of [...g.nodes].reverse()) {
+        if (n.op.kind === 'alias' || !need.has(n.output)) continue;
+        this.backward.push(...this.encodeBackward(n, need, written));
+      }
+      this.counts.backward = this.backward.length;
+    }
+    const stage = (name: string, kind: 'value' | 'grad' | 'ref', src: GPUBuffer, bytes: number) =>
+      this.reads.push({ name, kind, src, bytes, stage: this.alloc(`${name}.${kind}.read`, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST) });
+    for (const t of new Set([this.seedAt, m.logits, ...(this.o.read ?? [])])) stage(t, 'value', this.buf(t), this.size(t));
+    for (const t of wantGrads) stage(t, 'grad', this.grads.get(this.root(t))!, this.size(t));
+    if (this.mode === 'deeplift' && wantGrads.length) stage(this.seedAt, 'ref', this.buf(this.seedAt, true), this.size(this.seedAt));
+    // pipelines were compiled at load; this only awaits the cached promises
+    for (const s of [...this.forward, ...this.refForward, ...this.backward]) s.pipeline = await s.pipe;
+  }
+
+  /** Non-constant tensors that lie between a requested gradient target and the seed. */
+  private gradientPath(targets: string[]): Set<string> {
+    const g = this.g, prod = producers(g), cons = consumers(g);
+    const up = new Set<string>(), stack = [this.seedAt];
+    while (stack.length) { const t = stack.pop()!; if (up.has(t) || isConst(g, t)) continue; up.add(t); const p = prod.get(t); if (p) stack.push(...p.inputs); }
+    const need = new Set<string>(), q = [...targets];
+    for (const t of targets) if (!up.has(t)) throw new ModelError(`gradient target '${t}' does not lead to the seed tensor '${this.seedAt}'`);
+    while (q.length) { const t = q.pop()!; if (need.has(t) || !up.has(t)) continue; need.add(t); for (const n of cons.get(t) ?? []) q.push(n.output); }
+    return need;
+  }
+
+  /** DeepLIFT reference pass: the whole net on a reference input, or the nodes after a tensor set to zero. */
+  private buildReference(need: Set<string>) {
+    const ref = this.o.reference ?? 'input', g = this.g;
+    const start = ref === 'input' ? g.input : ref.zeroAt;
+    this.known(start, 'DeepLIFT reference tensor');
+    const down = new Set([start]);
+    for (const n of g.nodes) if (n.inputs.some((i) => down.has(i))) down.add(n.output);
+    if (!need.has(start) && start !== g.input) throw new ModelError(`DeepLIFT reference '${start}' is not on the path from the gradient targets to '${this.seedAt}'`);
+    for (const t of down) { const r = this.root(t); if (!this.refs.has(r)) this.refs.set(r, this.alloc(`ref:${r}`, this.size(r))); }
+    if (ref !== 'input') this.zero = this.root(start);
+    for (const n of g.nodes) if (down.has(n.output) && n.output !== start) this.refForward.push(...this.encodeForward(n, true));
+    this.counts.reference = this.refForward.length;
+  }
+
+  private step(f: Family, entry: string, consts: Record<string, number>, label: string, params: (number | { f: number })[], buffers: GPUBuffer[], threads: number): Step {
+    const gpu = this.model.gpu;
+    const u = gpu.uniform(`${label}.params`, params); this.owned.push(u);
+    return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, [u, ...buffers]), groups: grid(threads, FAMILIES[f].wg, this.model.limits.maxDim) };
+  }
+
+  private encodeForward(n: Node, ref: boolean): Step[] {
+    const op = n.op, N = this.batch, L = (ref ? 'ref:' : '') + n.name, X = this.buf(n.inputs[0], ref), Y = this.buf(n.output, ref);
+    const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
+    switch (op.kind) {
+      case 'conv': {
+        const w = this.model.weightsOf(n), entry = convEntry(op.group, op.cout);
+        const threads = N * (entry === 'conv2d_forward' ? Math.ceil(op.cout / 4) : op.cout) * ys[1] * Math.ceil(ys[2] / 4);
+        return [this.step('conv2d', entry, {}, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], Y], threads)];
+      }
+      case 'act': return [this.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, L, [N * numel(xs), 0, { f: op.alpha }, { f: op.beta }, 1, 1], [X, X, X, Y], N * numel(xs))];
+      case 'affine': { const w = this.model.weightsOf(n); return [this.step('act', 'affine_forward', {}, L, [N * numel(xs), 0, { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [X, w.w[0], w.b[0], Y], N * numel(xs))]; }
+      case 'add': case 'mul': {
+        const [a, b] = n.inputs, o = rank4(N, ys, n);
+        return [this.step('binary', 'binary_forward', { OP: op.kind === 'mul' ? 1 : 0 }, L,
+          [...o, ...this.strides(a, o, n), ...this.strides(b, o, n), 0, 0, 0, 0, numel(o), 0], [this.buf(a, ref), this.buf(b, ref), X, Y], numel(o))];
+      }
+      case 'maxpool': case 'avgpool': case 'gap': {
+        const idx = op.kind === 'maxpool' ? this.argmax(n.output, ref) : this.dummy;
+        return [this.step('pool', `${op.kind}_forward`, {}, L, poolParams(n, xs, ys, N, 0), [X, X, X, X, X, Y, idx], N * numel(ys))];
+      }
+      case 'linear': {
+        const w = this.model.weightsOf(n); let o0 = 0;
+        return w.rows.map((oc, c) => { const s = this.step('linear', 'linear_forward', {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, 0], [X, w.w[c], w.b[c], Y], N * Math.ceil(oc / 4)); o0 += oc; return s; });
+      }
+      case 'concat': {
+        let off = 0;
+        return n.inputs.map((i, k) => { const r = numel(this.g.tensors.get(i)!.shape); const s = this.step('copy', 'concat_forward', {}, `${L}[${k}]`, [N, r, r, numel(ys), off, 0], [this.buf(i, ref), Y], N * r); off += r; return s; });
+      }
+      case 'softmax': return [this.step('softmax', 'softmax_forward', {}, L, [N, numel(xs), 0], [X, X, Y], N)];
+      case 'alias': return [];
+    }
+  }
+
+  private argmax(t: string, ref: boolean): GPUBuffer {
+    const key = (ref ? 'ref:' : '') + t;
+    if (!this.idx.has(key)) this.idx.set(key, this.alloc(`${key}.argmax`, this.size(t)));
+    return this.idx.get(key)!;
+  }
+
+  /** Element strides of an operand broadcast to the rank-4 output shape o (0 on broadcast axes). */
+  private strides(t: string, o: number[], n: Node): number[] {
+    const s = rank4(isConst(this.g, t) ? 1 : this.batch, this.g.tensors.get(t)!.shape, n);
+    const st = [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1];
+    return st.map((v, d) => (s[d] === 1 && o[d] > 1 ? 0 : v));
+  }
+
+  private encodeBackward(n: Node, need: Set<string>, written: Set<string>): Step[] {
+    const op = n.op, N = this.batch, L = `${n.name}.backward`, D = this.grads.get(this.root(n.output))!;
+    const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
+    const dl = this.mode === 'deeplift';
+    const acc = (t: string) => { const r = this.root(t); const a = written.has(r) ? 1 : 0; written.add(r); return a; };
+    const dx = (t: string) => this.grads.get(this.root(t))!;
+    const steps: Step[] = [];
+    const x = n.inputs[0];
+    switch (op.kind) {
+      case 'conv': {
+        if (!need.has(x)) break;
+        const w = this.model.weightsOf(n);
+        steps.push(this.step('conv2d', 'conv2d_backward', {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], dx(x)], N * numel(xs)));
+        break;
+      }
+      case 'act': {
+        if (!need.has(x)) break;
+        const X = this.buf(x), XR = dl ? this.buf(x, true) : X;
+        steps.push(this.step('act', 'act_backward', { FN: ACT_ID[op.fn], MODE: MODE_ID[this.mode] }, L, [N * numel(xs), acc(x), { f: op.alpha }, { f: op.beta }, 1, 1], [X, XR, D, dx(x)], N * numel(xs)));
+        break;
+      }
+      case 'affine': {
+        if (!need.has(x)) break;
+        const w = this.model.weightsOf(n);
+        steps.push(this.step('act', 'affine_backward', {}, L, [N * numel(xs), acc(x), { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [D, w.w[0], w.w[0], dx(x)], N * numel(xs)));
+        break;
+      }
+      case 'add': case 'mul': {
+        const o = rank4(N, ys, n);
+        n.inputs.forEach((u, k) => {
+          if (!need.has(u)) return;
+          const v = n.inputs[1 - k], su = rank4(N, this.g.tensors.get(u)!.shape, n);
+          const V = this.buf(v), VR = dl && op.kind === 'mul' ? this.buf(v, true) : V;
+          steps.push(this.step('binary', 'binary_backward', { OP: op.kind === 'mul' ? 1 : 0, MODE: dl ? 2 : 0 }, `${L}[${k}]`,
+            [...o, 0, 0, 0, 0, ...this.strides(v, o, n), ...su, numel(su), acc(u)], [D, V, VR, dx(u)], numel(su)));
+        });
+        break;
+      }
+      case 'maxpool': case 'avgpool': case 'gap': {
+        if (!need.has(x)) break;
+        const X = this.buf(x);
+        const b = op.kind === 'maxpool'
+          ? [X, dl ? this.buf(x, true) : X, this.argmax(n.output, false), dl ? this.argmax(n.output, true) : this.argmax(n.output, false), D, dx(x), this.dummy]
+          : [D, D, D, D, D, dx(x), this.dummy];
+        steps.push(this.step('pool', `${op.kind}_backward`, op.kind === 'maxpool' ? { MODE: dl ? 2 : 0 } : {}, L, poolParams(n, xs, ys, N, acc(x)), b, N * numel(xs)));
+        break;
+      }
+      case 'linear': {
+        if (!need.has(x)) break;
+        const w = this.model.weightsOf(n); let o0 = 0;
+        w.rows.forEach((oc, c) => { steps.push(this.step('linear', 'linear_backward', {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, acc(x)], [D, w.w[c], w.b[c], dx(x)], N * op.in)); o0 += oc; });
+        break;
+      }
+      case 'concat': {
+        let off = 0;
+        n.inputs.forEach((i, k) => {
+          const r = numel(this.g.tensors.get(i)!.shape);
+          if (need.has(i)) steps.push(this.step('copy', 'concat_backward', {}, `${L}[${k}]`, [N, r, r, numel(ys), off, acc(i)], [D, dx(i)], N * r));
+          off += r;
+        });
+        break;
+      }
+      case 'softmax': if (need.has(x)) steps.push(this.step('softmax', 'softmax_backward', {}, L, [N, numel(xs), acc(x)], [this.buf(n.output), D, dx(x)], N)); break;
+      case 'alias': break;
+    }
+    return steps;
+  }
+
+
+  /** Runs forward (and backward) for x (k <= batch images, NCHW, normalised); one submit, one read-back. */
+  run(x: Float32Array, o: RunOptions = {}): Promise<RunResult> {
+    const r = this.queue.then(() => this.runNow(x, o));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  private async runNow(x: Float32Array, o: RunOptions): Promise<RunResult> {
+    const m = this.model, gpu = m.gpu, dev = m.device, g = this.g;
+    gpu.check();
+    if (this.destroyed) throw new GpuError('this plan was destroyed');
+    const per = numel(g.tensors.get(g.input)!.shape), k = x.length / per;
+    if (!Number.isInteger(k) || k < 1 || k > this.batch)
+      throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(g.tensors.get(g.input)!.shape)}`);
+    dev.queue.writeBuffer(this.bufs.get(g.input)!, 0, own(x));
+    const hasBackward = this.backward.length > 0 || (this.o.grads?.length ?? 0) > 0;
+    if (hasBackward) {
+      const seedN = numel(g.tensors.get(this.seedAt)!.shape) * this.batch;
+      const seed = o.seed ?? new Float32Array(seedN).fill(1);
+      if (seed.length !== seedN && seed.length !== numel(g.tensors.get(this.seedAt)!.shape) * k)
+        throw new ModelError(`seed has ${seed.length} values; expected ${seedN} (batch ${this.batch} x ${fmt(g.tensors.get(this.seedAt)!.shape)} at '${this.seedAt}')`);
+      const full = new Float32Array(seedN); full.set(seed);
+      dev.queue.writeBuffer(this.grads.get(this.root(this.seedAt))!, 0, full);
+    }
+    if (this.refs.size && !this.zero) {
+      if (!o.refInput || o.refInput.length !== x.length) throw new ModelError(`DeepLIFT with a reference input needs refInput with ${x.length} values`);
+      dev.queue.writeBuffer(this.refs.get(g.input)!, 0, own(o.refInput));
+    }
+    const enc = dev.createCommandEncoder({ label: 'camgpu.run' });
+    if (this.zero) enc.clearBuffer(this.refs.get(this.zero)!);
+    const pass = enc.beginComputePass({ label: 'camgpu.pass' });
+    for (const s of [...this.forward, ...this.refForward, ...this.backward]) {
+      pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
+    }
+    pass.end();
+    for (const r of this.reads) enc.copyBufferToBuffer(r.src, 0, r.stage, 0, r.bytes);
+    dev.queue.submit([enc.finish()]);
+    gpu.submits++;
+    await Promise.all(this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)));
+    gpu.check();
+    const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map() };
+    for (const r of this.reads) {
+      const n = (r.bytes / 4 / this.batch) * k;
+      const v = new Float32Array(r.stage.getMappedRange(0, r.bytes).slice(0, n * 4));
+      r.stage.unmap();
+      if (r.kind === 'value') res.values.set(r.name, v);
+      else if (r.kind === 'grad') res.grads.set(r.name, v);
+      else res.refLogits = v;
+    }
+    res.logits = res.values.get(m.logits)!;
+    return res;
+  }
+
+  private destroyed = false;
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of this.owned) b.destroy();
+    this.model.forget(this);
+  }
+}
+
+/** A copy when the data lives in shared memory (Dawn's writeBuffer rejects wasm/shared buffers). */
+const own = (a: Float32Array): Float32Array<ArrayBuffer> => (a.buffer instanceof ArrayBuffer ? a as Float32Array<ArrayBuffer> : a.slice());
+
+/** Rank-4 [N, d1, d2, d3] view of a per-sample shape of rank <= 3. */
+function rank4(N: number, s: number[], n: Node): number[] {
+  if (s.length > 3) throw new ModelError(`node '${n.name}' (${n.source}): per-sample rank ${s.length} ${fmt(s)} is over the supported 3`);
+  return [N, ...Array(3 - s.length).fill(1), ...s];
+}
+
+function convParams(op: Extract<Node['op'], { kind: 'conv' }>, xs: number[], ys: number[], N: number, acc: number): (number | { f: number })[] {
+  return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
+    Math.ceil(op.cout / 4) * 4, acc, 0, { f: 0 }, { f: 0 }];
+}
+
+function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {
+  const op = n.op;
+  if (op.kind === 'gap') return [N, xs[0], xs[1], xs[2], 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, acc];
+  if (op.kind !== 'maxpool' && op.kind !== 'avgpool') throw new Error('internal: not a pool');
+  return [N, xs[0], xs[1], xs[2], ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.pad[2], op.pad[3], op.countIncludePad ? 1 : 0, acc];
+}
+
+/** 4-D activations that lie on the path to the output: the candidate CAM target layers. */
+export function candidates(g: Graph): string[] {
+  return [...g.tensors.values()].filter((t) => !t.data && t.shape.length === 3 && t.name !== g.input).map((t) => t.name);
+}

@@ -1,0 +1,359 @@
+// Independent CPU reference executor for camgpu graphs, in float64: the oracle the GPU kernels are checked
+// against. Plain loops written for clarity: each op's forward and backward sit together. Every tensor value
+// is a Float64Array of batch * numel(shape) in NCHW row-major order (constants are repeated over the batch).
+// Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
+// Rescale against a reference pass); see refBackward.
+
+import { ActOp, ConvOp, Graph, LinearOp, Node, PoolOp, Shape, fmt, isConst, numel } from '../src/graph';
+
+export type Mode = 'grad' | 'guided' | 'deeplift';
+type Vals = Map<string, Float64Array>;
+
+/** Below this |x - x'| DeepLIFT falls back to the gradient (the LIFT-CAM code's threshold). */
+const DL_EPS = 1e-10;
+
+// ---------- activations: f(x) and f'(x) with PyTorch's conventions at the kinks ----------
+
+export function actF(op: ActOp, x: number): number {
+  switch (op.fn) {
+    case 'relu': return x > 0 ? x : 0;
+    case 'clip': return Math.min(Math.max(x, op.alpha), op.beta);                 // [alpha, beta] = [min, max]
+    case 'leakyrelu': return x > 0 ? x : op.alpha * x;
+    case 'sigmoid': return 1 / (1 + Math.exp(-x));
+    case 'hardsigmoid': return Math.max(0, Math.min(1, op.alpha * x + op.beta));
+    case 'hardswish': return (x * Math.min(Math.max(x + 3, 0), 6)) / 6;           // alpha/beta unused
+  }
+}
+
+export function actD(op: ActOp, x: number): number {
+  switch (op.fn) {
+    case 'relu': return x > 0 ? 1 : 0;                                           // 0 at x == 0 (threshold_backward)
+    case 'clip': return x > op.alpha && x < op.beta ? 1 : 0;                     // hardtanh: 0 at the bounds
+    case 'leakyrelu': return x > 0 ? 1 : op.alpha;                               // alpha at x == 0
+    case 'sigmoid': { const s = 1 / (1 + Math.exp(-x)); return s * (1 - s); }
+    case 'hardsigmoid': { const z = op.alpha * x + op.beta; return z > 0 && z < 1 ? op.alpha : 0; }
+    case 'hardswish': return x < -3 ? 0 : x <= 3 ? x / 3 + 0.5 : 1;             // PyTorch: -0.5 at -3, 1.5 at 3
+  }
+}
+
+// ---------- conv: ONNX Conv, w (Co, C/g, kh, kw), pads [top, left, bottom, right] ----------
+
+/** The output indices o in [lo, hi) whose input index o*s - p + kd lies inside [0, size). */
+function validRange(size: number, outSize: number, s: number, p: number, kd: number): [number, number] {
+  return [Math.max(0, Math.ceil((p - kd) / s)), Math.min(outSize, Math.floor((size - 1 + p - kd) / s) + 1)];
+}
+
+/**
+ * Visits every weight tap of a conv: for each sample n, output channel oc, input channel ic of its group and
+ * tap (ky, kx), calls tap(wv, yo, oy0, oy1, ox0, ox1, rowX): output (oy, ox), flat index yo + oy*OW + ox,
+ * reads input rowX(oy) + ox*sw through weight wv, for oy in [oy0, oy1) and ox in [ox0, ox1) (the outputs
+ * whose tap lands inside the input; padding reads zeros and is skipped).
+ */
+function convTaps(op: ConvOp, xs: Shape, ys: Shape, N: number,
+  tap: (wv: number, yo: number, oy0: number, oy1: number, ox0: number, ox1: number, rowX: (oy: number) => number) => void) {
+  const [C, H, W] = xs, [Co, OH, OW] = ys, cg = C / op.group, cog = Co / op.group;
+  const [sh, sw] = op.stride, [dh, dw] = op.dil, [pt, pl] = op.pad;
+  for (let n = 0; n < N; n++) for (let oc = 0; oc < Co; oc++) {
+    const yo = (n * Co + oc) * OH * OW, g = Math.floor(oc / cog);
+    for (let icl = 0; icl < cg; icl++) {
+      const xo = (n * C + g * cg + icl) * H * W;
+      for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
+        const [oy0, oy1] = validRange(H, OH, sh, pt, ky * dh), [ox0, ox1] = validRange(W, OW, sw, pl, kx * dw);
+        // input row of output row oy, shifted so that adding ox * sw gives the input column
+        const rowX = (oy: number) => xo + (oy * sh - pt + ky * dh) * W - pl + kx * dw;
+        tap(op.w[((oc * cg + icl) * op.kh + ky) * op.kw + kx], yo, oy0, oy1, ox0, ox1, rowX);
+      }
+    }
+  }
+}
+
+/** y (N,Co,OH,OW) = sum_{ic in group, ky, kx} w[oc,ic,ky,kx] * x[n, ic, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] + b[oc]. */
+function convForward(x: Float64Array, xs: Shape, op: ConvOp, ys: Shape, N: number): Float64Array {
+  const [Co, OH, OW] = ys, sw = op.stride[1], plane = OH * OW, y = new Float64Array(N * Co * plane);
+  for (let i = 0; i < N * Co; i++) y.fill(op.b[i % Co], i * plane, (i + 1) * plane);
+  convTaps(op, xs, ys, N, (wv, yo, oy0, oy1, ox0, ox1, rowX) => {
+    for (let oy = oy0; oy < oy1; oy++) {
+      const xr = rowX(oy), yr = yo + oy * OW;
+      for (let ox = ox0; ox < ox1; ox++) y[yr + ox] += wv * x[xr + ox * sw];
+    }
+  });
+  return y;
+}
+
+/** dx (N,C,H,W): every output that read x[i] through weight w sends back w * dy (scatter, the transpose of forward). */
+function convBackward(dy: Float64Array, xs: Shape, op: ConvOp, ys: Shape, N: number): Float64Array {
+  const OW = ys[2], sw = op.stride[1], dx = new Float64Array(N * numel(xs));
+  convTaps(op, xs, ys, N, (wv, yo, oy0, oy1, ox0, ox1, rowX) => {
+    for (let oy = oy0; oy < oy1; oy++) {
+      const xr = rowX(oy), yr = yo + oy * OW;
+      for (let ox = ox0; ox < ox1; ox++) dx[xr + ox * sw] += wv * dy[yr + ox];
+    }
+  });
+  return dx;
+}
+
+// ---------- pools: window rows y0 + ky*dh with y0 = oy*sh - pt (PyTorch / ONNX) ----------
+
+/**
+ * Calls fn(j, taps, divisor) for every output element j (flat over N,C,OH,OW): `taps` are the flat input
+ * indices of the window positions inside the input, in scan order (ky, kx row-major). divisor is the
+ * average pool's: countIncludePad counts window positions inside the padded input (PyTorch clips a
+ * ceil-mode window at H + pad_bottom), otherwise only positions inside the input.
+ */
+function poolWindows(xs: Shape, op: PoolOp, ys: Shape, N: number, fn: (j: number, taps: number[], divisor: number) => void) {
+  const [C, H, W] = xs, [, OH, OW] = ys;
+  const [sh, sw] = op.stride, [dh, dw] = op.dil, [pt, pl, pb, pr] = op.pad;
+  for (let nc = 0; nc < N * C; nc++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    const y0 = oy * sh - pt, x0 = ox * sw - pl, taps: number[] = [];
+    let rowsPad = 0, colsPad = 0, rowsIn = 0, colsIn = 0;
+    for (let ky = 0; ky < op.kh; ky++) { const r = y0 + ky * dh; if (r < H + pb) rowsPad++; if (r >= 0 && r < H) rowsIn++; }
+    for (let kx = 0; kx < op.kw; kx++) { const c = x0 + kx * dw; if (c < W + pr) colsPad++; if (c >= 0 && c < W) colsIn++; }
+    for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
+      const r = y0 + ky * dh, c = x0 + kx * dw;
+      if (r >= 0 && r < H && c >= 0 && c < W) taps.push((nc * H + r) * W + c);
+    }
+    fn((nc * OH + oy) * OW + ox, taps, op.countIncludePad ? rowsPad * colsPad : rowsIn * colsIn);
+  }
+}
+
+/** Flat input index of each window's maximum: padding never wins; on ties the first in scan order (PyTorch). -1 for an all-padding window. */
+function argmaxes(x: Float64Array, xs: Shape, op: PoolOp, ys: Shape, N: number): Int32Array {
+  const a = new Int32Array(N * numel(ys)).fill(-1);
+  poolWindows(xs, op, ys, N, (j, taps) => {
+    let best = -1;
+    for (const t of taps) if (best < 0 || x[t] > x[best]) best = t;
+    a[j] = best;
+  });
+  return a;
+}
+
+// ---------- broadcasting for add / mul over [N, ...shape] ----------
+
+/** For each flat index of the output [N, ...out], the flat index of the operand [N, ...inp] it reads (numpy broadcasting). */
+function broadcastIndex(out: Shape, inp: Shape, N: number): Int32Array {
+  const r = out.length, padded = [...Array<number>(r - inp.length).fill(1), ...inp];
+  const strides = new Array<number>(r);
+  for (let d = r - 1, s = 1; d >= 0; d--) { strides[d] = padded[d] === 1 ? 0 : s; s *= padded[d]; }
+  const M = numel(out), Mi = numel(inp), idx = new Int32Array(N * M);
+  for (let o = 0; o < N * M; o++) {
+    let rem = o % M, k = Math.floor(o / M) * Mi;
+    for (let d = r - 1; d >= 0; d--) { k += (rem % out[d]) * strides[d]; rem = Math.floor(rem / out[d]); }
+    idx[o] = k;
+  }
+  return idx;
+}
+
+// ---------- forward ----------
+
+const shapeOf = (g: Graph, t: string) => g.tensors.get(t)!.shape;
+
+function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
+  const op = node.op, xs = shapeOf(g, node.inputs[0]), ys = shapeOf(g, node.output);
+  const x = v.get(node.inputs[0])!, y = new Float64Array(N * numel(ys));
+  switch (op.kind) {
+    case 'conv': return convForward(x, xs, op, ys, N);
+    case 'act': for (let i = 0; i < y.length; i++) y[i] = actF(op, x[i]); return y;
+    case 'add': case 'mul': {
+      const b = v.get(node.inputs[1])!, ia = broadcastIndex(ys, xs, N), ib = broadcastIndex(ys, shapeOf(g, node.inputs[1]), N);
+      for (let o = 0; o < y.length; o++) y[o] = op.kind === 'add' ? x[ia[o]] + b[ib[o]] : x[ia[o]] * b[ib[o]];
+      return y;
+    }
+    case 'maxpool': { const a = argmaxes(x, xs, op, ys, N); for (let j = 0; j < y.length; j++) y[j] = a[j] < 0 ? -Infinity : x[a[j]]; return y; }
+    case 'avgpool':
+      poolWindows(xs, op, ys, N, (j, taps, div) => { let s = 0; for (const t of taps) s += x[t]; y[j] = s / div; });
+      return y;
+    case 'gap': { // y (N,C,1,1) = mean over H*W
+      const hw = xs[1] * xs[2];
+      for (let nc = 0; nc < y.length; nc++) { let s = 0; for (let i = 0; i < hw; i++) s += x[nc * hw + i]; y[nc] = s / hw; }
+      return y;
+    }
+    case 'linear': return linearForward(x, op, N);
+    case 'affine': { // y = x * scale[c] + shift[c], c = per-sample axis 0
+      const C = xs[0], inner = numel(xs) / C;
+      for (let i = 0; i < y.length; i++) { const c = Math.floor(i / inner) % C; y[i] = x[i] * op.scale[c] + op.shift[c]; }
+      return y;
+    }
+    case 'concat': { // per sample, the inputs' blocks one after the other (channels are the outermost per-sample axis)
+      let off = 0; const M = numel(ys);
+      for (const t of node.inputs) {
+        const m = numel(shapeOf(g, t)), xt = v.get(t)!;
+        for (let n = 0; n < N; n++) y.set(xt.subarray(n * m, (n + 1) * m), n * M + off);
+        off += m;
+      }
+      return y;
+    }
+    case 'softmax': { // over the last axis, max-subtracted
+      const F = ys[ys.length - 1];
+      for (let r = 0; r < y.length / F; r++) {
+        let mx = -Infinity, s = 0;
+        for (let i = 0; i < F; i++) mx = Math.max(mx, x[r * F + i]);
+        for (let i = 0; i < F; i++) s += (y[r * F + i] = Math.exp(x[r * F + i] - mx));
+        for (let i = 0; i < F; i++) y[r * F + i] /= s;
+      }
+      return y;
+    }
+    case 'alias': y.set(x); return y;
+  }
+}
+
+/** y (N,out) = x (N,in) w^T + b, w (out, in). */
+function linearForward(x: Float64Array, op: LinearOp, N: number): Float64Array {
+  const y = new Float64Array(N * op.out);
+  for (let n = 0; n < N; n++) for (let o = 0; o < op.out; o++) {
+    let s = op.b[o];
+    for (let i = 0; i < op.in; i++) s += x[n * op.in + i] * op.w[o * op.in + i];
+    y[n * op.out + o] = s;
+  }
+  return y;
+}
+
+/**
+ * Forward over a batch; returns every tensor's values (batch*numel(shape), NCHW; constants repeated over
+ * the batch). `override` replaces a tensor's value (e.g. zeros at a target layer for a reference pass):
+ * the node producing it is skipped and every node downstream reads the override.
+ */
+export function refForward(g: Graph, x: Float64Array, batch: number, override?: { tensor: string; value: Float64Array }): Vals {
+  const v: Vals = new Map(), N = batch;
+  const check = (t: string, a: Float64Array) => {
+    const want = N * numel(shapeOf(g, t));
+    if (a.length !== want) throw new Error(`refForward: '${t}' ${fmt(shapeOf(g, t))} x batch ${N} needs ${want} values, got ${a.length}`);
+  };
+  if (override) { if (!g.tensors.has(override.tensor)) throw new Error(`refForward: no tensor '${override.tensor}' to override`); check(override.tensor, override.value); }
+  check(g.input, x);
+  v.set(g.input, Float64Array.from(x));
+  for (const t of g.tensors.values()) if (t.data) {
+    const m = t.data.length, a = new Float64Array(N * m);
+    for (let n = 0; n < N; n++) for (let i = 0; i < m; i++) a[n * m + i] = t.data[i];
+    v.set(t.name, a);
+  }
+  if (override && v.has(override.tensor)) v.set(override.tensor, Float64Array.from(override.value));
+  for (const node of g.nodes) {
+    v.set(node.output, override?.tensor === node.output ? Float64Array.from(override.value) : nodeForward(g, node, v, N));
+  }
+  return v;
+}
+
+// ---------- backward ----------
+
+/**
+ * Backward from `seed` (batch*numel values) placed at tensor `seedAt` (usually logitsOf(g)); returns
+ * dseed/dt for every non-constant tensor t upstream of seedAt, including seedAt and g.input.
+ * - 'grad': the gradient. Kinks follow PyTorch (relu'(0) = 0, maxpool routes to the first maximum, ...).
+ * - 'guided': at act nodes with fn 'relu' only, dx = dy * [x > 0] * [dy > 0] (Springenberg et al. 2015).
+ * - 'deeplift': DeepLIFT Rescale (Shrikumar et al. 2017) against `refVals`, a refForward of the reference:
+ *   acts use m = (f(x) - f(x')) / (x - x') (the derivative where |x - x'| < 1e-10); mul of two tensors
+ *   u*v splits the difference symmetrically, du = dy (v + v')/2, dv = dy (u + u')/2; maxpool routes
+ *   dy (y - y') / (x_a - x'_a) to the argmax a (or the reference argmax a' when x_a == x'_a); linear ops
+ *   pass multipliers like gradients. Then sum(m * (x - x')) == y - y' exactly, for every tensor x that
+ *   separates the seed from the input (summation to delta).
+ */
+export function refBackward(g: Graph, vals: Vals, seedAt: string, seed: Float64Array, batch: number, mode: Mode, refVals?: Vals): Vals {
+  if (mode === 'deeplift' && !refVals) throw new Error("refBackward: mode 'deeplift' needs refVals (a refForward of the reference)");
+  const N = batch, grads: Vals = new Map();
+  if (seed.length !== N * numel(shapeOf(g, seedAt))) throw new Error(`refBackward: seed for '${seedAt}' needs ${N * numel(shapeOf(g, seedAt))} values, got ${seed.length}`);
+  grads.set(seedAt, Float64Array.from(seed));
+  const acc = (t: string, d: Float64Array) => { // gradients from several consumers add up
+    if (isConst(g, t)) return;
+    const prev = grads.get(t);
+    if (!prev) grads.set(t, d); else for (let i = 0; i < d.length; i++) prev[i] += d[i];
+  };
+  // Nodes are in topological order, so in reverse every consumer of a tensor runs before its producer.
+  for (let k = g.nodes.length - 1; k >= 0; k--) {
+    const node = g.nodes[k], dy = grads.get(node.output);
+    if (!dy) continue;
+    nodeBackward(g, node, vals, dy, N, mode, refVals, acc);
+  }
+  return grads;
+}
+
+function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number, mode: Mode, ref: Vals | undefined,
+  acc: (t: string, d: Float64Array) => void) {
+  const op = node.op, xName = node.inputs[0], xs = shapeOf(g, xName), ys = shapeOf(g, node.output);
+  const x = v.get(xName)!, dx = new Float64Array(N * numel(xs));
+  switch (op.kind) {
+    case 'conv': acc(xName, convBackward(dy, xs, op, ys, N)); return;
+    case 'act': {
+      const xr = mode === 'deeplift' ? ref!.get(xName)! : undefined;
+      for (let i = 0; i < dx.length; i++) {
+        if (mode === 'guided' && op.fn === 'relu') dx[i] = x[i] > 0 && dy[i] > 0 ? dy[i] : 0;
+        else if (xr && Math.abs(x[i] - xr[i]) >= DL_EPS) dx[i] = dy[i] * (actF(op, x[i]) - actF(op, xr[i])) / (x[i] - xr[i]);
+        else dx[i] = dy[i] * actD(op, x[i]);
+      }
+      acc(xName, dx);
+      return;
+    }
+    case 'add': case 'mul': {
+      const [aN, bN] = node.inputs, bs = shapeOf(g, bN), b = v.get(bN)!;
+      const ia = broadcastIndex(ys, xs, N), ib = broadcastIndex(ys, bs, N);
+      const da = new Float64Array(N * numel(xs)), db = new Float64Array(N * numel(bs));
+      // DeepLIFT on a product of two varying tensors: each factor's multiplier is the mean of the other's two values.
+      const dl = op.kind === 'mul' && mode === 'deeplift' && !isConst(g, aN) && !isConst(g, bN);
+      const ar = dl ? ref!.get(aN)! : x, br = dl ? ref!.get(bN)! : b;
+      for (let o = 0; o < dy.length; o++) { // summing into the broadcast index reduces over broadcast dims
+        if (op.kind === 'add') { da[ia[o]] += dy[o]; db[ib[o]] += dy[o]; continue; }
+        da[ia[o]] += dy[o] * (dl ? (b[ib[o]] + br[ib[o]]) / 2 : b[ib[o]]);
+        db[ib[o]] += dy[o] * (dl ? (x[ia[o]] + ar[ia[o]]) / 2 : x[ia[o]]);
+      }
+      acc(aN, da); acc(bN, db);
+      return;
+    }
+    case 'maxpool': {
+      const a = argmaxes(x, xs, op, ys, N);
+      if (mode !== 'deeplift') { for (let j = 0; j < dy.length; j++) if (a[j] >= 0) dx[a[j]] += dy[j]; acc(xName, dx); return; }
+      const xr = ref!.get(xName)!, ar = argmaxes(xr, xs, op, ys, N);
+      for (let j = 0; j < dy.length; j++) {
+        if (a[j] < 0) continue;
+        const dY = x[a[j]] - xr[ar[j]];                                         // y_j - y'_j
+        if (Math.abs(x[a[j]] - xr[a[j]]) >= DL_EPS) dx[a[j]] += dy[j] * dY / (x[a[j]] - xr[a[j]]);
+        else if (Math.abs(x[ar[j]] - xr[ar[j]]) >= DL_EPS) dx[ar[j]] += dy[j] * dY / (x[ar[j]] - xr[ar[j]]);
+        else dx[a[j]] += dy[j];                                                 // then y_j == y'_j: contributes 0
+      }
+      acc(xName, dx);
+      return;
+    }
+    case 'avgpool':
+      poolWindows(xs, op, ys, N, (j, taps, div) => { for (const t of taps) dx[t] += dy[j] / div; });
+      acc(xName, dx);
+      return;
+    case 'gap': {
+      const hw = xs[1] * xs[2];
+      for (let i = 0; i < dx.length; i++) dx[i] = dy[Math.floor(i / hw)] / hw;
+      acc(xName, dx);
+      return;
+    }
+    case 'linear': // dx (N,in) = dy (N,out) w (out,in)
+      for (let n = 0; n < N; n++) for (let o = 0; o < op.out; o++) {
+        const d = dy[n * op.out + o];
+        for (let i = 0; i < op.in; i++) dx[n * op.in + i] += d * op.w[o * op.in + i];
+      }
+      acc(xName, dx);
+      return;
+    case 'affine': {
+      const C = xs[0], inner = numel(xs) / C;
+      for (let i = 0; i < dx.length; i++) dx[i] = dy[i] * op.scale[Math.floor(i / inner) % C];
+      acc(xName, dx);
+      return;
+    }
+    case 'concat': {
+      let off = 0; const M = numel(ys);
+      for (const t of node.inputs) {
+        const m = numel(shapeOf(g, t)), d = new Float64Array(N * m);
+        for (let n = 0; n < N; n++) d.set(dy.subarray(n * M + off, n * M + off + m), n * m);
+        acc(t, d);
+        off += m;
+      }
+      return;
+    }
+    case 'softmax': { // dx = y * (dy - sum(dy * y)) per row (plain gradient in every mode)
+      const y = v.get(node.output)!, F = ys[ys.length - 1];
+      for (let r = 0; r < dx.length / F; r++) {
+        let s = 0;
+        for (let i = 0; i < F; i++) s += dy[r * F + i] * y[r * F + i];
+        for (let i = 0; i < F; i++) dx[r * F + i] = y[r * F + i] * (dy[r * F + i] - s);
+      }
+      acc(xName, dx);
+      return;
+    }
+    case 'alias': dx.set(dy); acc(xName, dx); return;
+  }
+}
