@@ -14,8 +14,10 @@ export class UnsupportedError extends ModelError {
 /** Marker for the (symbolic) batch size inside integer shape computations (Shape -> Gather -> Concat -> Reshape). */
 const BATCH = -(2 ** 40);
 
-export function importOnnx(bytes: Uint8Array): Graph {
-  const m = parseOnnx(bytes);
+export function importOnnx(bytes: Uint8Array): Graph { return importModel(parseOnnx(bytes)); }
+
+/** Imports an already parsed model (the conformance tests turn graph inputs into initializers first). */
+export function importModel(m: OnnxModel): Graph {
   if (m.opset && (m.opset < 7 || m.opset > 18)) throw new UnsupportedError(`ONNX opset ${m.opset} is not supported (opsets 7 to 18 are)`);
   return new Importer(m).run();
 }
@@ -35,8 +37,8 @@ class Importer {
     if (inputs.length !== 1) throw new UnsupportedError(`camgpu needs exactly one graph input, found ${inputs.length}: ${inputs.map((v) => v.name).join(', ')}`);
     const inp = inputs[0];
     if (inp.elemType !== 1) throw new UnsupportedError(`graph input '${inp.name}' is ${dataTypeName(inp.elemType)}; only float32 inputs are supported`);
-    if (inp.dims.length !== 4 || inp.dims.slice(1).some((d) => typeof d !== 'number' || d < 1))
-      throw new UnsupportedError(`graph input '${inp.name}' has shape [${inp.dims}]; camgpu needs (N,C,H,W) with static C, H, W (N may be symbolic)`);
+    if (inp.dims.length < 2 || inp.dims.length > 4 || inp.dims.slice(1).some((d) => typeof d !== 'number' || d < 1))
+      throw new UnsupportedError(`graph input '${inp.name}' has shape [${inp.dims}]; camgpu needs (N,C,H,W) (or (N,F)) with static sizes after the batch N`);
     g.input = inp.name;
     g.tensors.set(inp.name, { name: inp.name, shape: (inp.dims.slice(1) as number[]) });
     if (m.outputs.length !== 1) throw new UnsupportedError(`camgpu needs exactly one graph output, found ${m.outputs.length}: ${m.outputs.map((v) => v.name).join(', ')}`);

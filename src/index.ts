@@ -2,7 +2,7 @@
 export { Model, Plan, candidates } from './model.js';
 export type { Mode, PlanOptions, RunOptions, RunResult } from './model.js';
 export { Gpu, GpuError, requestDevice, NO_ADAPTER } from './gpu.js';
-export { importOnnx, SUPPORTED_OPS, UnsupportedError } from './import.js';
-export { parseOnnx, OnnxError } from './onnx.js';
+export { importOnnx, importModel, SUPPORTED_OPS, UnsupportedError } from './import.js';
+export { parseOnnx, parseTensor, OnnxError } from './onnx.js';
 export { ModelError, logitsOf, numel, macs, validate } from './graph.js';
 export type { Graph, Node, Op, Shape, Tensor } from './graph.js';

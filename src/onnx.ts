@@ -55,6 +55,9 @@ class Reader {
   }
 }
 
+/** A serialized TensorProto (ONNX test data files are one each). */
+export function parseTensor(bytes: Uint8Array): OnnxTensor { return readTensor(new Reader(bytes)); }
+
 function readTensor(r: Reader): OnnxTensor {
   const dims: number[] = []; let dataType = 0, name = '', raw: Uint8Array | null = null, external = false;
   const floats: number[] = [], ints: number[] = [], doubles: number[] = [];
