@@ -40,13 +40,13 @@ const ACT_SOURCE: Record<ActFn, string> = {
  * Builds a Graph node by node. Every method returns the name of the tensor it produced (a node's output
  * tensor has the node's name). Name a node with `b.as('layer3.2.relu').relu(x)` or conv's `name`;
  * otherwise it gets the op name. A repeated name gets a suffix `_1`, `_2`, ... (as torchvision's ONNX
- * export does for a reused ReLU module).
+ * export does for a reused ReLU module), so names are unique.
  */
 export class GraphBuilder {
   readonly input = 'input';
   private readonly g: Graph;
   private readonly rand: () => number;
-  private pending: string | undefined;
+  private readonly named: string | undefined; // set only on the views that as() returns
 
   constructor(inputShape: Shape, seed = 1) {
     this.g = { input: this.input, output: '', tensors: new Map(), nodes: [] };
@@ -54,11 +54,12 @@ export class GraphBuilder {
     this.rand = mulberry32(seed);
   }
 
-  /** Names the next node. */
+  /**
+   * A view of this builder whose nodes are named `name`: `b.as('fc').linear(x, 10)`. The view shares the
+   * graph and the PRNG; nested calls on `b` itself (`b.as('a').add(x, b.relu(y))`) keep their own names.
+   */
   as(name: string): this {
-    if (this.pending !== undefined) throw new ModelError(`builder: name '${this.pending}' was set but no node used it before '${name}'`);
-    this.pending = name;
-    return this;
+    return Object.create(this, { named: { value: name } }) as this;
   }
 
   shape(t: string): Shape {
@@ -70,7 +71,7 @@ export class GraphBuilder {
   /** Conv with He-uniform weights: w (cout, cin/group, kh, kw), bias U(-0.05, 0.05) (zeros with bias: false). */
   conv(x: string, cout: number, k: Pair, o: ConvOptions = {}): string {
     const [kh, kw] = pair(k), group = o.group ?? 1, cin = this.shape(x)[0];
-    if (cin % group) this.fail('conv', o.name, `${cin} input channels not divisible by group ${group}`);
+    if (cin % group) throw new ModelError(`node '${o.name ?? this.named ?? 'conv'}': ${cin} input channels not divisible by group ${group}`);
     const fanIn = (cin / group) * kh * kw;
     const w = this.uniform(cout * fanIn, (o.gain ?? Math.SQRT2) * Math.sqrt(3 / fanIn));
     const b = o.bias === false ? new Float32Array(cout) : this.uniform(cout, 0.05);
@@ -115,7 +116,7 @@ export class GraphBuilder {
 
   /** A constant operand (per-sample shape, broadcast over the batch). */
   constant(data: Float32Array, shape: Shape): string {
-    const name = this.unique(this.takeName('const'));
+    const name = this.unique(this.named ?? 'const');
     if (data.length !== numel(shape)) throw new ModelError(`builder: constant '${name}' has ${data.length} values for shape ${fmt(shape)}`);
     this.g.tensors.set(name, { name, shape: shape.slice(), data });
     return name;
@@ -126,7 +127,6 @@ export class GraphBuilder {
 
   /** Sets the output and validates the whole graph. */
   finish(output: string): Graph {
-    if (this.pending !== undefined) throw new ModelError(`builder: name '${this.pending}' was set but no node used it`);
     this.g.output = output;
     validate(this.g);
     return this.g;
@@ -143,25 +143,14 @@ export class GraphBuilder {
     return { kind, kh: k, kw: k, stride: [s, s], pad: [p, p, p, p], dil: [1, 1], ceil, countIncludePad };
   }
 
-  private takeName(base: string): string {
-    const n = this.pending ?? base;
-    this.pending = undefined;
-    return n;
-  }
-
   private unique(base: string): string {
     if (!this.g.tensors.has(base)) return base;
     for (let i = 1; ; i++) if (!this.g.tensors.has(`${base}_${i}`)) return `${base}_${i}`;
   }
 
-  private fail(base: string, name: string | undefined, why: string): never {
-    throw new ModelError(`node '${name ?? this.pending ?? base}': ${why}`);
-  }
-
   /** Appends a node whose output tensor has the node's name; inferShape checks shapes and names the node on error. */
   private push(base: string, source: string, op: Op, inputs: string[], name?: string, aliasShape?: Shape): string {
-    const nodeName = this.unique(name ?? this.takeName(base));
-    if (name !== undefined) this.pending = undefined;
+    const nodeName = this.unique(name ?? this.named ?? base);
     const node: Node = { name: nodeName, source, op, inputs, output: nodeName };
     const shape = inferShape(node, inputs.map((t) => this.shape(t)));
     this.g.tensors.set(nodeName, { name: nodeName, shape: aliasShape ?? shape });

@@ -1,0 +1,413 @@
+// Checks the float64 reference executor (tests/ref.ts) against independent oracles: hand-computed
+// forwards, central finite differences for every op's backward, the DeepLIFT summation-to-delta
+// invariant, and the model builders (layer and parameter counts, finite non-constant logits).
+// Run: npx esbuild tests/ref.test.ts --bundle --platform=node --format=esm --outfile=/tmp/ref.mjs && node /tmp/ref.mjs
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ActFn, ConvOp, Graph, LinearOp, Shape, logitsOf, numel } from '../src/graph';
+import { GraphBuilder, mobilenetV2, mulberry32, paramCount, resnet50, vgg16 } from '../src/builder';
+import { actD, refBackward, refForward } from './ref';
+
+const rand = mulberry32(20240611);
+const uniform = (n: number, lo = -1, hi = 1) => Float64Array.from({ length: n }, () => lo + (hi - lo) * rand());
+const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, i) => s + v * b[i], 0);
+const maxAbs = (a: Float64Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-12) => {
+  assert.is(a.length, b.length, 'length');
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * Math.max(1, Math.abs(b[i])), `[${i}]: ${a[i]} vs ${b[i]}`);
+};
+
+/** Distinct values (gaps >= 0.01 before scaling) in random order: no ties or near-ties for max-pool finite differences. */
+function distinct(n: number, scale = 1): Float64Array {
+  const v = Float64Array.from({ length: n }, (_, i) => (i - n / 2) * 0.02 * scale / Math.max(1, n / 100));
+  for (let i = n - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [v[i], v[j]] = [v[j], v[i]]; }
+  return v;
+}
+
+/**
+ * Central finite differences (eps 1e-6, float64) of L(x) = sum(seed * y) against refBackward 'grad' at the
+ * input, for a graph built by `body` on an input of `shape` with a batch of `batch`.
+ */
+function gradCheck(shape: Shape, batch: number, body: (b: GraphBuilder, x: string) => string, x?: Float64Array) {
+  const b = new GraphBuilder(shape, 7);
+  const g = b.finish(body(b, b.input));
+  x ??= uniform(batch * numel(shape), -2, 2);
+  const y = refForward(g, x, batch).get(g.output)!;
+  const seed = uniform(y.length);
+  const dx = refBackward(g, refForward(g, x, batch), g.output, seed, batch, 'grad').get(g.input)!;
+  const L = (xx: Float64Array) => dot(refForward(g, xx, batch).get(g.output)!, seed);
+  const eps = 1e-6;
+  let err = 0;
+  for (let i = 0; i < x.length; i++) {
+    const xp = x.slice(), xm = x.slice();
+    xp[i] += eps; xm[i] -= eps;
+    err = Math.max(err, Math.abs((L(xp) - L(xm)) / (2 * eps) - dx[i]));
+  }
+  const scale = maxAbs(dx);
+  assert.ok(scale > 1e-6, `gradient is all zero (max ${scale})`);
+  assert.ok(err <= 1e-7 * Math.max(scale, 1), `max |fd - grad| = ${err.toExponential(2)} (max |grad| ${scale.toExponential(2)})`);
+}
+
+// ===================================================================================== hand-computed forwards
+
+const hand = suite('ref forward: hand-computed');
+
+/** 1-channel 3x3 input 1..9 through a 2x2 conv w = [[1,2],[3,4]], b = 0.5. */
+function tinyConv(stride: number, pad: number): Float64Array {
+  const b = new GraphBuilder([1, 3, 3]);
+  const g = b.finish(b.conv(b.input, 1, 2, { stride, pad }));
+  const op = g.nodes[0].op as ConvOp;
+  op.w.set([1, 2, 3, 4]); op.b.set([0.5]);
+  return refForward(g, Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]), 1).get(g.output)!;
+}
+
+hand('conv x=[1,1,3,3] w=[1,1,2,2] s=1 p=0: [[37.5,47.5],[67.5,77.5]]', () => {
+  close(tinyConv(1, 0), [37.5, 47.5, 67.5, 77.5]); // e.g. 1*1 + 2*2 + 4*3 + 5*4 + 0.5
+});
+
+hand('conv x=[1,1,3,3] w=[1,1,2,2] s=2 p=1: [[4.5,18.5],[36.5,77.5]]', () => {
+  // windows start at -1 and 1: (0,0) sees only x00 under w11 = 4; (0,1) sees x01*w10 + x02*w11 = 6 + 12
+  close(tinyConv(2, 1), [4.5, 18.5, 36.5, 77.5]);
+});
+
+hand('conv x=[1,2,2,2] w=[2,1,1,1] g=2 (depthwise scale per channel)', () => {
+  const b = new GraphBuilder([2, 2, 2]);
+  const g = b.finish(b.conv(b.input, 2, 1, { group: 2, bias: false }));
+  (g.nodes[0].op as ConvOp).w.set([2, -1]);
+  close(refForward(g, Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8]), 1).get(g.output)!, [2, 4, 6, 8, -5, -6, -7, -8]);
+});
+
+hand('avgpool x=[1,1,6,6] of ones k=3 s=2 p=1 ceil: include pad divides by the clipped window', () => {
+  // per axis the windows are rows {-1,0,1}, {1,2,3}, {3,4,5}, {5,6} (clipped at H + pad = 7):
+  // in-input rows 2,3,3,1 out of 3,3,3,2 -> factors 2/3, 1, 1, 1/2
+  const ones = new Float64Array(36).fill(1), r = [2 / 3, 1, 1, 1 / 2];
+  for (const countIncludePad of [true, false]) {
+    const b = new GraphBuilder([1, 6, 6]);
+    const g = b.finish(b.avgpool(b.input, 3, 2, 1, { ceil: true, countIncludePad }));
+    const want = r.flatMap((ri) => r.map((rj) => (countIncludePad ? ri * rj : 1)));
+    close(refForward(g, ones, 1).get(g.output)!, want);
+  }
+});
+
+hand('avgpool x=[1,1,3,3] k=2 s=2 ceil p=0: last window has one column', () => {
+  const b = new GraphBuilder([1, 3, 3]);
+  const g = b.finish(b.avgpool(b.input, 2, 2, 0, { ceil: true, countIncludePad: true }));
+  close(refForward(g, Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]), 1).get(g.output)!, [3, 4.5, 7.5, 9]);
+});
+
+hand('maxpool x=[1,1,3,3] negative k=2 s=1 p=1: padding never wins', () => {
+  const b = new GraphBuilder([1, 3, 3]);
+  const g = b.finish(b.maxpool(b.input, 2, 1, 1));
+  const y = refForward(g, Float64Array.from([-1, -2, -3, -4, -5, -6, -7, -8, -9]), 1).get(g.output)!;
+  close(y, [-1, -1, -2, -3, -1, -1, -2, -3, -4, -4, -5, -6, -7, -7, -8, -9]);
+});
+
+hand('maxpool ties x=[1,1,2,4] k=2 s=2: the first maximum in scan order gets the gradient', () => {
+  const b = new GraphBuilder([1, 2, 4]);
+  const g = b.finish(b.maxpool(b.input, 2));
+  const x = Float64Array.from([1, 1, 0, 2, /**/ 1, 0, 2, 2]);
+  const vals = refForward(g, x, 1);
+  close(vals.get(g.output)!, [1, 2]);
+  const dx = refBackward(g, vals, g.output, Float64Array.from([3, 5]), 1, 'grad').get(g.input)!;
+  close(dx, [3, 0, 0, 5, 0, 0, 0, 0]);
+});
+
+hand('act forwards and PyTorch kink gradients', () => {
+  const op = (fn: ActFn, alpha = 0, beta = 0) => ({ kind: 'act' as const, fn, alpha, beta });
+  assert.is(actD(op('relu'), 0), 0);
+  assert.is(actD(op('clip', 0, 6), 0), 0); assert.is(actD(op('clip', 0, 6), 6), 0); assert.is(actD(op('clip', 0, 6), 3), 1);
+  assert.is(actD(op('leakyrelu', 0.1), 0), 0.1);
+  assert.is(actD(op('hardsigmoid', 0.2, 0.5), 2.5), 0); assert.is(actD(op('hardsigmoid', 0.2, 0.5), 0), 0.2);
+  assert.is(actD(op('hardswish'), -3), -0.5); assert.is(actD(op('hardswish'), 3), 1.5); assert.is(actD(op('hardswish'), -3.1), 0);
+  // forwards through graphs: [-4, -1, 0.5, 7]
+  const x = Float64Array.from([-4, -1, 0.5, 7]);
+  const f = (fn: ActFn, alpha?: number, beta?: number) => {
+    const bb = new GraphBuilder([4]);
+    const g = bb.finish(bb.act(bb.input, fn, alpha, beta));
+    return refForward(g, x, 1).get(g.output)!;
+  };
+  close(f('relu'), [0, 0, 0.5, 7]);
+  close(f('clip'), [0, 0, 0.5, 6]);
+  close(f('leakyrelu'), [-0.04, -0.01, 0.5, 7]);
+  close(f('hardsigmoid'), [0, 0.3, 0.6, 1]);
+  close(f('hardswish'), [0, -1 / 3, 0.5 * 3.5 / 6, 7]);
+  close(f('sigmoid'), [...x].map((v) => 1 / (1 + Math.exp(-v))));
+});
+
+hand('gap, broadcast add of a [2] constant, concat, linear, softmax on x=[1,2,1,2]', () => {
+  const b = new GraphBuilder([2, 1, 2]);                                              // x = [[1,2]], [[3,4]]
+  const gp = b.gap(b.input);                                                          // [2,1,1]: 1.5, 3.5
+  const s = b.add(b.input, b.constant(Float32Array.from([10, 20]), [2]));             // broadcasts along W
+  const cat = b.concat([b.input, s]);                                                 // [4,1,2]
+  const lin = b.linear(b.flatten(gp), 2);                                             // w = [[1,1],[1,-1]], b = [0.5, 0]
+  const g = b.finish(b.softmax(lin));
+  const op = g.nodes.find((n) => n.name === lin)!.op as LinearOp;
+  op.w.set([1, 1, 1, -1]); op.b.set([0.5, 0]);
+  const v = refForward(g, Float64Array.from([1, 2, 3, 4]), 1);
+  close(v.get(gp)!, [1.5, 3.5]);
+  close(v.get(s)!, [11, 22, 13, 24]);
+  close(v.get(cat)!, [1, 2, 3, 4, 11, 22, 13, 24]);
+  close(v.get(lin)!, [5.5, -2]);
+  const e = Math.exp(7.5);
+  close(v.get(g.output)!, [e / (e + 1), 1 / (e + 1)]);
+});
+
+// ===================================================================================== finite differences
+
+const fd = suite('ref backward vs finite differences');
+
+const convCases: [Shape, number, number, [number, number], number | [number, number], number | [number, number, number, number], number | [number, number], number][] = [
+  // x (C,H,W), batch, cout, k, stride, pad, dil, group
+  [[3, 7, 7], 2, 4, [3, 3], 2, 1, 1, 1],
+  [[2, 6, 5], 1, 3, [2, 3], 1, [0, 1, 2, 1], 1, 1],
+  [[2, 9, 9], 1, 2, [3, 3], 1, 2, 2, 1],
+  [[3, 8, 7], 1, 2, [3, 2], [2, 1], [1, 0, 1, 2], [2, 1], 1],
+  [[4, 6, 6], 2, 6, [3, 3], 1, 1, 1, 2],
+  [[4, 7, 7], 1, 4, [3, 3], 2, 1, 1, 4],
+  [[3, 5, 5], 1, 6, [3, 3], 1, 1, 1, 3],
+  [[3, 5, 6], 1, 5, [1, 1], 2, 0, 1, 1],
+  [[1, 4, 4], 1, 2, [4, 4], 1, 3, 1, 1],
+];
+for (const [xs, N, cout, k, s, p, d, grp] of convCases) {
+  const f = (v: number | number[]) => (typeof v === 'number' ? `${v}` : `[${v.join(',')}]`);
+  fd(`conv backward x=[${N},${xs.join(',')}] w=[${cout},${xs[0] / grp},${k.join(',')}] s=${f(s)} p=${f(p)} d=${f(d)} g=${grp}`, () =>
+    gradCheck(xs, N, (b, x) => b.conv(x, cout, k, { stride: s, pad: p, dil: d, group: grp })));
+}
+fd('conv backward x=[1,2,5,5] w=[3,2,3,3] s=1 p=1 bias=false', () => gradCheck([2, 5, 5], 1, (b, x) => b.conv(x, 3, 3, { pad: 1, bias: false })));
+
+/** Inputs for an activation: values in [lo, hi] kept at least 0.01 from the function's kinks. */
+function awayFrom(n: number, lo: number, hi: number, kinks: number[]): Float64Array {
+  const v = uniform(n, lo, hi);
+  for (let i = 0; i < n; i++) for (const k of kinks) if (Math.abs(v[i] - k) < 0.01) v[i] = k + (v[i] < k ? -0.05 : 0.05);
+  return v;
+}
+const actCases: [ActFn, number | undefined, number | undefined, number[]][] = [
+  ['relu', undefined, undefined, [0]],
+  ['clip', undefined, undefined, [0, 6]],
+  ['clip', -1, 0.5, [-1, 0.5]],
+  ['leakyrelu', undefined, undefined, [0]],
+  ['leakyrelu', 0.2, undefined, [0]],
+  ['sigmoid', undefined, undefined, []],
+  ['hardsigmoid', undefined, undefined, [-2.5, 2.5]],
+  ['hardsigmoid', 1 / 6, 0.5, [-3, 3]],
+  ['hardswish', undefined, undefined, [-3, 3]],
+];
+for (const [fn, alpha, beta, kinks] of actCases) {
+  const cfg = alpha === undefined ? 'defaults' : `alpha=${+alpha.toFixed(4)} beta=${beta ?? 0}`;
+  fd(`act ${fn} backward x=[2,3,4,5] ${cfg}`, () =>
+    gradCheck([3, 4, 5], 2, (b, x) => b.act(x, fn, alpha, beta), awayFrom(120, -8, 8, kinks)));
+}
+
+fd('add backward same shape x=[2,3,5,5] + conv(x)', () => gradCheck([3, 5, 5], 2, (b, x) => b.add(x, b.conv(x, 3, 3, { pad: 1 }))));
+fd('add backward per-channel x=[2,4,5,5] + gap(x) [4,1,1]', () => gradCheck([4, 5, 5], 2, (b, x) => b.add(b.gap(x), x)));
+fd('add backward constant [3,1,1] and [5] (rank-lower) x=[2,3,4,5]', () => gradCheck([3, 4, 5], 2, (b, x) => {
+  const y = b.add(x, b.constant(Float32Array.from([1, -2, 3]), [3, 1, 1]));
+  return b.add(b.constant(Float32Array.from([1, 2, 3, 4, 5]), [5]), y);
+}));
+fd('mul backward same shape x=[2,3,5,5] * conv(x)', () => gradCheck([3, 5, 5], 2, (b, x) => b.mul(x, b.conv(x, 3, 3, { pad: 1 }))));
+fd('mul backward x*x (one tensor on both sides) x=[1,2,3,3]', () => gradCheck([2, 3, 3], 1, (b, x) => b.mul(x, x)));
+fd('mul backward per-channel x=[2,4,5,5] * gap(x) [4,1,1]', () => gradCheck([4, 5, 5], 2, (b, x) => b.mul(x, b.gap(x))));
+fd('mul backward constant full [3,4,5] and [1,4,5] x=[2,3,4,5]', () => gradCheck([3, 4, 5], 2, (b, x) => {
+  const y = b.mul(b.constant(Float32Array.from(uniform(60)), [3, 4, 5]), x);
+  return b.mul(y, b.constant(Float32Array.from(uniform(20)), [1, 4, 5]));
+}));
+
+const poolCases: [Shape, number, number, number, boolean][] = [ // x, k, stride, pad, ceil
+  [[2, 6, 6], 2, 2, 0, false],
+  [[2, 7, 7], 3, 2, 1, false],
+  [[2, 8, 8], 3, 2, 0, true],
+  [[2, 6, 6], 3, 2, 1, true],
+  [[1, 5, 7], 2, 1, 0, false],
+  [[1, 7, 5], 3, 3, 1, true],
+];
+for (const [xs, k, s, p, ceil] of poolCases) {
+  const cfg = `x=[2,${xs.join(',')}] k=${k} s=${s} p=${p} ceil=${ceil}`;
+  fd(`maxpool backward ${cfg}`, () => gradCheck(xs, 2, (b, x) => b.maxpool(x, k, s, p, ceil), distinct(2 * numel(xs))));
+  for (const countIncludePad of [true, false])
+    fd(`avgpool backward ${cfg} countIncludePad=${countIncludePad}`, () => gradCheck(xs, 2, (b, x) => b.avgpool(x, k, s, p, { ceil, countIncludePad })));
+}
+
+fd('gap backward x=[2,3,4,5]', () => gradCheck([3, 4, 5], 2, (b, x) => b.gap(x)));
+fd('flatten + linear backward x=[2,3,4,4] -> 48 -> 7', () => gradCheck([3, 4, 4], 2, (b, x) => b.linear(b.flatten(x), 7)));
+fd('affine backward x=[2,4,3,3]', () => gradCheck([4, 3, 3], 2, (b, x) => b.affine(x)));
+fd('affine backward after flatten x=[2,6]', () => gradCheck([6], 2, (b, x) => b.affine(x)));
+fd('concat backward x=[2,2,4,4] ++ conv(x) [3,4,4] ++ x', () => gradCheck([2, 4, 4], 2, (b, x) => b.concat([x, b.conv(x, 3, 3, { pad: 1 }), x])));
+fd('softmax backward x=[2,12] -> linear 5 -> softmax', () => gradCheck([12], 2, (b, x) => b.softmax(b.linear(x, 5))));
+fd('flatten backward x=[2,3,2,2] (alias)', () => gradCheck([3, 2, 2], 2, (b, x) => b.flatten(x)));
+fd('mini CNN backward x=[2,3,8,8]: conv-relu-maxpool-conv-add-affine-leakyrelu-gap-linear-softmax', () =>
+  gradCheck([3, 8, 8], 2, (b, x) => {
+    const c1 = b.relu(b.conv(x, 4, 3, { pad: 1 }));
+    const p = b.maxpool(c1, 2);
+    const c2 = b.conv(p, 4, 3, { pad: 1 });
+    const y = b.act(b.affine(b.add(c2, p)), 'leakyrelu');
+    return b.softmax(b.linear(b.flatten(b.gap(y)), 5));
+  }));
+
+// ===================================================================================== guided and DeepLIFT
+
+const dl = suite('ref guided backprop and DeepLIFT');
+
+dl('guided: relu passes dy only where x > 0 and dy > 0; other acts are plain gradients', () => {
+  const b = new GraphBuilder([20]);
+  const r = b.relu(b.input), c = b.act(r, 'clip', -1, 0.5);
+  const g = b.finish(b.linear(c, 6));
+  const x = awayFrom(40, -2, 2, [0, -1, 0.5]), vals = refForward(g, x, 2), seed = uniform(12);
+  const grad = refBackward(g, vals, g.output, seed, 2, 'grad'), guided = refBackward(g, vals, g.output, seed, 2, 'guided');
+  close(guided.get(r)!, grad.get(r)!); // the clip is not touched
+  const dy = grad.get(r)!;
+  close(guided.get(g.input)!, dy.map((d, i) => (x[i] > 0 && d > 0 ? d : 0)));
+  assert.ok(dy.some((d, i) => x[i] > 0 && d < 0), 'some positive-x gradients are negative (the case guided differs)');
+});
+
+dl('deeplift with the reference equal to the input is the gradient', () => {
+  const b = new GraphBuilder([3, 6, 6]);
+  const y = b.linear(b.flatten(b.maxpool(b.act(b.relu(b.conv(b.input, 4, 3, { pad: 1 })), 'hardswish'), 2)), 5);
+  const g = b.finish(y);
+  const x = uniform(2 * 108), vals = refForward(g, x, 2), seed = uniform(10);
+  const grad = refBackward(g, vals, g.output, seed, 2, 'grad').get(g.input)!;
+  close(refBackward(g, vals, g.output, seed, 2, 'deeplift', vals).get(g.input)!, grad);
+});
+
+/** A graph with every non-linear rule: relu, sigmoid, hardswish, hardsigmoid, leakyrelu, clip, maxpool, mul of two tensors. */
+function dlGraph(): { g: Graph; taps: Record<string, string> } {
+  const b = new GraphBuilder([3, 9, 9], 3);
+  const c1 = b.conv(b.input, 6, 3, { pad: 1 });
+  const r1 = b.relu(c1);
+  const p1 = b.maxpool(r1, 3, 2, 1);                                     // [6,5,5], overlapping windows
+  const s = b.act(b.conv(p1, 6, 3, { pad: 1 }), 'sigmoid');
+  const m = b.mul(s, b.conv(p1, 6, 1));                                  // gate: two varying tensors
+  const h = b.act(m, 'hardswish');
+  const m2 = b.mul(h, b.act(b.gap(h), 'hardsigmoid'));                   // channel attention, broadcast [6,1,1]
+  const l = b.act(b.affine(m2), 'leakyrelu', 0.1);
+  const p2 = b.maxpool(b.act(l, 'clip', -1, 2), 2, 2, 0, true);           // [6,3,3]
+  const cat = b.concat([p2, b.avgpool(m2, 3, 2, 1, { countIncludePad: false })]);
+  const y = b.linear(b.relu(b.linear(b.flatten(cat), 16)), 10);
+  return { g: b.finish(y), taps: { r1, p1, h } };
+}
+
+/** Per sample, sum over tensor t of m * (x - x') against sum(seed * (y - y')) at the logits. */
+function checkSummation(g: Graph, t: string, vals: Map<string, Float64Array>, refVals: Map<string, Float64Array>, seed: Float64Array, N: number) {
+  const out = logitsOf(g), m = refBackward(g, vals, out, seed, N, 'deeplift', refVals).get(t)!;
+  const x = vals.get(t)!, xr = refVals.get(t)!, M = x.length / N, F = seed.length / N;
+  for (let n = 0; n < N; n++) {
+    let lhs = 0, rhs = 0, mag = 0;
+    for (let i = n * M; i < (n + 1) * M; i++) { lhs += m[i] * (x[i] - xr[i]); mag += Math.abs(m[i] * (x[i] - xr[i])); }
+    for (let o = n * F; o < (n + 1) * F; o++) rhs += seed[o] * (vals.get(out)![o] - refVals.get(out)![o]);
+    assert.ok(Math.abs(rhs) > 1e-3, `delta at the seed is not tiny (${rhs})`);
+    assert.ok(Math.abs(lhs - rhs) <= 1e-9 * Math.abs(rhs), `sample ${n} at '${t}': sum m*dx = ${lhs}, dy = ${rhs} (terms ${mag.toExponential(2)})`);
+  }
+}
+
+dl('deeplift summation to delta at the input, random reference input, batch 3', () => {
+  const { g } = dlGraph(), N = 3;
+  const vals = refForward(g, uniform(N * 243, -2, 2), N), refVals = refForward(g, uniform(N * 243, -2, 2), N);
+  checkSummation(g, g.input, vals, refVals, uniform(N * 10), N);
+  // one-hot seeds (the explanation case): class 3 for every sample
+  const oneHot = new Float64Array(N * 10); for (let n = 0; n < N; n++) oneHot[n * 10 + 3] = 1;
+  checkSummation(g, g.input, vals, refVals, oneHot, N);
+});
+
+dl('deeplift summation to delta from a zero override at an intermediate tensor (LIFT-CAM)', () => {
+  const { g, taps } = dlGraph(), N = 2, x = uniform(N * 243, -2, 2), vals = refForward(g, x, N);
+  for (const t of [taps.r1, taps.p1, taps.h]) {
+    const zeros = new Float64Array(vals.get(t)!.length);
+    const refVals = refForward(g, x, N, { tensor: t, value: zeros });
+    close(refVals.get(t)!, zeros);
+    checkSummation(g, t, vals, refVals, uniform(N * 10), N);
+  }
+});
+
+dl('deeplift maxpool x=[1,1,2,2] k=2: routes to the reference argmax when the actual one did not move', () => {
+  // x = [5,1,0,0], x' = [5,7,0,0]: the argmax (index 0) has x - x' = 0, the reference argmax (index 1) moved
+  // by 1 - 7 = -6; y - y' = 5 - 7 = -2 goes to index 1 with multiplier -2 / -6.
+  const b = new GraphBuilder([1, 2, 2]);
+  const g = b.finish(b.maxpool(b.input, 2));
+  const vals = refForward(g, Float64Array.from([5, 1, 0, 0]), 1), refVals = refForward(g, Float64Array.from([5, 7, 0, 0]), 1);
+  close(refBackward(g, vals, g.output, Float64Array.from([1]), 1, 'deeplift', refVals).get(g.input)!, [0, 1 / 3, 0, 0]);
+  // neither moved: plain routing to the argmax (contributes 0)
+  close(refBackward(g, vals, g.output, Float64Array.from([2]), 1, 'deeplift', vals).get(g.input)!, [2, 0, 0, 0]);
+});
+
+// ===================================================================================== model builders
+
+const bl = suite('builder');
+
+const count = (g: Graph, kind: string) => g.nodes.filter((n) => n.op.kind === kind).length;
+
+/** Params at 224/1000 from torchvision, minus the BatchNorm weight+bias pairs replaced by one conv bias each. */
+const TORCHVISION = {
+  vgg16: 138_357_544,                 // no BatchNorm
+  resnet50: 25_557_032 - 26_560,      // BN channels: 64 + sum 6w per bottleneck (22,656) + 4w per downsample (3,840)
+  mobilenetV2: 3_504_872 - 17_056,    // BN channels: 32 + per block (2*hidden + out, no expand BN when t = 1) + 1280
+};
+
+bl('vgg16 at 224/1000 has torchvision\'s 138,357,544 parameters; FC1 reads 25088', () => {
+  const g = vgg16();
+  assert.is(paramCount(g), TORCHVISION.vgg16);
+  assert.is((g.nodes.find((n) => n.name === 'classifier.0')!.op as LinearOp).in, 25088);
+});
+
+bl('resnet50 and mobilenetV2 at 224/1000 have torchvision\'s parameter counts with BN folded', () => {
+  assert.is(paramCount(resnet50()), TORCHVISION.resnet50);     // 25,530,472
+  assert.is(paramCount(mobilenetV2()), TORCHVISION.mobilenetV2); // 3,487,816
+});
+
+/** Logits of a batch of 2 random images: finite, different across classes and samples. Also checks every tensor's RMS is O(1). */
+function checkModel(g: Graph, size: number) {
+  const N = 2, vals = refForward(g, uniform(N * 3 * size * size, -2, 2), N);
+  const y = vals.get(logitsOf(g))!;
+  assert.ok(y.every(Number.isFinite), 'finite logits');
+  const spread = Math.max(...y) - Math.min(...y);
+  assert.ok(spread > 1e-2 * Math.max(1, maxAbs(y)), `logits not all equal (spread ${spread})`);
+  assert.ok(y.slice(0, y.length / 2).some((v, i) => Math.abs(v - y[i + y.length / 2]) > 1e-6), 'samples differ');
+  for (const n of g.nodes) {
+    const v = vals.get(n.output)!, rms = Math.sqrt(v.reduce((s, a) => s + a * a, 0) / v.length);
+    assert.ok(rms > 0.05 && rms < 20, `RMS of '${n.name}' is ${rms}`);
+  }
+}
+
+bl('vgg16 size=32 classes=10: 13 conv, 15 relu, 5 maxpool, 3 linear; FC1 reads 512', () => {
+  const g = vgg16({ size: 32, classes: 10 });
+  assert.equal([count(g, 'conv'), count(g, 'act'), count(g, 'maxpool'), count(g, 'linear'), g.nodes.length], [13, 15, 5, 3, 37]);
+  assert.is(paramCount(g), 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10));
+  assert.ok(g.tensors.has('features.28') && g.tensors.has('features.30') && g.tensors.has('classifier.6'));
+  assert.equal(g.tensors.get('features.30')!.shape, [512, 1, 1]);
+  checkModel(g, 32);
+});
+
+bl('resnet50 size=64 classes=10: 53 conv (4 downsample), 16 adds, 49 relu, 1 linear', () => {
+  const g = resnet50({ size: 64, classes: 10 });
+  assert.equal([count(g, 'conv'), count(g, 'add'), count(g, 'act'), count(g, 'linear'), g.nodes.length], [53, 16, 49, 1, 122]);
+  assert.is(paramCount(g), TORCHVISION.resnet50 - 2048 * 990 - 990);
+  for (const t of ['layer3.2.conv2', 'layer3.2.relu_2', 'layer4.0.downsample.0', 'avgpool', 'fc']) assert.ok(g.tensors.has(t), t);
+  assert.equal(g.tensors.get('layer4.2.relu_2')!.shape, [2048, 2, 2]);
+  checkModel(g, 64);
+});
+
+bl('mobilenetV2 size=64 classes=10: 52 conv (17 depthwise), 10 adds, 35 relu6, 1 linear', () => {
+  const g = mobilenetV2({ size: 64, classes: 10 });
+  const dw = g.nodes.filter((n) => n.op.kind === 'conv' && n.op.group > 1).length;
+  assert.equal([count(g, 'conv'), dw, count(g, 'add'), count(g, 'act'), count(g, 'linear')], [52, 17, 10, 35, 1]);
+  assert.is(paramCount(g), TORCHVISION.mobilenetV2 - 1280 * 990 - 990);
+  for (const t of ['features.1.conv.0.0', 'features.17.conv.2', 'features.18.2', 'classifier.1']) assert.ok(g.tensors.has(t), t);
+  assert.equal(g.tensors.get('features.18.2')!.shape, [1280, 2, 2]);
+  checkModel(g, 64);
+});
+
+bl('builder: seeded weights are reproducible; errors name the node', () => {
+  const w = (seed: number) => (resnet50({ size: 32, classes: 10, seed }).nodes[0].op as ConvOp).w;
+  assert.equal(w(5).slice(0, 50), w(5).slice(0, 50));
+  assert.not.equal(w(5).slice(0, 50), w(6).slice(0, 50));
+  const b = new GraphBuilder([3, 8, 8]);
+  assert.throws(() => b.as('head.fc').linear(b.input, 10), /node 'head\.fc'.*\(N,192\)/);
+  const b2 = new GraphBuilder([3, 8, 8]);
+  assert.throws(() => b2.as('join').add(b2.input, b2.conv(b2.input, 4, 1)), /node 'join' \(Add\): shapes do not broadcast; input shapes \[3,8,8\], \[4,8,8\]/);
+  assert.ok(b2.shape('conv'), 'the nested conv kept its own name');
+  assert.throws(() => new GraphBuilder([3, 4, 4]).conv('input', 4, 5), /window 5x5 does not fit/);
+});
+
+hand.run();
+fd.run();
+dl.run();
+bl.run();
