@@ -7,6 +7,7 @@ import pool from '../shaders/pool.wgsl';
 import linear from '../shaders/linear.wgsl';
 import copy from '../shaders/copy.wgsl';
 import softmax from '../shaders/softmax.wgsl';
+import seed from '../shaders/seed.wgsl';
 
 export class GpuError extends Error {
   constructor(message: string) { super(message); this.name = 'GpuError'; }
@@ -43,6 +44,7 @@ export const FAMILIES = {
   linear: { code: linear, slots: [U, R, R, R, W], wg: 64 },
   copy: { code: copy, slots: [U, R, W], wg: 256 },
   softmax: { code: softmax, slots: [U, R, R, W], wg: 64 },
+  seed: { code: seed, slots: [U, R, R, W, W], wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

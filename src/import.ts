@@ -88,6 +88,8 @@ class Importer {
     if (n.domain && n.domain !== 'ai.onnx') this.unsupported(n, `from domain '${n.domain}' is not supported (only the default ONNX domain)`);
     for (const extra of n.outputs.slice(1)) if (extra && this.uses.has(extra) && n.opType !== 'Dropout') this.unsupported(n, `output '${extra}' is used; only the first output is supported`);
     if (n.opType === 'Dropout' && n.outputs[1] && this.uses.has(n.outputs[1])) this.unsupported(n, 'mask output is used');
+    // opset 12+: with training_mode true, Dropout masks at random and scales by 1/(1-ratio); camgpu runs it only as the inference identity
+    if (n.opType === 'Dropout' && n.inputs[2]) this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout, without that input, is supported)`);
     // integer shape arithmetic that torch emits for x.view(x.size(0), -1)
     if (n.opType === 'Constant') {
       const t = a('value')?.t; const vf = a('value_float')?.f, vi = a('value_int')?.i, vis = a('value_ints')?.ints;
@@ -201,6 +203,7 @@ class Importer {
       case 'Concat': {
         const s = this.shape(n, 0), axis = ai('axis', 1);
         if (axis !== 1 && axis !== 1 - (s.length + 1)) this.unsupported(n, `with axis=${axis} (only channel axis 1)`);
+        for (const i of n.inputs) if (!this.isVar(i)) this.unsupported(n, `of constant input '${i}' (only activations can be concatenated)`);
         return this.emit(n, { kind: 'concat' }, n.inputs);
       }
       case 'Softmax': {

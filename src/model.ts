@@ -8,26 +8,46 @@ export type Mode = 'grad' | 'guided' | 'deeplift';
 const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2 };
 const ACT_ID = { relu: 0, clip: 1, leakyrelu: 2, sigmoid: 3, hardsigmoid: 4, hardswish: 5 };
 
+/** One backward pass: gradients (or DeepLIFT multipliers) of the seed w.r.t. the named tensors. */
+export interface Backward {
+  grads: string[];
+  mode?: Mode;
+  /** DeepLIFT reference: a reference input image (given to run()), or zeros at a named tensor (default: 'input'). */
+  reference?: 'input' | { zeroAt: string };
+}
 export interface PlanOptions {
   batch: number;
   /** Tensors whose forward values to read back (the logits always are). */
   read?: string[];
-  /** Tensors whose gradient (or DeepLIFT multipliers) to read back; any name implies a backward pass. */
-  grads?: string[];
-  mode?: Mode;
-  /** DeepLIFT reference: a reference input image (given to run()), or zeros at a named tensor (default: 'input'). */
-  reference?: 'input' | { zeroAt: string };
+  /** Backward passes, all seeded at the same place and run after one forward (at most one DeepLIFT pass). */
+  backward?: Backward[];
+  /** Shorthand for a single backward pass. */
+  grads?: string[]; mode?: Mode; reference?: 'input' | { zeroAt: string };
   /** Where the backward seed is placed (default: the logits, i.e. the input of a final Softmax). */
   seedAt?: string;
+  /** Target score for seeds chosen on the GPU from classes (run({ classes })): the logit or the softmax probability. */
+  score?: 'logit' | 'prob';
 }
-export interface RunOptions { seed?: Float32Array; refInput?: Float32Array }
+export interface RunOptions {
+  /** Seed at seedAt, (k, numel) values; or */
+  seed?: Float32Array;
+  /** one class per image, chosen on the GPU: c >= 0 that class, -(r+1) the r-th largest logit (-1 = top-1). */
+  classes?: Int32Array;
+  refInput?: Float32Array;
+}
 export interface RunResult {
-  logits: Float32Array; values: Map<string, Float32Array>; grads: Map<string, Float32Array>;
+  logits: Float32Array; values: Map<string, Float32Array>;
+  /** Gradients of the first backward pass; `passes` has every pass. */
+  grads: Map<string, Float32Array>; passes: Map<string, Float32Array>[];
+  /** The class each image was explained for (when run with classes). */
+  targets?: Int32Array;
   /** DeepLIFT only: the seed tensor of the reference pass (for summation-to-delta checks). */
   refLogits?: Float32Array;
+  /** Read-backs registered by epilogues (e.g. CAM maps). */
+  extra: Map<string, Float32Array>;
 }
 
-interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
+export interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
 
 /** Weights of one node on the GPU; linear weights are split into row chunks that fit one storage binding. */
 interface Weights { w: GPUBuffer[]; b: GPUBuffer[]; rows: number[] }
@@ -94,7 +114,7 @@ export class Model {
 
   /** [family, entry, constants] of every pipeline the graph can use, forward and backward in every mode. */
   private pipelinesNeeded(): [Family, string, Record<string, number>][] {
-    const out: [Family, string, Record<string, number>][] = [];
+    const out: [Family, string, Record<string, number>][] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
     for (const n of this.graph.nodes) {
       const op = n.op;
       if (op.kind === 'conv') out.push(['conv2d', convEntry(op.group, op.cout), {}], ['conv2d', 'conv2d_backward', {}]);
@@ -148,33 +168,40 @@ export const convEntry = (group: number, cout: number) => group === 1 || (cout /
 /** One static execution plan. */
 export class Plan {
   readonly batch: number;
-  readonly mode: Mode;
+  readonly passes: Required<Backward>[];
   private bufs = new Map<string, GPUBuffer>();      // activation buffers by root tensor
   private refs = new Map<string, GPUBuffer>();      // reference-pass buffers (DeepLIFT) by root tensor
-  private grads = new Map<string, GPUBuffer>();     // gradient buffers by root tensor
+  private grads: Map<string, GPUBuffer>[] = [];     // per backward pass: gradient buffers by root tensor
   private idx = new Map<string, GPUBuffer>();       // maxpool argmax by output root (and `ref:` for the reference pass)
   private owned: GPUBuffer[] = [];
   private forward: Step[] = [];
   private refForward: Step[] = [];
   private backward: Step[] = [];
-  private reads: { name: string; kind: 'value' | 'grad' | 'ref'; src: GPUBuffer; stage: GPUBuffer; bytes: number }[] = [];
+  private post: Step[] = [];
+  private seedStep: Step | null = null;
+  private classBuf!: GPUBuffer; private chosenBuf!: GPUBuffer;
+  private reads: { name: string; kind: 'value' | 'grad' | 'ref' | 'extra' | 'targets'; pass: number; src: GPUBuffer; stage: GPUBuffer; bytes: number; perRow: boolean }[] = [];
   private zero: string | null = null;
-  private seedAt: string;
+  private refInputNeeded = false;
+  readonly seedAt: string;
   private queue: Promise<unknown> = Promise.resolve();
   private dummy!: GPUBuffer;
   bytes = 0;
-  readonly counts = { forward: 0, reference: 0, backward: 0 };
+  readonly counts = { forward: 0, reference: 0, backward: 0, epilogue: 0 };
 
   constructor(readonly model: Model, readonly o: PlanOptions) {
-    this.batch = o.batch; this.mode = o.mode ?? 'grad';
+    this.batch = o.batch;
     this.seedAt = o.seedAt ?? model.logits;
     if (!Number.isInteger(o.batch) || o.batch < 1) throw new ModelError(`batch must be a positive integer, got ${o.batch}`);
+    const passes = o.backward ?? (o.grads?.length ? [{ grads: o.grads, mode: o.mode, reference: o.reference }] : []);
+    this.passes = passes.map((b) => ({ grads: b.grads, mode: b.mode ?? 'grad', reference: b.reference ?? 'input' }));
+    if (this.passes.filter((b) => b.mode === 'deeplift').length > 1) throw new ModelError('a plan takes at most one DeepLIFT pass (one reference); use two plans');
   }
 
   private get g() { return this.model.graph; }
   root(t: string): string { const p = producers(this.g).get(t); return p?.op.kind === 'alias' ? this.root(p.inputs[0]) : t; }
   private size(t: string) { return this.batch * numel(this.g.tensors.get(t)!.shape) * 4; }
-  private alloc(label: string, bytes: number, usage?: number) {
+  alloc(label: string, bytes: number, usage?: number) {
     if (bytes > this.model.limits.binding) throw new ModelError(`${label} needs ${bytes} bytes at batch ${this.batch}, over this device's storage binding limit of ${this.model.limits.binding}; use a batch of at most ${this.model.maxBatch()}`);
     const b = this.model.gpu.buffer(label, bytes, usage); this.owned.push(b); this.bytes += b.size; return b;
   }
@@ -184,41 +211,70 @@ export class Plan {
   }
 
   /** Activation buffer of a tensor in the actual (ref=false) or reference pass. */
-  private buf(t: string, ref = false): GPUBuffer {
+  buf(t: string, ref = false): GPUBuffer {
     const c = this.model.constOf(t); if (c) return c;
     const r = this.root(t);
     if (ref && this.refs.has(r)) return this.refs.get(r)!;
     return this.bufs.get(r)!;
   }
+  /** Gradient buffer of a tensor in backward pass `pass`. */
+  gradBuf(t: string, pass = 0): GPUBuffer {
+    const b = this.grads[pass]?.get(this.root(t));
+    if (!b) throw new ModelError(`no gradient of '${t}' in backward pass ${pass}`);
+    return b;
+  }
 
   async build() {
     const g = this.g, m = this.model;
-    for (const t of [...(this.o.read ?? []), ...(this.o.grads ?? [])]) this.known(t, 'tensor');
+    for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
     this.known(this.seedAt, 'seed tensor');
     this.dummy = this.alloc('dummy', 16);
     for (const [name, t] of g.tensors) if (!t.data && this.root(name) === name) this.bufs.set(name, this.alloc(name, this.size(name)));
     for (const n of g.nodes) this.forward.push(...this.encodeForward(n, false));
     this.counts.forward = this.forward.length;
 
-    const wantGrads = this.o.grads ?? [];
-    if (wantGrads.length) {
-      const need = this.gradientPath(wantGrads);
-      if (this.mode === 'deeplift') this.buildReference(need);
-      for (const t of need) { const r = this.root(t); if (!this.grads.has(r)) this.grads.set(r, this.alloc(`${r}.grad`, this.size(r))); }
+    this.passes.forEach((pass, k) => {
+      const need = this.gradientPath(pass.grads), grads = new Map<string, GPUBuffer>();
+      this.grads.push(grads);
+      if (pass.mode === 'deeplift') this.buildReference(need, pass.reference);
+      for (const t of need) { const r = this.root(t); if (!grads.has(r)) grads.set(r, this.alloc(`${r}.grad${k}`, this.size(r))); }
       const written = new Set<string>([this.root(this.seedAt)]);
       for (const n of [...g.nodes].reverse()) {
         if (n.op.kind === 'alias' || !need.has(n.output)) continue;
-        this.backward.push(...this.encodeBackward(n, need, written));
+        this.backward.push(...this.encodeBackward(n, need, written, k));
       }
-      this.counts.backward = this.backward.length;
+    });
+    this.counts.backward = this.backward.length;
+    if (this.passes.length) {
+      const F = numel(g.tensors.get(this.seedAt)!.shape);
+      this.classBuf = this.alloc('classes', this.batch * 4);
+      this.chosenBuf = this.alloc('targets', this.batch * 4);
+      this.seedStep = this.step('seed', 'seed_forward', { PROB: this.o.score === 'prob' ? 1 : 0 }, 'seed', [this.batch, F],
+        [this.buf(this.seedAt), this.classBuf, this.gradBuf(this.seedAt, 0), this.chosenBuf], this.batch);
+      this.readBack('targets', 'targets', this.chosenBuf, this.batch * 4);
     }
-    const stage = (name: string, kind: 'value' | 'grad' | 'ref', src: GPUBuffer, bytes: number) =>
-      this.reads.push({ name, kind, src, bytes, stage: this.alloc(`${name}.${kind}.read`, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST) });
-    for (const t of new Set([this.seedAt, m.logits, ...(this.o.read ?? [])])) stage(t, 'value', this.buf(t), this.size(t));
-    for (const t of wantGrads) stage(t, 'grad', this.grads.get(this.root(t))!, this.size(t));
-    if (this.mode === 'deeplift' && wantGrads.length) stage(this.seedAt, 'ref', this.buf(this.seedAt, true), this.size(this.seedAt));
-    // pipelines were compiled at load; this only awaits the cached promises
-    for (const s of [...this.forward, ...this.refForward, ...this.backward]) s.pipeline = await s.pipe;
+    for (const t of new Set([this.seedAt, m.logits, ...(this.o.read ?? [])])) this.readBack(t, 'value', this.buf(t), this.size(t));
+    this.passes.forEach((p, k) => { for (const t of p.grads) this.readBack(t, 'grad', this.gradBuf(t, k), this.size(t), k); });
+    if (this.refs.size) this.readBack(this.seedAt, 'ref', this.buf(this.seedAt, true), this.size(this.seedAt));
+    await this.resolve();
+  }
+
+  private readBack(name: string, kind: Plan['reads'][number]['kind'], src: GPUBuffer, bytes: number, pass = 0, perRow = true) {
+    this.reads.push({ name, kind, pass, src, bytes, perRow, stage: this.alloc(`${name}.${kind}${pass}.read`, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST) });
+  }
+
+  /** Pipelines were compiled at load; this only awaits the cached promises. */
+  private async resolve() {
+    for (const s of [this.seedStep, ...this.forward, ...this.refForward, ...this.backward, ...this.post]) if (s) s.pipeline = await s.pipe;
+  }
+
+  /** Appends dispatches that run after the backward passes in the same submit (the CAM epilogue), and their
+   *  read-backs (extra[name]; perRow: the buffer holds `batch` rows and only the rows of the images given are returned). */
+  async epilogue(steps: Step[], reads: { name: string; src: GPUBuffer; bytes: number; perRow?: boolean }[]) {
+    this.post.push(...steps);
+    this.counts.epilogue = this.post.length;
+    for (const r of reads) this.readBack(r.name, 'extra', r.src, r.bytes, 0, r.perRow ?? true);
+    await this.resolve();
   }
 
   /** Non-constant tensors that lie between a requested gradient target and the seed. */
@@ -233,20 +289,21 @@ export class Plan {
   }
 
   /** DeepLIFT reference pass: the whole net on a reference input, or the nodes after a tensor set to zero. */
-  private buildReference(need: Set<string>) {
-    const ref = this.o.reference ?? 'input', g = this.g;
+  private buildReference(need: Set<string>, ref: 'input' | { zeroAt: string }) {
+    const g = this.g;
     const start = ref === 'input' ? g.input : ref.zeroAt;
     this.known(start, 'DeepLIFT reference tensor');
     const down = new Set([start]);
     for (const n of g.nodes) if (n.inputs.some((i) => down.has(i))) down.add(n.output);
     if (!need.has(start) && start !== g.input) throw new ModelError(`DeepLIFT reference '${start}' is not on the path from the gradient targets to '${this.seedAt}'`);
     for (const t of down) { const r = this.root(t); if (!this.refs.has(r)) this.refs.set(r, this.alloc(`ref:${r}`, this.size(r))); }
-    if (ref !== 'input') this.zero = this.root(start);
+    if (ref !== 'input') this.zero = this.root(start); else this.refInputNeeded = true;
     for (const n of g.nodes) if (down.has(n.output) && n.output !== start) this.refForward.push(...this.encodeForward(n, true));
     this.counts.reference = this.refForward.length;
   }
 
-  private step(f: Family, entry: string, consts: Record<string, number>, label: string, params: (number | { f: number })[], buffers: GPUBuffer[], threads: number): Step {
+  /** A dispatch with its own uniform buffer and bind group, made once. */
+  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: (number | { f: number })[], buffers: GPUBuffer[], threads: number): Step {
     const gpu = this.model.gpu;
     const u = gpu.uniform(`${label}.params`, params); this.owned.push(u);
     return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, [u, ...buffers]), groups: grid(threads, FAMILIES[f].wg, this.model.limits.maxDim) };
@@ -298,12 +355,13 @@ export class Plan {
     return st.map((v, d) => (s[d] === 1 && o[d] > 1 ? 0 : v));
   }
 
-  private encodeBackward(n: Node, need: Set<string>, written: Set<string>): Step[] {
-    const op = n.op, N = this.batch, L = `${n.name}.backward`, D = this.grads.get(this.root(n.output))!;
+  private encodeBackward(n: Node, need: Set<string>, written: Set<string>, pass: number): Step[] {
+    const op = n.op, N = this.batch, L = `${n.name}.backward${pass}`, grads = this.grads[pass], mode = this.passes[pass].mode;
+    const D = grads.get(this.root(n.output))!;
     const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
-    const dl = this.mode === 'deeplift';
+    const dl = mode === 'deeplift';
     const acc = (t: string) => { const r = this.root(t); const a = written.has(r) ? 1 : 0; written.add(r); return a; };
-    const dx = (t: string) => this.grads.get(this.root(t))!;
+    const dx = (t: string) => grads.get(this.root(t))!;
     const steps: Step[] = [];
     const x = n.inputs[0];
     switch (op.kind) {
@@ -316,7 +374,7 @@ export class Plan {
       case 'act': {
         if (!need.has(x)) break;
         const X = this.buf(x), XR = dl ? this.buf(x, true) : X;
-        steps.push(this.step('act', 'act_backward', { FN: ACT_ID[op.fn], MODE: MODE_ID[this.mode] }, L, [N * numel(xs), acc(x), { f: op.alpha }, { f: op.beta }, 1, 1], [X, XR, D, dx(x)], N * numel(xs)));
+        steps.push(this.step('act', 'act_backward', { FN: ACT_ID[op.fn], MODE: MODE_ID[mode] }, L, [N * numel(xs), acc(x), { f: op.alpha }, { f: op.beta }, 1, 1], [X, XR, D, dx(x)], N * numel(xs)));
         break;
       }
       case 'affine': {
@@ -378,44 +436,59 @@ export class Plan {
     const m = this.model, gpu = m.gpu, dev = m.device, g = this.g;
     gpu.check();
     if (this.destroyed) throw new GpuError('this plan was destroyed');
-    const per = numel(g.tensors.get(g.input)!.shape), k = x.length / per;
+    const inShape = g.tensors.get(g.input)!.shape, per = numel(inShape), k = x.length / per;
     if (!Number.isInteger(k) || k < 1 || k > this.batch)
-      throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(g.tensors.get(g.input)!.shape)}`);
+      throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(inShape)}`);
     dev.queue.writeBuffer(this.bufs.get(g.input)!, 0, own(x));
-    const hasBackward = this.backward.length > 0 || (this.o.grads?.length ?? 0) > 0;
-    if (hasBackward) {
-      const seedN = numel(g.tensors.get(this.seedAt)!.shape) * this.batch;
-      const seed = o.seed ?? new Float32Array(seedN).fill(1);
-      if (seed.length !== seedN && seed.length !== numel(g.tensors.get(this.seedAt)!.shape) * k)
-        throw new ModelError(`seed has ${seed.length} values; expected ${seedN} (batch ${this.batch} x ${fmt(g.tensors.get(this.seedAt)!.shape)} at '${this.seedAt}')`);
-      const full = new Float32Array(seedN); full.set(seed);
-      dev.queue.writeBuffer(this.grads.get(this.root(this.seedAt))!, 0, full);
+    const F = numel(g.tensors.get(this.seedAt)!.shape);
+    if (this.passes.length) {
+      if (o.classes) {
+        if (o.classes.length !== k) throw new ModelError(`classes has ${o.classes.length} entries for ${k} images`);
+        for (const c of o.classes) if (c >= F || c < -F) throw new ModelError(`class ${c >= 0 ? c : `rank ${-c}`} is out of range for ${F} classes`);
+        const cls = new Int32Array(this.batch); cls.set(o.classes);
+        dev.queue.writeBuffer(this.classBuf, 0, cls);
+      } else {
+        const seed = o.seed ?? new Float32Array(F * k).fill(1);
+        if (seed.length !== F * k && seed.length !== F * this.batch)
+          throw new ModelError(`seed has ${seed.length} values; expected ${F * k} (${k} images x ${fmt(g.tensors.get(this.seedAt)!.shape)} at '${this.seedAt}')`);
+        const full = new Float32Array(F * this.batch); full.set(seed.subarray(0, F * k));
+        dev.queue.writeBuffer(this.gradBuf(this.seedAt, 0), 0, full);
+      }
     }
-    if (this.refs.size && !this.zero) {
+    if (this.refInputNeeded) {
       if (!o.refInput || o.refInput.length !== x.length) throw new ModelError(`DeepLIFT with a reference input needs refInput with ${x.length} values`);
       dev.queue.writeBuffer(this.refs.get(g.input)!, 0, own(o.refInput));
     }
     const enc = dev.createCommandEncoder({ label: 'camgpu.run' });
     if (this.zero) enc.clearBuffer(this.refs.get(this.zero)!);
-    const pass = enc.beginComputePass({ label: 'camgpu.pass' });
-    for (const s of [...this.forward, ...this.refForward, ...this.backward]) {
-      pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
-    }
+    const dispatch = (pass: GPUComputePassEncoder, steps: Step[]) => {
+      for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
+    };
+    let pass = enc.beginComputePass({ label: 'camgpu.forward' });
+    dispatch(pass, [...this.forward, ...this.refForward, ...(o.classes && this.seedStep ? [this.seedStep] : [])]);
+    pass.end();
+    for (let p = 1; p < this.passes.length; p++) enc.copyBufferToBuffer(this.gradBuf(this.seedAt, 0), 0, this.gradBuf(this.seedAt, p), 0, this.size(this.seedAt));
+    pass = enc.beginComputePass({ label: 'camgpu.backward' });
+    dispatch(pass, [...this.backward, ...this.post]);
     pass.end();
     for (const r of this.reads) enc.copyBufferToBuffer(r.src, 0, r.stage, 0, r.bytes);
     dev.queue.submit([enc.finish()]);
     gpu.submits++;
     await Promise.all(this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)));
     gpu.check();
-    const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map() };
+    const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map(), passes: this.passes.map(() => new Map()), extra: new Map() };
     for (const r of this.reads) {
-      const n = (r.bytes / 4 / this.batch) * k;
-      const v = new Float32Array(r.stage.getMappedRange(0, r.bytes).slice(0, n * 4));
+      const n = r.perRow ? (r.bytes / 4 / this.batch) * k : r.bytes / 4;
+      const raw = r.stage.getMappedRange(0, r.bytes).slice(0, n * 4);
       r.stage.unmap();
+      if (r.kind === 'targets') { if (o.classes) res.targets = new Int32Array(raw); continue; }
+      const v = new Float32Array(raw);
       if (r.kind === 'value') res.values.set(r.name, v);
-      else if (r.kind === 'grad') res.grads.set(r.name, v);
+      else if (r.kind === 'grad') res.passes[r.pass].set(r.name, v);
+      else if (r.kind === 'extra') res.extra.set(r.name, v);
       else res.refLogits = v;
     }
+    res.grads = res.passes[0] ?? new Map();
     res.logits = res.values.get(m.logits)!;
     return res;
   }
