@@ -44,24 +44,26 @@ function validRange(size: number, outSize: number, s: number, p: number, kd: num
 }
 
 /**
- * Visits every weight tap of a conv: for each sample n, output channel oc, input channel ic of its group and
- * tap (ky, kx), calls tap(wv, yo, oy0, oy1, ox0, ox1, rowX): output (oy, ox), flat index yo + oy*OW + ox,
- * reads input rowX(oy) + ox*sw through weight wv, for oy in [oy0, oy1) and ox in [ox0, ox1) (the outputs
- * whose tap lands inside the input; padding reads zeros and is skipped).
+ * The conv's multiply-accumulates, either direction: for each sample, output channel oc, input channel ic
+ * of its group and tap (ky, kx), output (oy, ox) reads input (oy*sh - pt + ky*dh, ox*sw - pl + kx*dw)
+ * through w[oc, ic, ky, kx]; taps that land in the padding read zeros and are skipped.
+ * forward: y[out] += w * x[in]. backward: dx[in] += w * dy[out] (the transpose: a scatter).
  */
-function convTaps(op: ConvOp, xs: Shape, ys: Shape, N: number,
-  tap: (wv: number, yo: number, oy0: number, oy1: number, ox0: number, ox1: number, rowX: (oy: number) => number) => void) {
+function convMacs(op: ConvOp, xs: Shape, ys: Shape, N: number, src: Float64Array, dst: Float64Array, forward: boolean) {
   const [C, H, W] = xs, [Co, OH, OW] = ys, cg = C / op.group, cog = Co / op.group;
   const [sh, sw] = op.stride, [dh, dw] = op.dil, [pt, pl] = op.pad;
-  for (let n = 0; n < N; n++) for (let oc = 0; oc < Co; oc++) {
-    const yo = (n * Co + oc) * OH * OW, g = Math.floor(oc / cog);
-    for (let icl = 0; icl < cg; icl++) {
-      const xo = (n * C + g * cg + icl) * H * W;
-      for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
-        const [oy0, oy1] = validRange(H, OH, sh, pt, ky * dh), [ox0, ox1] = validRange(W, OW, sw, pl, kx * dw);
-        // input row of output row oy, shifted so that adding ox * sw gives the input column
-        const rowX = (oy: number) => xo + (oy * sh - pt + ky * dh) * W - pl + kx * dw;
-        tap(op.w[((oc * cg + icl) * op.kh + ky) * op.kw + kx], yo, oy0, oy1, ox0, ox1, rowX);
+  for (let n = 0; n < N; n++) for (let g = 0; g < op.group; g++) for (let icl = 0; icl < cg; icl++) {
+    const xo = (n * C + g * cg + icl) * H * W;
+    for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
+      const [oy0, oy1] = validRange(H, OH, sh, pt, ky * dh), [ox0, ox1] = validRange(W, OW, sw, pl, kx * dw);
+      const xb = xo + (ky * dh - pt) * W + kx * dw - pl; // input index of output (oy, ox) is xb + oy*sh*W + ox*sw
+      for (let oc = g * cog; oc < (g + 1) * cog; oc++) {
+        const wv = op.w[((oc * cg + icl) * op.kh + ky) * op.kw + kx], yo = (n * Co + oc) * OH * OW;
+        for (let oy = oy0; oy < oy1; oy++) {
+          const xr = xb + oy * sh * W, yr = yo + oy * OW;
+          if (forward) for (let ox = ox0; ox < ox1; ox++) dst[yr + ox] += wv * src[xr + ox * sw];
+          else for (let ox = ox0; ox < ox1; ox++) dst[xr + ox * sw] += wv * src[yr + ox];
+        }
       }
     }
   }
@@ -69,26 +71,16 @@ function convTaps(op: ConvOp, xs: Shape, ys: Shape, N: number,
 
 /** y (N,Co,OH,OW) = sum_{ic in group, ky, kx} w[oc,ic,ky,kx] * x[n, ic, oy*sh - pt + ky*dh, ox*sw - pl + kx*dw] + b[oc]. */
 function convForward(x: Float64Array, xs: Shape, op: ConvOp, ys: Shape, N: number): Float64Array {
-  const [Co, OH, OW] = ys, sw = op.stride[1], plane = OH * OW, y = new Float64Array(N * Co * plane);
+  const [Co, OH, OW] = ys, plane = OH * OW, y = new Float64Array(N * Co * plane);
   for (let i = 0; i < N * Co; i++) y.fill(op.b[i % Co], i * plane, (i + 1) * plane);
-  convTaps(op, xs, ys, N, (wv, yo, oy0, oy1, ox0, ox1, rowX) => {
-    for (let oy = oy0; oy < oy1; oy++) {
-      const xr = rowX(oy), yr = yo + oy * OW;
-      for (let ox = ox0; ox < ox1; ox++) y[yr + ox] += wv * x[xr + ox * sw];
-    }
-  });
+  convMacs(op, xs, ys, N, x, y, true);
   return y;
 }
 
-/** dx (N,C,H,W): every output that read x[i] through weight w sends back w * dy (scatter, the transpose of forward). */
+/** dx (N,C,H,W): every output that read x[i] through weight w sends back w * dy. */
 function convBackward(dy: Float64Array, xs: Shape, op: ConvOp, ys: Shape, N: number): Float64Array {
-  const OW = ys[2], sw = op.stride[1], dx = new Float64Array(N * numel(xs));
-  convTaps(op, xs, ys, N, (wv, yo, oy0, oy1, ox0, ox1, rowX) => {
-    for (let oy = oy0; oy < oy1; oy++) {
-      const xr = rowX(oy), yr = yo + oy * OW;
-      for (let ox = ox0; ox < ox1; ox++) dx[xr + ox * sw] += wv * dy[yr + ox];
-    }
-  });
+  const dx = new Float64Array(N * numel(xs));
+  convMacs(op, xs, ys, N, dy, dx, false);
   return dx;
 }
 
