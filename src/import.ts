@@ -160,7 +160,8 @@ class Importer {
         let b = new Float32Array(out);
         if (n.inputs[2]) {
           const C = this.constFloat(n, 2, 'C');
-          if (C.data.length === 1) b.fill(C.data[0] * beta); else if (C.data.length === out) b = C.data.map((v) => v * beta);
+          const perOutput = C.dims.length === 1 || (C.dims.length === 2 && C.dims[0] === 1); // [out] or [1,out]; (M,1) would be per sample
+          if (C.data.length === 1) b.fill(C.data[0] * beta); else if (C.data.length === out && perOutput) b = C.data.map((v) => v * beta);
           else this.unsupported(n, `with C of shape [${C.dims}] (needs (${out}) or a scalar)`);
         }
         return this.emit(n, { kind: 'linear', w, b, out, in: inn }, [x]);
