@@ -11,11 +11,12 @@ export function parseNpy(buf: Uint8Array, file = '.npy'): Npy {
   const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   if (fortran) throw new Error(`${file}: Fortran-order arrays are not supported (save with np.ascontiguousarray)`);
   const n = shape.reduce((a, b) => a * b, 1), off = hstart + hlen, body = buf.subarray(off);
+  const size = descr === '<f8' ? 8 : 4;
+  if ((descr === '<f4' || descr === '<f8') && body.length < n * size) throw new Error(`${file}: truncated, shape (${shape}) needs ${n * size} bytes of data, the file has ${body.length}`);
   let data: Float32Array;
   if (descr === '<f4') { const c = new Uint8Array(n * 4); c.set(body.subarray(0, n * 4)); data = new Float32Array(c.buffer); }
   else if (descr === '<f8') { const c = new Uint8Array(n * 8); c.set(body.subarray(0, n * 8)); data = Float32Array.from(new Float64Array(c.buffer)); }
   else throw new Error(`${file}: dtype ${descr} is not supported (float32 or float64)`);
-  if (data.length !== n) throw new Error(`${file}: truncated, shape (${shape}) needs ${n} values`);
   return { shape, data };
 }
 

@@ -2,7 +2,8 @@
 // 4 hardsigmoid max(0,min(1,alpha x + beta)), 5 hardswish x*relu6(x+3)/6) and per-channel affine y = x*s[c] + t[c].
 //   act_forward:  y = f(x)
 //   act_backward (MODE override): 0 gradient dx = dy * f'(x); 1 guided (relu only) dx = dy * [x>0] * [dy>0];
-//                 2 DeepLIFT rescale dx = dy * (f(x) - f(xr)) / (x - xr), or dy * f'(x) where |x - xr| < 1e-10.
+//                 2 DeepLIFT rescale dx = dy * (f(x) - f(xr)) / (x - xr), or dy * f'(x) where |x - xr| < 1e-10
+//                   (the secant is evaluated stably, see secant()).
 // Bindings: x, xr (reference input, = x outside DeepLIFT), dy (all (E)), out (E): y or dx. E = numel.
 struct Params { E: u32, acc: u32, alpha: f32, beta: f32, C: u32, HW: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,6 +41,31 @@ fn df(v: f32) -> f32 {
   }
 }
 
+// Index of the smooth piece of f that v lies on (pieces meet at the kinks).
+fn piece(v: f32) -> u32 {
+  switch FN {
+    case 0u, 2u: { return select(0u, 1u, v > 0.0); }
+    case 1u: { return select(select(1u, 2u, v >= p.beta), 0u, v <= p.alpha); }
+    case 4u: { let u = p.alpha * v + p.beta; return select(select(1u, 2u, u >= 1.0), 0u, u <= 0.0); }
+    case 5u: { return select(select(1u, 2u, v > 3.0), 0u, v < -3.0); }
+    default: { return 0u; }
+  }
+}
+
+// DeepLIFT Rescale multiplier (f(v) - f(r)) / (v - r), evaluated without float32 cancellation: on one linear or
+// quadratic piece (ReLU, LeakyReLU, Clip, HardSigmoid, HardSwish) the secant equals f' at the midpoint exactly;
+// for the sigmoid, s(v) - s(r) = s(-v) s(r) expm1(v - r).
+fn secant(v: f32, r: f32) -> f32 {
+  let d = v - r;
+  if (FN == 3u) {
+    if (abs(d) >= 1.0) { return (f(v) - f(r)) / d; }
+    let e = 1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0 + d * (1.0 / 120.0 + d / 720.0)))); // expm1(d)/d
+    return (1.0 / (1.0 + exp(v))) * (1.0 / (1.0 + exp(-r))) * e;
+  }
+  if (piece(v) == piece(r)) { return df(0.5 * (v + r)); }
+  return (f(v) - f(r)) / d;
+}
+
 @compute @workgroup_size(WG)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = index(gid, nwg);
@@ -56,7 +82,7 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   if (MODE == 1u && FN == 0u) {
     d = select(0.0, g, v > 0.0 && g > 0.0);
   } else if (MODE == 2u && abs(v - xr[i]) >= 1e-10) {
-    d = g * (f(v) - f(xr[i])) / (v - xr[i]);
+    d = g * secant(v, xr[i]);
   } else {
     d = g * df(v);
   }

@@ -8,6 +8,7 @@ import linear from '../shaders/linear.wgsl';
 import copy from '../shaders/copy.wgsl';
 import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
+import cam from '../shaders/cam.wgsl';
 
 export class GpuError extends Error {
   constructor(message: string) { super(message); this.name = 'GpuError'; }
@@ -45,6 +46,7 @@ export const FAMILIES = {
   copy: { code: copy, slots: [U, R, W], wg: 256 },
   softmax: { code: softmax, slots: [U, R, R, W], wg: 64 },
   seed: { code: seed, slots: [U, R, R, W, W], wg: 64 },
+  cam: { code: cam, slots: [U, R, R, R, R, W, W, W], wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

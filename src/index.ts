@@ -6,3 +6,7 @@ export { importOnnx, importModel, SUPPORTED_OPS, UnsupportedError } from './impo
 export { parseOnnx, parseTensor, OnnxError } from './onnx.js';
 export { ModelError, logitsOf, numel, macs, validate } from './graph.js';
 export type { Graph, Node, Op, Shape, Tensor } from './graph.js';
+export { explain, Explainer, defaultLayer, resolveLayer, parseMethods, eigenCam, resize, normMap, softmax } from './explain.js';
+export type { ExplainOptions, Explanation, ImageResult, MethodResult, Targets } from './explain.js';
+export { METHODS, METHOD_NAMES, FAST_METHODS } from './methods.js';
+export type { Method, MethodInfo } from './methods.js';

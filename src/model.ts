@@ -58,6 +58,8 @@ export class Model {
   private plans = new Set<Plan>();
   readonly limits: { binding: number; buffer: number; maxDim: number };
 
+  private owner = true; // a head() shares its parent's weight buffers and does not free them
+
   private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
     const l = gpu.device.limits;
     this.limits = { binding: l.maxStorageBufferBindingSize, buffer: l.maxBufferSize, maxDim: l.maxComputeWorkgroupsPerDimension };
@@ -71,6 +73,24 @@ export class Model {
     await gpu.scoped(`${name}: weights`, () => m.upload());
     await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
     return m;
+  }
+
+  /** The sub-model from `tensor` (a 4-D activation) to the output, sharing this model's GPU weights: the head
+   *  that Ablation-CAM re-runs. Throws when a head node reads anything computed before `tensor`. */
+  head(tensor: string): Model {
+    const g = this.graph, down = new Set([tensor]), nodes: Node[] = [];
+    if (!g.tensors.has(tensor)) throw new ModelError(`'${tensor}' is not a tensor of this model`);
+    for (const n of g.nodes) {
+      if (!n.inputs.some((i) => down.has(i))) continue;
+      const other = n.inputs.find((i) => !down.has(i) && !isConst(g, i));
+      if (other) throw new ModelError(`the head after '${tensor}' also reads '${other}' (node '${n.name}'), so it cannot be re-run from '${tensor}' alone`);
+      down.add(n.output); nodes.push(n);
+    }
+    if (!down.has(g.output)) throw new ModelError(`'${tensor}' does not lead to the output`);
+    const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
+    const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
+    h.weights = this.weights; h.consts = this.consts; h.owner = false;
+    return h;
   }
 
   get device() { return this.gpu.device; }
@@ -157,6 +177,7 @@ export class Model {
 
   destroy() {
     for (const p of [...this.plans]) p.destroy();
+    if (!this.owner) return;
     for (const w of this.weights.values()) for (const b of [...w.w, ...w.b]) b.destroy();
     for (const b of this.consts.values()) b.destroy();
     this.weights.clear(); this.consts.clear();
@@ -491,6 +512,26 @@ export class Plan {
     res.grads = res.passes[0] ?? new Map();
     res.logits = res.values.get(m.logits)!;
     return res;
+  }
+
+  /** Submits extra dispatches against this plan's buffers (after run()), and returns the named epilogue read-backs whole. */
+  rerun(steps: Step[], names: string[]): Promise<Map<string, Float32Array>> {
+    const r = this.queue.then(async () => {
+      const dev = this.model.device, reads = this.reads.filter((q) => q.kind === 'extra' && names.includes(q.name));
+      for (const s of steps) s.pipeline ??= await s.pipe;
+      const enc = dev.createCommandEncoder({ label: 'camgpu.rerun' }), pass = enc.beginComputePass({ label: 'camgpu.rerun' });
+      for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
+      pass.end();
+      for (const q of reads) enc.copyBufferToBuffer(q.src, 0, q.stage, 0, q.bytes);
+      dev.queue.submit([enc.finish()]);
+      this.model.gpu.submits++;
+      await Promise.all(reads.map((q) => q.stage.mapAsync(GPUMapMode.READ)));
+      const out = new Map<string, Float32Array>();
+      for (const q of reads) { out.set(q.name, new Float32Array(q.stage.getMappedRange().slice(0))); q.stage.unmap(); }
+      return out;
+    });
+    this.queue = r.catch(() => undefined);
+    return r;
   }
 
   private destroyed = false;

@@ -1,0 +1,314 @@
+// camgpu benchmark: conv kernels per layer shape of ResNet-50 and VGG16 (224, batch 1) and both nets end to end.
+// Everything is checked before it is timed, and speeds are printed as ratios to a CPU sgemm measured in the
+// same run (never timing assertions in tests).
+//   npm run bench                 every conv shape of both nets, both nets end to end
+//   npm run bench -- --quick      a few shapes, ResNet-50 end to end only
+//   npm run bench -- --tag=NAME   appends NAME to the results file name (before/after comparisons)
+// Writes bench/results/<date>-<adapter>[-NAME].json and prints markdown tables.
+//
+// Timing: a kernel is timed alone, on the GPU only: the same dispatch encoded R times in one compute pass,
+// one submit, then onSubmittedWorkDone; ms = wall / R (R sized so a batch takes ~0.2 s; median of 3 batches).
+// That leaves out plan.run's upload, submit and read-back, which the end-to-end numbers (plain plan.run,
+// median of several) include.
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { closeGpu, nodeGpu } from '../node/gpu.js';
+import { GraphBuilder, mulberry32, resnet50, vgg16 } from '../src/builder.js';
+import { ConvOp, Graph, Node, macs, numel } from '../src/graph.js';
+import { Gpu } from '../src/gpu.js';
+import { Model, Plan, Step } from '../src/model.js';
+import { refBackward, refForward } from '../tests/ref.js';
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const TAG = args.find((a) => a.startsWith('--tag='))?.slice(6);
+const TARGET_S = QUICK ? 0.1 : 0.2; // wall time of one timed batch of R dispatches
+const TOL = 1e-4;                    // per-layer check: max |gpu - ref| / max |ref|
+const E2E_TOL = 1e-3;                // end to end: float32 through 16-53 layers vs float64
+
+// ---------- helpers ----------
+
+const median = (a: number[]) => { const s = [...a].sort((p, q) => p - q); return s[s.length >> 1]; };
+const rand = (n: number, seed: number) => { const r = mulberry32(seed), a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = 2 * r() - 1; return a; };
+const gflops = (macCount: number, ms: number) => (2 * macCount) / (ms * 1e6);
+const f1 = (v: number) => v.toFixed(1), f2 = (v: number) => v.toFixed(2);
+
+/** max |a - b| / max |b| (b the reference). */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0, d = 0;
+  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(b[i])); d = Math.max(d, Math.abs(a[i] - b[i])); }
+  return Number.isFinite(d) ? d / (m || 1) : Infinity;
+}
+
+/** A plan's dispatches in encode order. The bench reads the private lists on purpose: it times exactly the
+ *  dispatches the engine replays, with no second copy of the dispatch logic. */
+const stepsOf = (p: Plan) => ({ forward: p['forward'] as Step[], backward: p['backward'] as Step[] });
+
+/** ms per dispatch of `steps`, GPU only (see the header). */
+async function gpuMs(gpu: Gpu, steps: Step[], reps: number): Promise<number> {
+  const dev = gpu.device, enc = dev.createCommandEncoder({ label: 'bench' }), pass = enc.beginComputePass({ label: 'bench' });
+  for (let r = 0; r < reps; r++) for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
+  pass.end();
+  const t = performance.now();
+  dev.queue.submit([enc.finish()]);
+  await dev.queue.onSubmittedWorkDone();
+  return (performance.now() - t) / reps;
+}
+
+/** One warm-up batch sizes R; then the median of 3 batches. */
+async function timeSteps(gpu: Gpu, steps: Step[], target = TARGET_S): Promise<number> {
+  const first = await gpuMs(gpu, steps, 1);
+  const reps = Math.max(1, Math.min(64, Math.round((target * 1000) / Math.max(first, 0.01))));
+  const t: number[] = [];
+  for (let i = 0; i < 3; i++) t.push(await gpuMs(gpu, steps, reps));
+  gpu.check();
+  return median(t);
+}
+
+// ---------- CPU baseline: blocked sgemm in JS ----------
+
+/**
+ * C (M,N) = A (M,K) B (K,N), row-major Float32Arrays, single-threaded. B is packed into 4-column panels
+ * (K,4) so the 4x4 register tile reads both operands contiguously; 16 accumulators live in locals over all
+ * of K. Plain scalar JS (V8 does not vectorise), so this is what a careful CPU fallback in JS would get.
+ */
+function sgemm(M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array) {
+  const P = new Float32Array(K * N); // panel j/4: P[(j/4)*K*4 + k*4 + jj] = B[k, j + jj]
+  for (let j = 0; j < N; j += 4) for (let k = 0; k < K; k++) for (let jj = 0; jj < 4; jj++) P[j * K + k * 4 + jj] = B[k * N + j + jj];
+  for (let i = 0; i < M; i += 4) {
+    const a0 = i * K, a1 = a0 + K, a2 = a1 + K, a3 = a2 + K;
+    for (let j = 0; j < N; j += 4) {
+      let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+      let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+      for (let k = 0, p = j * K; k < K; k++, p += 4) {
+        const b0 = P[p], b1 = P[p + 1], b2 = P[p + 2], b3 = P[p + 3];
+        const x0 = A[a0 + k], x1 = A[a1 + k], x2 = A[a2 + k], x3 = A[a3 + k];
+        c00 += x0 * b0; c01 += x0 * b1; c02 += x0 * b2; c03 += x0 * b3;
+        c10 += x1 * b0; c11 += x1 * b1; c12 += x1 * b2; c13 += x1 * b3;
+        c20 += x2 * b0; c21 += x2 * b1; c22 += x2 * b2; c23 += x2 * b3;
+        c30 += x3 * b0; c31 += x3 * b1; c32 += x3 * b2; c33 += x3 * b3;
+      }
+      const r0 = i * N + j, r1 = r0 + N, r2 = r1 + N, r3 = r2 + N;
+      C[r0] = c00; C[r0 + 1] = c01; C[r0 + 2] = c02; C[r0 + 3] = c03;
+      C[r1] = c10; C[r1 + 1] = c11; C[r1 + 2] = c12; C[r1 + 3] = c13;
+      C[r2] = c20; C[r2 + 1] = c21; C[r2 + 2] = c22; C[r2 + 3] = c23;
+      C[r3] = c30; C[r3 + 1] = c31; C[r3 + 2] = c32; C[r3 + 3] = c33;
+    }
+  }
+}
+
+/** GFLOP/s of sgemm at 512^3 (a mid-size ResNet layer as a GEMM: 512 channels x 784 pixels x 1152 taps is
+ *  the same order), checked against a float64 dot product at sampled entries; median of 3. */
+function sgemmBaseline(): { gflops: number; size: number } {
+  const n = 512, A = rand(n * n, 11), B = rand(n * n, 12), C = new Float32Array(n * n), r = mulberry32(13);
+  sgemm(n, n, n, A, B, C); // warm-up (JIT)
+  for (let s = 0; s < 64; s++) {
+    const i = Math.floor(r() * n), j = Math.floor(r() * n);
+    let ref = 0; for (let k = 0; k < n; k++) ref += A[i * n + k] * B[k * n + j];
+    if (Math.abs(C[i * n + j] - ref) > 1e-4 * Math.sqrt(n)) throw new Error(`sgemm baseline wrong at (${i},${j}): ${C[i * n + j]} vs ${ref}`);
+  }
+  const t: number[] = [];
+  for (let i = 0; i < 3; i++) { const t0 = performance.now(); sgemm(n, n, n, A, B, C); t.push(performance.now() - t0); }
+  return { gflops: gflops(n * n * n, median(t)), size: n };
+}
+
+// ---------- per-layer conv ----------
+
+interface ConvShape { key: string; C: number; H: number; W: number; op: ConvOp; out: number[]; layers: string[] }
+interface LayerResult {
+  shape: string; layers: string[]; macs: number; check: string; fwdErr: number; bwdErr: number;
+  fwdMs: number; fwdGflops: number; bwdMs: number; bwdGflops: number;
+}
+
+/** Distinct conv shapes of a graph, with the names of the layers that have each. */
+function convShapes(g: Graph, net: string): ConvShape[] {
+  const m = new Map<string, ConvShape>();
+  for (const n of g.nodes) {
+    const op = n.op;
+    if (op.kind !== 'conv') continue;
+    const [C, H, W] = g.tensors.get(n.inputs[0])!.shape, out = g.tensors.get(n.output)!.shape;
+    const key = `${C}x${H}x${W}->${op.cout} k${op.kh} s${op.stride[0]}${op.pad[0] ? ` p${op.pad[0]}` : ''}${op.group > 1 ? ` g${op.group}` : ''}`;
+    if (!m.has(key)) m.set(key, { key, C, H, W, op, out, layers: [] });
+    m.get(key)!.layers.push(`${net}:${n.name}`);
+  }
+  return [...m.values()];
+}
+
+/** Float64 y at flat output position i (N = 1), straight from the definition. */
+function convAt(op: ConvOp, s: ConvShape, x: Float32Array, i: number): number {
+  const [K, OH, OW] = s.out, CG = s.C / op.group, KG = K / op.group;
+  const ox = i % OW, oy = Math.floor(i / OW) % OH, k = Math.floor(i / (OW * OH)), c0 = Math.floor(k / KG) * CG;
+  let v = op.b[k];
+  for (let c = 0; c < CG; c++) for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
+    const iy = oy * op.stride[0] - op.pad[0] + ky * op.dil[0], ix = ox * op.stride[1] - op.pad[1] + kx * op.dil[1];
+    if (iy >= 0 && iy < s.H && ix >= 0 && ix < s.W) v += op.w[((k * CG + c) * op.kh + ky) * op.kw + kx] * x[((c0 + c) * s.H + iy) * s.W + ix];
+  }
+  return v;
+}
+
+/** Float64 dx at flat input position i (N = 1): every output that read x[i] sends back w * dy. */
+function convGradAt(op: ConvOp, s: ConvShape, dy: Float32Array, i: number): number {
+  const [K, OH, OW] = s.out, CG = s.C / op.group, KG = K / op.group;
+  const ix = i % s.W, iy = Math.floor(i / s.W) % s.H, c = Math.floor(i / (s.W * s.H)), g = Math.floor(c / CG), cl = c % CG;
+  let v = 0;
+  for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
+    const ty = iy + op.pad[0] - ky * op.dil[0], tx = ix + op.pad[1] - kx * op.dil[1];
+    if (ty < 0 || tx < 0 || ty % op.stride[0] || tx % op.stride[1]) continue;
+    const oy = ty / op.stride[0], ox = tx / op.stride[1];
+    if (oy >= OH || ox >= OW) continue;
+    for (let k = g * KG; k < (g + 1) * KG; k++) v += op.w[((k * CG + cl) * op.kh + ky) * op.kw + kx] * dy[(k * OH + oy) * OW + ox];
+  }
+  return v;
+}
+
+const FULL_REF_MACS = 5e7; // below this the whole layer goes through tests/ref.ts; above, 1024 sampled positions
+const SAMPLES = 1024;
+
+async function benchConv(gpu: Gpu, s: ConvShape): Promise<LayerResult> {
+  const op = s.op, b = new GraphBuilder([s.C, s.H, s.W], 1);
+  const g = b.finish(b.conv(b.input, op.cout, [op.kh, op.kw], { stride: op.stride, pad: op.pad, dil: op.dil, group: op.group }));
+  const node = g.nodes[0], w = node.op as ConvOp, mac = macs(g, node);
+  const model = await Model.load(gpu, g, `bench ${s.key}`);
+  try {
+    const plan = await model.plan({ batch: 1, grads: [g.input] });
+    const x = rand(s.C * s.H * s.W, 2), dy = rand(numel(s.out), 3);
+    const res = await plan.run(x, { seed: dy });
+    const y = res.logits, dx = res.grads.get(g.input)!;
+    let fwdErr: number, bwdErr: number, check: string;
+    if (mac <= FULL_REF_MACS) {
+      const vals = refForward(g, Float64Array.from(x), 1);
+      fwdErr = relErr(y, vals.get(node.output)!);
+      bwdErr = relErr(dx, refBackward(g, vals, node.output, Float64Array.from(dy), 1, 'grad').get(g.input)!);
+      check = 'ref.ts';
+    } else {
+      const r = mulberry32(4), iy = [], ry = [], ix = [], rx = [];
+      for (let k = 0; k < SAMPLES; k++) {
+        const i = Math.floor(r() * y.length); iy.push(y[i]); ry.push(convAt(w, s, x, i));
+        const j = Math.floor(r() * dx.length); ix.push(dx[j]); rx.push(convGradAt(w, s, dy, j));
+      }
+      fwdErr = relErr(iy, ry); bwdErr = relErr(ix, rx);
+      check = `${SAMPLES} samples`;
+    }
+    if (!(fwdErr <= TOL) || !(bwdErr <= TOL)) throw new Error(`conv ${s.key}: GPU differs from the float64 reference: forward ${fwdErr.toExponential(2)}, backward-input ${bwdErr.toExponential(2)} (tolerance ${TOL})`);
+    const { forward, backward } = stepsOf(plan);
+    const fwdMs = await timeSteps(gpu, forward), bwdMs = await timeSteps(gpu, backward);
+    return { shape: s.key, layers: s.layers, macs: mac, check, fwdErr, bwdErr, fwdMs, fwdGflops: gflops(mac, fwdMs), bwdMs, bwdGflops: gflops(mac, bwdMs) };
+  } finally { model.destroy(); }
+}
+
+// ---------- end to end ----------
+
+interface E2EResult {
+  net: string; gmacs: number; logitsErr: number; reference: string; forwardMs: number; gradcamMs: number; gradcamLayer: string;
+  saliencyMs: number; forwardGflops: number;
+  /** GPU-only ms per node (forward) and for the whole backward to the Grad-CAM layer, each dispatch timed alone. */
+  breakdown: { node: string; kind: string; ms: number }[]; breakdownSumMs: number; backwardSteps: number; backwardMs: number;
+}
+
+/** A cheap fingerprint of a graph's weights, to key the cached float64 reference logits. */
+function fingerprint(g: Graph): string {
+  let h = 0;
+  for (const n of g.nodes) {
+    const op = n.op;
+    if (op.kind !== 'conv' && op.kind !== 'linear') continue;
+    for (let i = 0; i < op.w.length; i += 4099) h = (h * 31 + Math.round(op.w[i] * 1e6)) % 2147483647;
+    h = (h * 31 + op.w.length) % 2147483647;
+  }
+  return h.toString(36);
+}
+
+/** Float64 logits of tests/ref.ts refForward; cached under bench/results/*.tmp (VGG16 takes ~30 s), keyed by the weights. */
+function referenceLogits(net: string, g: Graph, x: Float32Array): { logits: Float64Array; how: string } {
+  const file = `bench/results/ref-${net}-${fingerprint(g)}.tmp`;
+  if (existsSync(file)) return { logits: Float64Array.from(JSON.parse(readFileSync(file, 'utf8'))), how: `ref.ts (cached ${file})` };
+  const t = performance.now();
+  const logits = refForward(g, Float64Array.from(x), 1).get(g.output)!;
+  writeFileSync(file, JSON.stringify([...logits]));
+  return { logits, how: `ref.ts (${f1((performance.now() - t) / 1000)} s, cached)` };
+}
+
+async function medianRun(plan: Plan, x: Float32Array, o: Parameters<Plan['run']>[1], n: number): Promise<number> {
+  await plan.run(x, o); // warm-up
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); await plan.run(x, o); t.push(performance.now() - t0); }
+  return median(t);
+}
+
+async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): Promise<E2EResult> {
+  const model = await Model.load(gpu, g, net), gm = g.nodes.reduce((s, n) => s + macs(g, n), 0) / 1e9;
+  try {
+    const x = rand(3 * 224 * 224, 5);
+    const fwd = await model.plan({ batch: 1 });
+    const logits = (await fwd.run(x)).logits;
+    let varies = false;
+    for (const v of logits) { if (!Number.isFinite(v)) throw new Error(`${net}: non-finite logit`); if (v !== logits[0]) varies = true; }
+    if (!varies) throw new Error(`${net}: constant logits`);
+    const ref = referenceLogits(net, g, x), logitsErr = relErr(logits, ref.logits);
+    if (!(logitsErr <= E2E_TOL)) throw new Error(`${net}: logits differ from the float64 reference by ${logitsErr.toExponential(2)} (tolerance ${E2E_TOL})`);
+    const reps = net === 'vgg16' ? 3 : 5;
+    const forwardMs = await medianRun(fwd, x, {}, reps);
+    // Grad-CAM: forward, top-1 class chosen on the GPU, backward to the last conv block's activation.
+    const cam = await model.plan({ batch: 1, grads: [gradcamLayer] });
+    const gradcamMs = await medianRun(cam, x, { classes: Int32Array.of(-1) }, reps);
+    // Saliency / guided backprop cost: backward all the way to the image (every conv's backward-input).
+    const sal = await model.plan({ batch: 1, grads: [g.input] });
+    const saliencyMs = await medianRun(sal, x, { classes: Int32Array.of(-1) }, 3);
+    // Breakdown: each forward dispatch alone (buffers hold this image's activations), grouped by node.
+    const steps = stepsOf(cam), kind = new Map(g.nodes.map((n) => [n.name, n.op.kind]));
+    const breakdown: E2EResult['breakdown'] = [];
+    for (const s of steps.forward) {
+      const node = (s.bind.label ?? '').replace(/\[\d+\]$/, ''), ms = await gpuMs(gpu, [s], 2);
+      const last = breakdown[breakdown.length - 1];
+      if (last?.node === node) last.ms += ms; else breakdown.push({ node, kind: kind.get(node) ?? '?', ms });
+    }
+    const backwardMs = await gpuMs(gpu, steps.backward, 2);
+    const breakdownSumMs = breakdown.reduce((a, b) => a + b.ms, 0);
+    return { net, gmacs: gm, logitsErr, reference: ref.how, forwardMs, gradcamMs, gradcamLayer, saliencyMs, forwardGflops: gflops(gm * 1e9, forwardMs),
+      breakdown, breakdownSumMs, backwardSteps: steps.backward.length, backwardMs };
+  } finally { model.destroy(); }
+}
+
+// ---------- main ----------
+
+const t0 = performance.now();
+mkdirSync('bench/results', { recursive: true });
+const gpu = await nodeGpu();
+console.log(`# camgpu bench${QUICK ? ' (--quick)' : ''}\n\nadapter: ${gpu.adapterInfo}\n`);
+const base = sgemmBaseline();
+console.log(`CPU baseline: JS sgemm ${base.size}^3, single thread: ${f2(base.gflops)} GFLOP/s\n`);
+
+const nets: [string, () => Graph, string][] = [['resnet50', () => resnet50(), 'layer4.2.relu_2'], ['vgg16', () => vgg16(), 'features.29']];
+const graphs = new Map(nets.map(([name, make]) => [name, make()]));
+let shapes = [...graphs].flatMap(([name, g]) => convShapes(g, name));
+if (QUICK) shapes = shapes.filter((s) => ['64x56x56->64 k3 s1 p1', '256x56x56->64 k1 s1', '128x28x28->128 k3 s1 p1', '1024x14x14->256 k1 s1', '256x56x56->256 k3 s1 p1'].includes(s.key));
+
+console.log('## Conv layers (batch 1), GPU-only time per dispatch\n');
+console.log(`| shape (CxHxW->K) | layers | MMAC | check | fwd ms | fwd GFLOP/s | x sgemm | bwd-in ms | bwd-in GFLOP/s | x sgemm |`);
+console.log(`|---|---|--:|---|--:|--:|--:|--:|--:|--:|`);
+const layers: LayerResult[] = [];
+for (const s of shapes) {
+  const r = await benchConv(gpu, s);
+  layers.push(r);
+  const names = r.layers.length > 2 ? `${r.layers[0]} +${r.layers.length - 1}` : r.layers.join(', ');
+  console.log(`| ${r.shape} | ${names} | ${f1(r.macs / 1e6)} | ${r.check} | ${f2(r.fwdMs)} | ${f2(r.fwdGflops)} | ${f2(r.fwdGflops / base.gflops)} | ${f2(r.bwdMs)} | ${f2(r.bwdGflops)} | ${f2(r.bwdGflops / base.gflops)} |`);
+}
+
+const e2e: E2EResult[] = [];
+for (const [name, , layer] of QUICK ? nets.slice(0, 1) : nets) e2e.push(await benchNet(gpu, name, graphs.get(name)!, layer));
+console.log('\n## End to end (224, batch 1), plan.run wall time, median\n');
+console.log('| net | GMAC | logits err (vs float64) | forward ms | GFLOP/s | x sgemm | Grad-CAM fwd+bwd ms | layer | saliency fwd+bwd-to-input ms |');
+console.log('|---|--:|--:|--:|--:|--:|--:|---|--:|');
+for (const r of e2e) console.log(`| ${r.net} | ${f2(r.gmacs)} | ${r.logitsErr.toExponential(1)} | ${f1(r.forwardMs)} | ${f2(r.forwardGflops)} | ${f2(r.forwardGflops / base.gflops)} | ${f1(r.gradcamMs)} | ${r.gradcamLayer} | ${f1(r.saliencyMs)} |`);
+for (const r of e2e) {
+  const byKind = new Map<string, number>();
+  for (const b of r.breakdown) byKind.set(b.kind, (byKind.get(b.kind) ?? 0) + b.ms);
+  console.log(`\n### ${r.net}: where forward time goes (each dispatch timed alone; sum ${f1(r.breakdownSumMs)} ms vs ${f1(r.forwardMs)} ms per plan.run)\n`);
+  console.log(`by op: ${[...byKind].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${f1(ms)} ms (${f1((100 * ms) / r.breakdownSumMs)}%)`).join(', ')}; `
+    + `Grad-CAM backward (${r.backwardSteps} dispatches) ${f1(r.backwardMs)} ms`);
+  console.log(`top nodes: ${[...r.breakdown].sort((a, b) => b.ms - a.ms).slice(0, 8).map((b) => `${b.node} ${f1(b.ms)}`).join(', ')}`);
+}
+
+const date = new Date().toISOString().slice(0, 10), slug = gpu.adapterInfo.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
+const file = `bench/results/${date}-${slug || 'adapter'}${TAG ? `-${TAG}` : ''}.json`;
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, sgemm: base, layers, e2e, totalS: (performance.now() - t0) / 1000 }, null, 1));
+console.log(`\nwrote ${file} (${f1((performance.now() - t0) / 1000)} s)`);
+await closeGpu();

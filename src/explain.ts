@@ -1,0 +1,452 @@
+// explain(): every requested method for a batch of images. The gradient CAMs come from one plan: one forward,
+// one backward to the target layer (plus LIFT-CAM's head-only DeepLIFT pass) and the fused CAM epilogue, in one
+// submit. Perturbation and pixel methods add their own batched plans. Definitions: shared METHODS.md.
+import { Graph, ModelError, consumers, isConst, logitsOf, numel, producers } from './graph.js';
+import { Model, Plan, Step, candidates } from './model.js';
+import { METHODS, METHOD_NAMES, Method, FAST_METHODS } from './methods.js';
+import { mulberry32 } from './builder.js';
+
+export type Targets = 'top1' | number[] | { topk: number } | Float32Array;
+export interface ExplainOptions {
+  /** One class per image, 'top1' (default), { topk: k } (k rows per image), or seed vectors (N, classes) at the logits. */
+  targets?: Targets;
+  /** Target layer: an ONNX tensor (or node) name; default: the last 4-D activation before the classifier head. */
+  layer?: string;
+  methods?: Method[] | 'all' | 'fast';
+  /** Target score: the raw logit (default) or the softmax probability. */
+  score?: 'logit' | 'prob';
+  /** ReLU on the raw map before normalising (default true). */
+  relu?: boolean;
+  /** Min-max normalisation: of the feature-resolution map (default), of the resized map, or none. */
+  normalize?: 'before' | 'after' | 'none';
+  /** Bilinear resize with half-pixel centres (default, align_corners=false) or corner-aligned. */
+  resize?: 'bilinear' | 'bilinear-corners';
+  /** Grad-CAM++: eq. 19 (default) or the authors' alpha-renormalised code. */
+  gradcamPP?: 'eq19' | 'normalized';
+  /** Score-CAM: pytorch-grad-cam's variant (default) or the official code's. */
+  scorecam?: 'pgc' | 'official';
+  /** Pixel DeepLIFT reference image (C,H,W), default zeros (the mean image in normalised space). */
+  reference?: Float32Array;
+  rise?: { n?: number; s?: number; p?: number; seed?: number };
+  /** Images per plan (and masked inputs per perturbation batch); default: what fits, at most 16. */
+  batch?: number;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+export interface MethodResult {
+  /** (H, W) at input resolution, in [0,1] unless normalize is 'none'. */
+  map: Float32Array;
+  /** Feature-resolution raw map (pre-ReLU) for CAMs; the full attribution (C,H,W) or (H,W) for pixel methods. */
+  raw: Float32Array; rawShape: number[];
+  weights?: Float32Array;
+}
+export interface ImageResult {
+  image: number; target: number; logits: Float32Array; probs: Float32Array;
+  topk: { class: number; logit: number; prob: number }[];
+  methods: Partial<Record<Method, MethodResult>>;
+  /** Pixel DeepLIFT: sum of contributions and y(x) - y(x'), which must agree; scale = max(|y(x)|, |y(x')|). */
+  deepliftDelta?: { sum: number; expected: number; scale: number };
+}
+export interface Explanation { layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>; gpuBytes: number }
+
+const RAW_SLOTS = 11, WEIGHT_ROWS = 8;
+
+/** The default CAM layer: the last 4-D activation with spatial size > 1 produced by a conv, activation or merge node. */
+export function defaultLayer(g: Graph): string {
+  const onPath = upstream(g, logitsOf(g));
+  let best: string | null = null;
+  for (const n of g.nodes) {
+    const s = g.tensors.get(n.output)!.shape;
+    if (s.length === 3 && s[1] * s[2] > 1 && onPath.has(n.output) && !['maxpool', 'avgpool', 'alias', 'gap'].includes(n.op.kind)) best = n.output;
+  }
+  if (!best) throw new ModelError('this model has no 4-D activation with spatial size > 1 on the path to the output; CAM methods need one');
+  return best;
+}
+
+function upstream(g: Graph, t: string): Set<string> {
+  const prod = producers(g), seen = new Set<string>(), stack = [t];
+  while (stack.length) { const x = stack.pop()!; if (seen.has(x)) continue; seen.add(x); const p = prod.get(x); if (p) stack.push(...p.inputs); }
+  return seen;
+}
+
+/** Resolves a layer name (tensor or node name) and checks it can be a CAM target. */
+export function resolveLayer(g: Graph, name?: string): string {
+  if (!name) return defaultLayer(g);
+  const t = g.tensors.has(name) ? name : g.nodes.find((n) => n.name === name)?.output;
+  const list = () => candidates(g).join(', ');
+  if (!t || isConst(g, t)) throw new ModelError(`layer '${name}' is not a tensor or node of this model; 4-D candidates: ${list()}`);
+  if (g.tensors.get(t)!.shape.length !== 3) throw new ModelError(`layer '${name}' has shape [N,${g.tensors.get(t)!.shape}], not a 4-D (N,K,h,w) activation; candidates: ${list()}`);
+  if (t === g.input) throw new ModelError(`layer '${name}' is the input image; choose a feature map: ${list()}`);
+  if (!upstream(g, logitsOf(g)).has(t)) throw new ModelError(`layer '${name}' is not on the path to the output; candidates: ${list()}`);
+  return t;
+}
+
+/** CAM needs A -> GlobalAveragePool -> (Flatten) -> linear = logits. */
+function checkCamHead(g: Graph, A: string) {
+  const cons = consumers(g), path: string[] = [];
+  let t = A;
+  for (;;) {
+    const c = cons.get(t) ?? [];
+    if (c.length !== 1) break;
+    path.push(c[0].op.kind); t = c[0].output;
+    if (t === logitsOf(g)) break;
+  }
+  const kinds = path.filter((k) => k !== 'alias');
+  if (t !== logitsOf(g) || kinds.length !== 2 || kinds[0] !== 'gap' || kinds[1] !== 'linear')
+    throw new ModelError(`CAM needs the target layer to feed GlobalAveragePool -> linear; after '${A}' the head is ${path.join(' -> ') || 'missing'} (use gradcam, whose weights equal CAM's up to 1/Z on such heads)`);
+}
+
+export function parseMethods(m: ExplainOptions['methods']): Method[] {
+  if (!m || m === 'fast') return FAST_METHODS;
+  if (m === 'all') return METHOD_NAMES;
+  for (const x of m) if (!(x in METHODS)) throw new ModelError(`unknown method '${x}'; methods: ${METHOD_NAMES.join(', ')}`);
+  return [...new Set(m)];
+}
+
+/** Caches plans per model, layer and options; call explain() repeatedly on the same instance. */
+export class Explainer {
+  private plans = new Map<string, { plan: Plan; cam: CamEpilogue }>();
+  private extra = new Map<string, Plan>();
+  private headModel: Model | null = null;
+  constructor(readonly model: Model) {}
+
+  async explain(images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
+    const m = this.model, g = m.graph, t0 = now();
+    const methods = parseMethods(o.methods);
+    const inShape = m.inputShape, per = numel(inShape), nImages = images.length / per;
+    if (!Number.isInteger(nImages) || nImages < 1) throw new ModelError(`images have ${images.length} values, not a multiple of one image ${inShape.join('x')} (${per})`);
+    if (inShape.length !== 3) throw new ModelError(`explain needs an image input (N,C,H,W); this model's input is [N,${inShape}]`);
+    const A = resolveLayer(g, o.layer), aShape = g.tensors.get(A)!.shape;
+    if (methods.includes('cam')) checkCamHead(g, A);
+    const C = m.numClasses, [, H, W] = inShape;
+
+    // rows: (image, class spec) pairs; top-k makes k rows per image
+    const rows: { image: number; cls: number }[] = [];
+    const t = o.targets ?? 'top1';
+    if (t === 'top1') for (let i = 0; i < nImages; i++) rows.push({ image: i, cls: -1 });
+    else if (Array.isArray(t)) {
+      if (t.length !== nImages) throw new ModelError(`targets has ${t.length} classes for ${nImages} images`);
+      t.forEach((c, i) => { if (!Number.isInteger(c) || c < 0 || c >= C) throw new ModelError(`class ${c} is out of range: the model has ${C} classes (0..${C - 1})`); rows.push({ image: i, cls: c }); });
+    } else if (t instanceof Float32Array) {
+      if (t.length !== nImages * C) throw new ModelError(`seed targets have ${t.length} values; expected ${nImages} x ${C}`);
+      for (let i = 0; i < nImages; i++) rows.push({ image: i, cls: -1 });
+    } else {
+      if (!Number.isInteger(t.topk) || t.topk < 1 || t.topk > C) throw new ModelError(`topk must be 1..${C}, got ${t.topk}`);
+      for (let i = 0; i < nImages; i++) for (let r = 0; r < t.topk; r++) rows.push({ image: i, cls: -(r + 1) });
+    }
+    const seedRows = t instanceof Float32Array ? t : null;
+    const B = Math.max(1, Math.min(o.batch ?? 16, rows.length, m.maxBatch()));
+    const timings: Record<string, number> = {};
+    const time = async <T>(k: string, f: () => Promise<T>) => { const s = now(); const r = await f(); timings[k] = (timings[k] ?? 0) + now() - s; return r; };
+    const results: ImageResult[] = [];
+    const camMethods = methods.filter((x) => METHODS[x].slot !== undefined);
+    const needCamSlots = [...camMethods]; if (methods.includes('guided-gradcam') && !needCamSlots.includes('gradcam')) needCamSlots.push('gradcam');
+    const lift = methods.includes('liftcam');
+    const wantInputGrad = methods.includes('saliency');
+    let gpuBytes = 0;
+
+    for (let r0 = 0; r0 < rows.length; r0 += B) {
+      const chunk = rows.slice(r0, r0 + B), k = chunk.length;
+      const x = new Float32Array(k * per);
+      chunk.forEach((r, i) => x.set(images.subarray(r.image * per, (r.image + 1) * per), i * per));
+      const key = JSON.stringify([B, A, lift, wantInputGrad, needCamSlots, o.score, o.relu, o.normalize, o.resize, o.gradcamPP]);
+      let entry = this.plans.get(key);
+      if (!entry) {
+        const plan = await m.plan({ batch: B, read: [A], score: o.score, backward: [
+          { grads: wantInputGrad ? [A, g.input] : [A], mode: 'grad' },
+          ...(lift ? [{ grads: [A], mode: 'deeplift' as const, reference: { zeroAt: A } }] : []),
+        ] });
+        const cam = new CamEpilogue(plan, A, aShape, [H, W], needCamSlots.map((x) => METHODS[x].slot!), o, lift);
+        await cam.attach();
+        entry = { plan, cam }; this.plans.set(key, entry);
+      }
+      const { plan, cam } = entry;
+      gpuBytes = Math.max(gpuBytes, plan.bytes);
+      const seed = seedRows ? seedRows.subarray(chunk[0].image * C, (chunk[0].image + k) * C) : undefined;
+      const res = await time('gradient pass', () => plan.run(x, seedRows ? { seed } : { classes: Int32Array.from(chunk.map((r) => r.cls)) }));
+      const targets = res.targets ? Array.from(res.targets) : chunk.map((_, i) => argmax(seed!.subarray(i * C, (i + 1) * C)));
+      const act = res.values.get(A)!, Z = aShape[1] * aShape[2], K = aShape[0];
+      let maps = res.extra.get('cam.maps')!, raw = res.extra.get('cam.raw')!, wts = res.extra.get('cam.weights')!;
+      const eigen = methods.includes('eigencam') ? chunk.map((_, i) => eigenCam(act.subarray(i * K * Z, (i + 1) * K * Z), K, Z)) : null;
+
+      // perturbation weights (written into the CAM buffers, then the epilogue maps them)
+      const extraW = new Map<Method, Float32Array[]>();
+      if (methods.includes('scorecam')) extraW.set('scorecam', await time('scorecam', () => this.scoreCam(x, act, chunk.length, targets, aShape, o, B)));
+      if (methods.includes('ablationcam')) extraW.set('ablationcam', await time('ablationcam', () => this.ablationCam(act, res.logits, k, targets, A, aShape, B, o)));
+      if (eigen || extraW.size) {
+        const upd = await time('remap', () => cam.remap(k, eigen?.map((e) => e.raw) ?? null, extraW));
+        maps = upd.get('cam.maps')!; raw = upd.get('cam.raw')!; wts = upd.get('cam.weights')!;
+      }
+      const pixel = await this.pixel(methods, x, k, targets, seed, res.grads.get(g.input), o, B, time);
+      const rise = methods.includes('rise') ? await time('rise', () => this.rise(x, k, targets, o, B)) : null;
+
+      chunk.forEach((row, i) => {
+        const logits = res.logits.subarray(i * C, (i + 1) * C), probs = softmax(logits);
+        const out: ImageResult = { image: row.image, target: targets[i], logits: logits.slice(), probs, topk: topk(logits, probs, 5), methods: {} };
+        needCamSlots.forEach((mm, j) => {
+          if (!methods.includes(mm)) return;
+          const slot = METHODS[mm].slot!, rows8 = [0, 1, 2, 3, 4, 5, 6, 7];
+          const map = maps.slice(((i * needCamSlots.length) + j) * H * W, ((i * needCamSlots.length) + j + 1) * H * W);
+          const mr: MethodResult = { map, raw: raw.slice((i * RAW_SLOTS + slot) * Z, (i * RAW_SLOTS + slot + 1) * Z), rawShape: [aShape[1], aShape[2]] };
+          if (rows8.includes(slot)) mr.weights = wts.slice((i * WEIGHT_ROWS + slot) * K, (i * WEIGHT_ROWS + slot + 1) * K);
+          if (mm === 'eigencam') mr.weights = eigen![i].weights;
+          out.methods[mm] = mr;
+        });
+        if (pixel) {
+          for (const [mm, v] of pixel.maps) {
+            const attr = v[i];
+            if (mm === 'guided-gradcam') { // guided backprop x the Grad-CAM map
+              const gc = maps.subarray(((i * needCamSlots.length) + needCamSlots.indexOf('gradcam')) * H * W), full = attr.map((a, q) => a * gc[q % (H * W)]);
+              out.methods[mm] = { raw: full, rawShape: [inShape[0], H, W], map: normMap(absMaxChannels(full, inShape[0], H * W)) };
+            } else if (mm === 'saliency') out.methods[mm] = { raw: attr, rawShape: [H, W], map: normMap(attr) };
+            else out.methods[mm] = { raw: attr, rawShape: [inShape[0], H, W], map: normMap(absMaxChannels(attr, inShape[0], H * W)) };
+          }
+          if (pixel.delta) out.deepliftDelta = pixel.delta[i];
+        }
+        if (rise) out.methods.rise = { raw: rise[i], rawShape: [H, W], map: normMap(rise[i]) };
+        results.push(out);
+      });
+      o.onProgress?.(Math.min(r0 + B, rows.length), rows.length, 'images');
+    }
+    timings.total = now() - t0;
+    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes };
+  }
+
+  /** Saliency (from the gradient pass), guided backprop (+ Guided Grad-CAM) and pixel DeepLIFT. */
+  private async pixel(methods: Method[], x: Float32Array, k: number, targets: number[], seed: Float32Array | undefined, inputGrad: Float32Array | undefined,
+    o: ExplainOptions, B: number, time: <T>(k: string, f: () => Promise<T>) => Promise<T>) {
+    const g = this.model.graph, per = x.length / k, [Cc, H, W] = this.model.inputShape, HW = H * W;
+    const maps = new Map<Method, Float32Array[]>();
+    const split = (a: Float32Array) => Array.from({ length: k }, (_, i) => a.slice(i * per, (i + 1) * per));
+    const run = { classes: Int32Array.from(targets), ...(seed ? { seed, classes: undefined } : {}) };
+    if (methods.includes('saliency') && inputGrad) maps.set('saliency', split(inputGrad).map((gr) => absMaxChannels(gr, Cc, HW)));
+    if (methods.includes('guided') || methods.includes('guided-gradcam')) {
+      const p = await this.planFor('guided', { batch: B, backward: [{ grads: [g.input], mode: 'guided' }], score: o.score });
+      const r = await time('guided', () => p.run(x, run));
+      const gb = split(r.grads.get(g.input)!);
+      if (methods.includes('guided')) maps.set('guided', gb);
+      if (methods.includes('guided-gradcam')) maps.set('guided-gradcam', gb);
+    }
+    let delta: { sum: number; expected: number; scale: number }[] | undefined;
+    if (methods.includes('deeplift')) {
+      const ref = o.reference ?? new Float32Array(per);
+      if (ref.length !== per) throw new ModelError(`DeepLIFT reference has ${ref.length} values; one image is ${Cc}x${H}x${W}`);
+      const refs = new Float32Array(x.length); for (let i = 0; i < k; i++) refs.set(ref, i * per);
+      const p = await this.planFor('deeplift', { batch: B, backward: [{ grads: [g.input], mode: 'deeplift', reference: 'input' }], score: o.score });
+      const r = await time('deeplift', () => p.run(x, { ...run, refInput: refs }));
+      const mult = r.grads.get(g.input)!, contrib = mult.map((v, q) => v * (x[q] - refs[q])), C = this.model.numClasses;
+      maps.set('deeplift', split(contrib));
+      delta = targets.map((c, i) => {
+        let s = 0; for (let q = i * per; q < (i + 1) * per; q++) s += contrib[q];
+        // the seed is one-hot on c for logits (or the softmax chain rule for prob, where the delta is not a class score)
+        const y = r.logits[i * C + c], y0 = r.refLogits![i * C + c];
+        return { sum: s, expected: y - y0, scale: Math.max(Math.abs(y), Math.abs(y0)) };
+      });
+    }
+    return maps.size ? { maps, delta } : null;
+  }
+
+  private async planFor(name: string, opts: Parameters<Model['plan']>[0], model = this.model): Promise<Plan> {
+    const key = `${name}:${JSON.stringify(opts)}`;
+    let p = this.extra.get(key);
+    if (!p) { p = await model.plan(opts); this.extra.set(key, p); }
+    return p;
+  }
+
+  /** Score-CAM weights per row: masked forwards batched B at a time. */
+  private async scoreCam(x: Float32Array, act: Float32Array, k: number, targets: number[], aShape: number[], o: ExplainOptions, B: number): Promise<Float32Array[]> {
+    const [Cc, H, W] = this.model.inputShape, per = Cc * H * W, [K, h, w] = aShape, Z = h * w, C = this.model.numClasses;
+    const official = o.scorecam === 'official', plan = await this.planFor('forward', { batch: B });
+    const out: Float32Array[] = [];
+    for (let i = 0; i < k; i++) {
+      const img = x.subarray(i * per, (i + 1) * per), scores = new Float32Array(K), skip = new Uint8Array(K);
+      for (let k0 = 0; k0 < K; k0 += B) {
+        const n = Math.min(B, K - k0), batch = new Float32Array(n * per);
+        for (let j = 0; j < n; j++) {
+          const up = resize(act.subarray((i * K + k0 + j) * Z, (i * K + k0 + j + 1) * Z), h, w, H, W, !official);
+          let lo = Infinity, hi = -Infinity; for (const v of up) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+          if (official && hi === lo) skip[k0 + j] = 1;
+          const den = official ? hi - lo : hi - lo + 1e-8;
+          for (let c = 0; c < Cc; c++) for (let q = 0; q < H * W; q++) batch[j * per + c * H * W + q] = img[c * H * W + q] * (den === 0 ? 0 : (up[q] - lo) / den);
+        }
+        const r = await plan.run(batch);
+        for (let j = 0; j < n; j++) {
+          const l = r.logits.subarray(j * C, (j + 1) * C);
+          scores[k0 + j] = official ? softmax(l)[targets[i]] : (o.score === 'prob' ? softmax(l)[targets[i]] : l[targets[i]]);
+        }
+        o.onProgress?.(i * K + k0 + n, k * K, 'scorecam');
+      }
+      if (official) out.push(scores.map((s, j) => (skip[j] ? 0 : s)));
+      else out.push(softmax(scores));
+    }
+    return out;
+  }
+
+  /** Ablation-CAM weights per row: the head re-run from A with one channel ablated, B channels at a time. */
+  private async ablationCam(act: Float32Array, logits: Float32Array, k: number, targets: number[], A: string, aShape: number[], B: number, o: ExplainOptions): Promise<Float32Array[]> {
+    this.headModel ??= this.model.head(A);
+    const [K, h, w] = aShape, Z = h * w, per = K * Z, C = this.model.numClasses;
+    const plan = await this.planFor('head', { batch: B }, this.headModel);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < k; i++) {
+      const a = act.subarray(i * per, (i + 1) * per);
+      let mn = Infinity; for (const v of a) mn = Math.min(mn, v);
+      const value = mn === 0 ? 0 : mn - 1e7; // pytorch-grad-cam's AblationLayer
+      const y = logits[i * C + targets[i]], wts = new Float32Array(K);
+      for (let k0 = 0; k0 < K; k0 += B) {
+        const n = Math.min(B, K - k0), batch = new Float32Array(n * per);
+        for (let j = 0; j < n; j++) { batch.set(a, j * per); batch.fill(value, j * per + (k0 + j) * Z, j * per + (k0 + j + 1) * Z); }
+        const r = await plan.run(batch);
+        for (let j = 0; j < n; j++) wts[k0 + j] = (y - r.logits[j * C + targets[i]]) / y;
+        o.onProgress?.(i * K + k0 + n, k * K, 'ablationcam');
+      }
+      out.push(wts);
+    }
+    return out;
+  }
+
+  /** RISE saliency per row: N seeded random masks, batched forwards, softmax probability of the target. */
+  private async rise(x: Float32Array, k: number, targets: number[], o: ExplainOptions, B: number): Promise<Float32Array[]> {
+    const [Cc, H, W] = this.model.inputShape, per = Cc * H * W, HW = H * W, C = this.model.numClasses;
+    const N = o.rise?.n ?? 4000, s = o.rise?.s ?? 8, p = o.rise?.p ?? 0.5;
+    const plan = await this.planFor('forward', { batch: B });
+    const out: Float32Array[] = [];
+    for (let i = 0; i < k; i++) {
+      const rand = mulberry32(o.rise?.seed ?? 0), sal = new Float64Array(HW), img = x.subarray(i * per, (i + 1) * per);
+      for (let m0 = 0; m0 < N; m0 += B) {
+        const n = Math.min(B, N - m0), masks = Array.from({ length: n }, () => riseMask(rand, s, p, H, W)), batch = new Float32Array(n * per);
+        masks.forEach((mk, j) => { for (let c = 0; c < Cc; c++) for (let q = 0; q < HW; q++) batch[j * per + c * HW + q] = img[c * HW + q] * mk[q]; });
+        const r = await plan.run(batch);
+        masks.forEach((mk, j) => { const pc = softmax(r.logits.subarray(j * C, (j + 1) * C))[targets[i]]; for (let q = 0; q < HW; q++) sal[q] += pc * mk[q]; });
+        o.onProgress?.(i * N + m0 + n, k * N, 'rise');
+      }
+      out.push(Float32Array.from(sal, (v) => v / (N * p)));
+    }
+    return out;
+  }
+
+  destroy() {
+    for (const { plan } of this.plans.values()) plan.destroy();
+    for (const p of this.extra.values()) p.destroy();
+    this.headModel?.destroy();
+    this.plans.clear(); this.extra.clear();
+  }
+}
+
+/** The fused CAM kernels attached to a gradient plan (shaders/cam.wgsl). */
+class CamEpilogue {
+  private wts!: GPUBuffer; private raw!: GPUBuffer; private maps!: GPUBuffer;
+  private weightStep!: Step; private mapSteps: Step[] = [];
+  constructor(readonly plan: Plan, readonly A: string, readonly aShape: number[], readonly out: [number, number], readonly slots: number[], readonly o: ExplainOptions, readonly lift: boolean) {}
+
+  async attach() {
+    const p = this.plan, gpu = p.model.gpu, N = p.batch, [K, h, w] = this.aShape, Z = h * w, [H, W] = this.out, S = this.slots.length;
+    const norm = this.o.normalize ?? 'before', relu = this.o.relu === false ? 0 : 1, corners = this.o.resize === 'bilinear-corners' ? 1 : 0;
+    this.wts = p.alloc('cam.weights', N * WEIGHT_ROWS * K * 4);
+    this.raw = p.alloc('cam.raw', N * RAW_SLOTS * Z * 4);
+    this.maps = p.alloc('cam.maps', (N * S * H * W + N * S * 2) * 4);
+    const sel = gpu.buffer('cam.sel', Math.max(S, 1) * 4, GPUBufferUsage.STORAGE, Uint32Array.from(this.slots));
+    const bufs = [p.buf(this.A), p.gradBuf(this.A, 0), this.lift ? p.gradBuf(this.A, 1) : p.gradBuf(this.A, 0), sel, this.wts, this.raw, this.maps];
+    const params = [N, K, Z, h, w, H, W, S];
+    const c = (extra: Record<string, number>) => ({ PPNORM: this.o.gradcamPP === 'normalized' ? 1 : 0, RELU: relu, NORM: norm === 'before' ? 1 : 0, CORNERS: corners, SRC: 0, ...extra });
+    this.weightStep = p.step('cam', 'cam_weights', c({}), 'cam.weights', params, bufs, N * K);
+    const raw = p.step('cam', 'cam_raw', c({}), 'cam.raw', params, bufs, N * Z);
+    this.mapSteps = [raw];
+    if (norm === 'before') this.mapSteps.push(p.step('cam', 'cam_minmax', c({ SRC: 0 }), 'cam.minmax', params, bufs, N * S * 64));
+    this.mapSteps.push(p.step('cam', 'cam_resize', c({}), 'cam.resize', params, bufs, N * S * H * W));
+    if (norm === 'after') this.mapSteps.push(p.step('cam', 'cam_minmax', c({ SRC: 1, NORM: 0 }), 'cam.minmax_after', params, bufs, N * S * 64),
+      p.step('cam', 'cam_normalize', c({ NORM: 0 }), 'cam.normalize', params, bufs, N * S * H * W));
+    await p.epilogue([this.weightStep, ...this.mapSteps], [
+      { name: 'cam.weights', src: this.wts, bytes: N * WEIGHT_ROWS * K * 4 }, { name: 'cam.raw', src: this.raw, bytes: N * RAW_SLOTS * Z * 4 },
+      { name: 'cam.maps', src: this.maps, bytes: (N * S * H * W + N * S * 2) * 4, perRow: false }]);
+  }
+
+  /** Writes host-computed Eigen-CAM raw maps and perturbation weights, then re-runs the map kernels. */
+  remap(k: number, eigen: Float32Array[] | null, weights: Map<Method, Float32Array[]>) {
+    const dev = this.plan.model.device, [K, h, w] = this.aShape, Z = h * w;
+    for (let i = 0; i < k; i++) {
+      if (eigen) dev.queue.writeBuffer(this.raw, (i * RAW_SLOTS + 10) * Z * 4, eigen[i] as Float32Array<ArrayBuffer>);
+      for (const [m, ws] of weights) dev.queue.writeBuffer(this.wts, (i * WEIGHT_ROWS + METHODS[m].slot!) * K * 4, ws[i] as Float32Array<ArrayBuffer>);
+    }
+    return this.plan.rerun(this.mapSteps, ['cam.weights', 'cam.raw', 'cam.maps']);
+  }
+}
+
+/** Eigen-CAM: A (K,Z) -> projection of the centred (Z,K) matrix on its first right singular vector, via the Z x Z Gram matrix. */
+export function eigenCam(a: Float32Array, K: number, Z: number): { raw: Float32Array; weights: Float32Array } {
+  const X = new Float64Array(Z * K); // centred (Z,K)
+  for (let k = 0; k < K; k++) { let mu = 0; for (let z = 0; z < Z; z++) mu += a[k * Z + z]; mu /= Z; for (let z = 0; z < Z; z++) X[z * K + k] = a[k * Z + z] - mu; }
+  const G = new Float64Array(Z * Z);
+  for (let i = 0; i < Z; i++) for (let j = i; j < Z; j++) { let s = 0; for (let k = 0; k < K; k++) s += X[i * K + k] * X[j * K + k]; G[i * Z + j] = G[j * Z + i] = s; }
+  // power iteration on G (symmetric PSD): u -> top eigenvector; projection = X v1 = sigma u
+  let u = new Float64Array(Z).map((_, i) => 1 + ((i * 7919) % 13) / 13), lambda = 0;
+  for (let it = 0; it < 500; it++) {
+    const v = new Float64Array(Z);
+    for (let i = 0; i < Z; i++) { let s = 0; for (let j = 0; j < Z; j++) s += G[i * Z + j] * u[j]; v[i] = s; }
+    const nrm = Math.hypot(...v); if (nrm === 0) break;
+    const next = v.map((x) => x / nrm), diff = next.reduce((s, x, i) => s + Math.abs(x - u[i]), 0);
+    u = next; lambda = nrm;
+    if (diff < 1e-13) break;
+  }
+  const sigma = Math.sqrt(lambda);
+  let big = 0; for (let i = 0; i < Z; i++) if (Math.abs(u[i]) > Math.abs(big)) big = u[i];
+  const sign = big < 0 ? -1 : 1;
+  const raw = Float32Array.from(u, (x) => sign * sigma * x);
+  const weights = new Float32Array(K); // v1 = X^T u / sigma
+  if (sigma > 0) for (let k = 0; k < K; k++) { let s = 0; for (let z = 0; z < Z; z++) s += X[z * K + k] * u[z]; weights[k] = sign * s / sigma; }
+  return { raw, weights };
+}
+
+/** Bilinear resize of one (h,w) map to (H,W): half-pixel centres, or corner-aligned. */
+export function resize(a: ArrayLike<number>, h: number, w: number, H: number, W: number, corners: boolean): Float32Array {
+  const out = new Float32Array(H * W);
+  const src = (o: number, n: number, N: number): [number, number, number] => {
+    const x = corners ? (N > 1 ? (o * (n - 1)) / (N - 1) : 0) : Math.max((o + 0.5) * (n / N) - 0.5, 0);
+    const i0 = Math.min(Math.floor(x), n - 1); return [i0, Math.min(i0 + 1, n - 1), x - i0];
+  };
+  for (let Y = 0; Y < H; Y++) {
+    const [y0, y1, ly] = src(Y, h, H);
+    for (let X = 0; X < W; X++) {
+      const [x0, x1, lx] = src(X, w, W);
+      out[Y * W + X] = (1 - ly) * ((1 - lx) * a[y0 * w + x0] + lx * a[y0 * w + x1]) + ly * ((1 - lx) * a[y1 * w + x0] + lx * a[y1 * w + x1]);
+    }
+  }
+  return out;
+}
+
+/** One RISE mask: an s x s binary grid (keep probability p), bilinearly upsampled to (s+1)*cell, randomly shifted crop (H,W). */
+function riseMask(rand: () => number, s: number, p: number, H: number, W: number): Float32Array {
+  const ch = Math.ceil(H / s), cw = Math.ceil(W / s), grid = Float32Array.from({ length: s * s }, () => (rand() < p ? 1 : 0));
+  const up = resize(grid, s, s, (s + 1) * ch, (s + 1) * cw, false), dy = Math.floor(rand() * ch), dx = Math.floor(rand() * cw), UW = (s + 1) * cw;
+  const m = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) m[y * W + x] = up[(y + dy) * UW + x + dx];
+  return m;
+}
+
+const now = () => (globalThis.performance ?? Date).now();
+export function softmax(l: ArrayLike<number>): Float32Array {
+  let m = -Infinity; for (let i = 0; i < l.length; i++) m = Math.max(m, l[i]);
+  let s = 0; const e = new Float32Array(l.length); for (let i = 0; i < l.length; i++) { e[i] = Math.exp(l[i] - m); s += e[i]; }
+  return e.map((v) => v / s);
+}
+const argmax = (a: ArrayLike<number>) => { let b = 0; for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i; return b; };
+function topk(logits: Float32Array, probs: Float32Array, k: number) {
+  return [...logits.keys()].sort((a, b) => logits[b] - logits[a] || a - b).slice(0, k).map((c) => ({ class: c, logit: logits[c], prob: probs[c] }));
+}
+function absMaxChannels(a: Float32Array, C: number, HW: number): Float32Array {
+  const o = new Float32Array(HW);
+  for (let c = 0; c < C; c++) for (let q = 0; q < HW; q++) o[q] = Math.max(o[q], Math.abs(a[c * HW + q]));
+  return o;
+}
+/** (v - min) / (max - min + 1e-7), the same normalisation as the CAM maps. */
+export function normMap(a: Float32Array): Float32Array {
+  let lo = Infinity, hi = -Infinity; for (const v of a) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  return a.map((v) => (v - lo) / (hi - lo + 1e-7));
+}
+
+const cache = new WeakMap<Model, Explainer>();
+/** explain(model, images, options): see ExplainOptions. Plans are cached per model. */
+export function explain(model: Model, images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
+  let e = cache.get(model);
+  if (!e) { e = new Explainer(model); cache.set(model, e); }
+  return e.explain(images, o);
+}

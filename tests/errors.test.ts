@@ -1,0 +1,260 @@
+// Errors at the API boundary are precise: the importer and the runtime name the op, the node, the shapes
+// and the limits. ONNX models are written by hand with a tiny protobuf writer (field numbers as in
+// src/onnx.ts / onnx.proto); a control test checks that the writer's valid model imports and runs, so
+// the rejections below are about the one thing each case changes.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { importOnnx, SUPPORTED_OPS, UnsupportedError } from '../src/import.js';
+import { OnnxError } from '../src/onnx.js';
+import { ModelError } from '../src/graph.js';
+import { Model } from '../src/model.js';
+import { nodeGpu } from '../node/gpu.js';
+
+// ============================================================================== protobuf writer (ONNX subset)
+
+/** One protobuf message under construction: fields appended in order. */
+class Pb {
+  private out: number[] = [];
+  private key(field: number, wire: number) { this.varint((field << 3) | wire); return this; }
+  private varint(v: number | bigint) { // int64 two's complement, as protobuf writes negative ints
+    let x = BigInt.asUintN(64, BigInt(v));
+    do { const b = Number(x & 0x7fn); x >>= 7n; this.out.push(x ? b | 0x80 : b); } while (x);
+  }
+  int(field: number, v: number | bigint) { this.key(field, 0).varint(v); return this; }
+  f32(field: number, v: number) { const b = new Uint8Array(4); new DataView(b.buffer).setFloat32(0, v, true); this.key(field, 5).out.push(...b); return this; }
+  bytes(field: number, b: Uint8Array) { this.key(field, 2).varint(b.length); for (const x of b) this.out.push(x); return this; }
+  str(field: number, s: string) { return this.bytes(field, new TextEncoder().encode(s)); }
+  msg(field: number, m: Pb) { return this.bytes(field, m.finish()); }
+  finish() { return Uint8Array.from(this.out); }
+}
+
+const FLOAT = 1, INT64 = 7;
+type Dim = number | string;
+type AttrVal = number | number[] | string | { float: number };
+
+/** TensorProto: dims 1, data_type 2, int64_data 7, name 8, raw_data 9, external_data 13, data_location 14. */
+function tensor(name: string, dims: number[], data: Float32Array | bigint[], external = false): Pb {
+  const t = new Pb();
+  for (const d of dims) t.int(1, d);
+  t.int(2, data instanceof Float32Array ? FLOAT : INT64).str(8, name);
+  if (external) return t.msg(13, new Pb().str(1, 'location').str(2, `${name}.bin`)).int(14, 1);
+  if (data instanceof Float32Array) t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  else for (const v of data) t.int(7, v);
+  return t;
+}
+
+/** ValueInfoProto: name 1, type 2 -> TypeProto.tensor_type 1 -> elem_type 1, shape 2 -> dim 1 -> dim_value 1 | dim_param 2. */
+function valueInfo(name: string, elemType: number, dims: Dim[]): Pb {
+  const shape = new Pb();
+  for (const d of dims) shape.msg(1, typeof d === 'number' ? new Pb().int(1, d) : new Pb().str(2, d));
+  return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, elemType).msg(2, shape)));
+}
+
+/** AttributeProto: name 1, f 2, i 3, s 4, ints 8, type 20 (FLOAT 1, INT 2, STRING 3, INTS 7). */
+function attr(name: string, v: AttrVal): Pb {
+  const a = new Pb().str(1, name);
+  if (typeof v === 'number') return a.int(3, v).int(20, 2);
+  if (typeof v === 'string') return a.str(4, v).int(20, 3);
+  if (Array.isArray(v)) { for (const x of v) a.int(8, x); return a.int(20, 7); }
+  return a.f32(2, v.float).int(20, 1);
+}
+
+/** NodeProto: input 1, output 2, name 3, op_type 4, attribute 5. */
+function node(op: string, name: string, inputs: string[], outputs: string[], attrs: Record<string, AttrVal> = {}): Pb {
+  const n = new Pb();
+  for (const i of inputs) n.str(1, i);
+  for (const o of outputs) n.str(2, o);
+  n.str(3, name).str(4, op);
+  for (const [k, v] of Object.entries(attrs)) n.msg(5, attr(k, v));
+  return n;
+}
+
+interface Spec { nodes: Pb[]; inits?: Pb[]; inputs: Pb[]; outputs: Pb[]; opset?: number }
+
+/** ModelProto: ir_version 1, producer_name 2, graph 7 (node 1, name 2, initializer 5, input 11, output 12), opset_import 8. */
+function model(s: Spec): Uint8Array {
+  const g = new Pb();
+  for (const n of s.nodes) g.msg(1, n);
+  g.str(2, 'handmade');
+  for (const t of s.inits ?? []) g.msg(5, t);
+  for (const v of s.inputs) g.msg(11, v);
+  for (const v of s.outputs) g.msg(12, v);
+  return new Pb().int(1, 8).str(2, 'camgpu-test').msg(7, g).msg(8, new Pb().str(1, '').int(2, s.opset ?? 13)).finish();
+}
+
+/** Deterministic small weights. */
+const ramp = (n: number, scale = 0.01) => Float32Array.from({ length: n }, (_, i) => ((i * 37) % 17 - 8) * scale);
+
+/**
+ * The valid model the cases vary: input (N,3,8,8) -> Conv 3x3 (4 out, pad 1) -> Relu -> GlobalAveragePool ->
+ * Flatten -> Gemm (5 classes, transB) -> logits (N,5). `mid` replaces the Relu (node name 'act0').
+ */
+function convNet(o: { input?: Pb; mid?: Pb; weightExternal?: boolean } = {}): Uint8Array {
+  return model({
+    nodes: [
+      node('Conv', 'conv0', ['input', 'w', 'b'], ['c'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      o.mid ?? node('Relu', 'act0', ['c'], ['r']),
+      node('GlobalAveragePool', 'gap0', ['r'], ['p']),
+      node('Flatten', 'flat0', ['p'], ['f'], { axis: 1 }),
+      node('Gemm', 'fc0', ['f', 'fw', 'fb'], ['logits'], { transB: 1 }),
+    ],
+    inits: [tensor('w', [4, 3, 3, 3], ramp(108), o.weightExternal), tensor('b', [4], ramp(4)),
+      tensor('fw', [5, 4], ramp(20, 0.1)), tensor('fb', [5], ramp(5))],
+    inputs: [o.input ?? valueInfo('input', FLOAT, ['N', 3, 8, 8])],
+    outputs: [valueInfo('logits', FLOAT, ['N', 5])],
+  });
+}
+
+/** Asserts that fn throws an error of class E whose message matches every pattern. */
+function throwsWith(fn: () => unknown, E: new (...a: never[]) => Error, ...patterns: (RegExp | string)[]) {
+  let err: unknown;
+  try { fn(); } catch (e) { err = e; }
+  assert.ok(err, 'expected an error, none was thrown');
+  assert.instance(err, E, `expected ${E.name}, got ${(err as Error).name}: ${(err as Error).message}`);
+  for (const p of patterns) {
+    const msg = (err as Error).message;
+    assert.ok(typeof p === 'string' ? msg.includes(p) : p.test(msg), `message does not contain ${p}: ${msg}`);
+  }
+}
+
+async function rejectsWith(p: Promise<unknown>, E: new (...a: never[]) => Error, ...patterns: (RegExp | string)[]) {
+  let err: unknown;
+  try { await p; } catch (e) { err = e; }
+  assert.ok(err, 'expected a rejection, the promise resolved');
+  throwsWith(() => { throw err; }, E, ...patterns);
+}
+
+// ==================================================================================================== importer
+
+const imp = suite('errors: importer');
+
+imp('control: handmade conv model x=[N,3,8,8] imports as conv, relu, gap, flatten, gemm -> [5]', () => {
+  const g = importOnnx(convNet());
+  assert.equal(g.nodes.map((n) => n.op.kind), ['conv', 'act', 'gap', 'alias', 'linear']);
+  assert.equal(g.tensors.get('c')!.shape, [4, 8, 8]);
+  assert.equal(g.tensors.get('logits')!.shape, [5]);
+});
+
+imp('unsupported op Tanh at node act0 -> names node and op, lists every supported op', () => {
+  throwsWith(() => importOnnx(convNet({ mid: node('Tanh', 'act0', ['c'], ['r']) })), UnsupportedError,
+    "node 'act0'", 'op Tanh is not supported', `Supported ops: ${SUPPORTED_OPS.join(', ')}`);
+});
+
+imp('dynamic H/W input [N,3,H,W] -> names the input and its shape', () => {
+  throwsWith(() => importOnnx(convNet({ input: valueInfo('input', FLOAT, ['N', 3, 'H', 'W']) })), UnsupportedError,
+    "graph input 'input' has shape [N,3,H,W]", 'static sizes after the batch');
+});
+
+imp('int64 input [N,3,8,8] -> names the input and its type', () => {
+  throwsWith(() => importOnnx(convNet({ input: valueInfo('input', INT64, ['N', 3, 8, 8]) })), UnsupportedError,
+    "graph input 'input' is int64", 'only float32 inputs');
+});
+
+imp('external data on conv weight w=[4,3,3,3] -> names the tensor and how to inline it', () => {
+  throwsWith(() => importOnnx(convNet({ weightExternal: true })), OnnxError, "tensor 'w' uses external data", 'save_as_external_data=False');
+});
+
+imp('Reshape (N,4,8,8) to [2,-1] (hard-coded batch) -> names the node and the target shape', () => {
+  const bytes = model({
+    nodes: [node('Conv', 'conv0', ['input', 'w', 'b'], ['c'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('Reshape', 'reshape0', ['c', 'shape'], ['logits'])],
+    inits: [tensor('w', [4, 3, 3, 3], ramp(108)), tensor('b', [4], ramp(4)), tensor('shape', [2], [2n, -1n])],
+    inputs: [valueInfo('input', FLOAT, ['N', 3, 8, 8])], outputs: [valueInfo('logits', FLOAT, ['N', 256])],
+  });
+  throwsWith(() => importOnnx(bytes), UnsupportedError, "node 'reshape0'", 'Reshape to [2,-1]', 'the first dimension must stay the batch');
+});
+
+imp('Softmax (N,10) followed by Relu (Softmax not at the output) -> names the node', () => {
+  const bytes = model({
+    nodes: [node('Softmax', 'softmax0', ['input'], ['s'], { axis: -1 }), node('Relu', 'relu0', ['s'], ['y'])],
+    inputs: [valueInfo('input', FLOAT, ['N', 10])], outputs: [valueInfo('y', FLOAT, ['N', 10])],
+  });
+  throwsWith(() => importOnnx(bytes), UnsupportedError, "node 'softmax0'", 'Softmax is only supported as the last node');
+});
+
+imp('opset 19 -> names the opset and the supported range', () => {
+  const bytes = model({ nodes: [node('Relu', 'relu0', ['input'], ['y'])], inputs: [valueInfo('input', FLOAT, ['N', 10])], outputs: [valueInfo('y', FLOAT, ['N', 10])], opset: 19 });
+  throwsWith(() => importOnnx(bytes), UnsupportedError, 'ONNX opset 19 is not supported', 'opsets 7 to 18');
+});
+
+imp('Conv with a non-constant weight (a second graph input) -> counts the inputs', () => {
+  const bytes = model({
+    nodes: [node('Conv', 'conv0', ['input', 'w'], ['y'], { kernel_shape: [3, 3] })],
+    inputs: [valueInfo('input', FLOAT, ['N', 3, 8, 8]), valueInfo('w', FLOAT, [4, 3, 3, 3])], outputs: [valueInfo('y', FLOAT, ['N', 4, 6, 6])],
+  });
+  throwsWith(() => importOnnx(bytes), UnsupportedError, 'exactly one graph input, found 2: input, w');
+});
+
+imp('Conv weight [4,2,3,3] on a 3-channel input -> names the node and both channel counts', () => {
+  const bytes = model({
+    nodes: [node('Conv', 'conv0', ['input', 'w'], ['y'], { kernel_shape: [3, 3] })],
+    inits: [tensor('w', [4, 2, 3, 3], ramp(72))],
+    inputs: [valueInfo('input', FLOAT, ['N', 3, 8, 8])], outputs: [valueInfo('y', FLOAT, ['N', 4, 6, 6])],
+  });
+  throwsWith(() => importOnnx(bytes), ModelError, "node 'conv0' (Conv)", 'expects 2 input channels', 'got 3', '[3,8,8]');
+});
+
+const vggBytes = () => new Uint8Array(readFileSync('tests/fixtures/vgg/model.onnx'));
+
+imp('truncated file: vgg fixture cut to half its bytes -> truncated protobuf', () => {
+  const b = vggBytes();
+  throwsWith(() => importOnnx(b.subarray(0, b.length >> 1)), OnnxError, 'truncated protobuf');
+});
+
+imp('not ONNX: a .npy file and plain text -> not an ONNX protobuf', () => {
+  throwsWith(() => importOnnx(new Uint8Array(readFileSync('tests/fixtures/vgg/x.npy'))), OnnxError, /not an ONNX/);
+  throwsWith(() => importOnnx(new TextEncoder().encode('hello, this is not a model\n')), OnnxError, /not an ONNX/);
+});
+
+imp('empty file (0 bytes) -> no graph with nodes', () => {
+  throwsWith(() => importOnnx(new Uint8Array(0)), OnnxError, 'no graph with nodes');
+});
+
+imp.run();
+
+// ===================================================================================================== runtime
+
+const rt = suite('errors: runtime');
+let net: Model;
+rt.before(async () => { net = await Model.load(await nodeGpu(), convNet(), 'handmade'); });
+rt.after(() => net?.destroy());
+
+rt('control: handmade conv model runs batch=2 x=[2,3,8,8] -> 2x5 finite logits', async () => {
+  const plan = await net.plan({ batch: 2 });
+  try {
+    const r = await plan.run(ramp(2 * 3 * 64, 0.1));
+    assert.is(r.logits.length, 10);
+    assert.ok(r.logits.every(Number.isFinite));
+  } finally { plan.destroy(); }
+});
+
+rt("plan read=['nope'] -> names the tensor and lists the 4-D candidates", async () => {
+  await rejectsWith(net.plan({ batch: 1, read: ['nope'] }), ModelError, "'nope' is not a tensor of this model", '4-D candidates: c, r');
+});
+
+rt("plan grads=['conv0'] (a node name, not a tensor) -> lists the 4-D candidates", async () => {
+  await rejectsWith(net.plan({ batch: 1, grads: ['conv0'] }), ModelError, "'conv0' is not a tensor of this model", 'candidates: c, r');
+});
+
+rt('plan batch=maxBatch+1 x=[N,3,8,8] -> names the binding limit and the max batch', async () => {
+  const max = net.maxBatch(), limit = net.limits.binding;
+  // the largest activation is the conv output, 4*8*8 floats = 1 KiB per image
+  assert.is(max, Math.floor(limit / (4 * 8 * 8 * 4)));
+  await rejectsWith(net.plan({ batch: max + 1 }), ModelError, `at batch ${max + 1}`, `storage binding limit of ${limit}`, `use a batch of at most ${max}`);
+});
+
+rt('plan batch=0 -> positive integer', async () => {
+  await rejectsWith(net.plan({ batch: 0 }), ModelError, 'batch must be a positive integer, got 0');
+});
+
+rt('run batch=2 with 1.5 images (288 values) and with 3 images (576 values) -> expected k*192 for 1 <= k <= 2', async () => {
+  const plan = await net.plan({ batch: 2 });
+  try {
+    await rejectsWith(plan.run(new Float32Array(288)), ModelError, 'input has 288 values', 'expected k*192 for 1 <= k <= 2', '[3,8,8]');
+    await rejectsWith(plan.run(new Float32Array(576)), ModelError, 'input has 576 values');
+    assert.is((await plan.run(new Float32Array(192))).logits.length, 5); // the plan still works afterwards
+  } finally { plan.destroy(); }
+});
+
+rt.run();
