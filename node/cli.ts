@@ -10,6 +10,7 @@ import { Graph, ModelError, Shape, logitsOf, macs, numel, producers } from '../s
 import { GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
 import { Model, candidates } from '../src/model.js';
+import { defaultLayer } from '../src/explain.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { npyBytes, parseNpy } from './npy.js';
@@ -77,7 +78,7 @@ async function info(path: string) {
   const ops = new Map<string, number>();
   for (const n of onnx.nodes) ops.set(n.opType, (ops.get(n.opType) ?? 0) + 1);
   const folded = (ops.get('BatchNormalization') ?? 0) - g.nodes.filter((n) => n.source === 'BatchNormalization').length;
-  const cands = new Set(candidates(g)), target = defaultTarget(g);
+  const cands = new Set(candidates(g)), target = (() => { try { return defaultLayer(g); } catch { return null; } })();
   const inp = onnx.inputs.find((v) => v.name === g.input)!;
 
   out(table([
@@ -104,32 +105,6 @@ function opParams(op: Graph['nodes'][number]['op']): number {
   if (op.kind === 'conv' || op.kind === 'linear') return op.w.length + op.b.length;
   if (op.kind === 'affine') return op.scale.length + op.shift.length;
   return 0;
-}
-
-/**
- * The default CAM target: the last 4-D activation before the head. The head starts at the last node that
- * turns a spatial activation (h*w > 1) into a non-spatial one (GlobalAveragePool, Flatten, a pool to 1x1);
- * from its input we step back over pooling, Dropout/Identity and a fully convolutional classifier (a conv
- * to exactly `classes` channels and its activation, as in SqueezeNet). VGG: the last ReLU before the
- * MaxPool; ResNet: the last block's ReLU; SqueezeNet: the last Fire module's Concat.
- */
-function defaultTarget(g: Graph): string | null {
-  const prod = producers(g), classes = numel(g.tensors.get(logitsOf(g))!.shape);
-  const shape = (t: string) => g.tensors.get(t)!.shape;
-  const spatial = (t: string) => !g.tensors.get(t)!.data && shape(t).length === 3 && shape(t)[1] * shape(t)[2] > 1;
-  let t: string | undefined;
-  for (const n of g.nodes) if (!spatial(n.output)) t = n.inputs.find(spatial) ?? t;
-  const isClassifier = (name: string) => { const p = prod.get(name); return p?.op.kind === 'conv' && p.op.cout === classes; };
-  while (t) {
-    const p = prod.get(t);
-    if (!p) break;
-    const k = p.op.kind;
-    if (k === 'maxpool' || k === 'avgpool' || k === 'alias' || isClassifier(t) || (k === 'act' && isClassifier(p.inputs[0]))) t = p.inputs[0];
-    else break;
-  }
-  if (t && t !== g.input) return t;
-  const c = candidates(g);
-  return c.length ? c[c.length - 1] : null;
 }
 
 // ============================================================================================= classify

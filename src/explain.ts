@@ -50,16 +50,31 @@ export interface Explanation { layer: string; layerShape: number[]; inputShape: 
 
 const RAW_SLOTS = 11, WEIGHT_ROWS = 8;
 
-/** The default CAM layer: the last 4-D activation with spatial size > 1 produced by a conv, activation or merge node. */
+/**
+ * The default CAM layer: the last 4-D activation before the head. The head starts at the last node that turns a
+ * spatial activation (h*w > 1) into a non-spatial one (GlobalAveragePool, Flatten, a pool to 1x1); from its input we
+ * step back over pooling, Dropout/Identity and a fully convolutional classifier (a conv to exactly `classes` channels
+ * and its activation, as in SqueezeNet). VGG: the last ReLU before the MaxPool; ResNet: the last block's ReLU;
+ * SqueezeNet: the last Fire module's Concat.
+ */
 export function defaultLayer(g: Graph): string {
-  const onPath = upstream(g, logitsOf(g));
-  let best: string | null = null;
-  for (const n of g.nodes) {
-    const s = g.tensors.get(n.output)!.shape;
-    if (s.length === 3 && s[1] * s[2] > 1 && onPath.has(n.output) && !['maxpool', 'avgpool', 'alias', 'gap'].includes(n.op.kind)) best = n.output;
+  const prod = producers(g), classes = numel(g.tensors.get(logitsOf(g))!.shape);
+  const shape = (t: string) => g.tensors.get(t)!.shape;
+  const spatial = (t: string) => !g.tensors.get(t)!.data && shape(t).length === 3 && shape(t)[1] * shape(t)[2] > 1;
+  let t: string | undefined;
+  for (const n of g.nodes) if (!spatial(n.output)) t = n.inputs.find(spatial) ?? t;
+  const isClassifier = (name: string) => { const p = prod.get(name); return p?.op.kind === 'conv' && p.op.cout === classes; };
+  while (t) {
+    const p = prod.get(t);
+    if (!p) break;
+    const k = p.op.kind;
+    if (k === 'maxpool' || k === 'avgpool' || k === 'alias' || isClassifier(t) || (k === 'act' && isClassifier(p.inputs[0]))) t = p.inputs[0];
+    else break;
   }
-  if (!best) throw new ModelError('this model has no 4-D activation with spatial size > 1 on the path to the output; CAM methods need one');
-  return best;
+  if (t && t !== g.input) return t;
+  const c = candidates(g);
+  if (!c.length) throw new ModelError('this model has no 4-D activation with spatial size > 1 on the path to the output; CAM methods need one');
+  return c[c.length - 1];
 }
 
 function upstream(g: Graph, t: string): Set<string> {

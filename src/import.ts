@@ -109,6 +109,12 @@ class Importer {
     }
     if (n.opType === 'Gather') this.unsupported(n, 'on activations is not supported (only on constant shapes)');
 
+    // torch stores identical initializers once and links the copies with Identity nodes
+    if ((n.opType === 'Identity' || n.opType === 'Dropout') && (this.floats.has(n.inputs[0]) || this.ints.has(n.inputs[0]))) {
+      const f = this.floats.get(n.inputs[0]);
+      if (f) this.floats.set(n.outputs[0], f); else this.ints.set(n.outputs[0], this.ints.get(n.inputs[0])!);
+      return;
+    }
     const x = n.inputs[0];
     if (!this.isVar(x) && n.opType !== 'Add' && n.opType !== 'Mul') {
       if (this.floats.has(x)) this.unsupported(n, `on a constant input '${x}' is not supported (fold constants before export)`);

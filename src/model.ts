@@ -166,8 +166,9 @@ export class Model {
 
   async plan(o: PlanOptions): Promise<Plan> {
     const p = new Plan(this, o);
-    await this.gpu.scoped(`${this.name}: plan batch=${o.batch}`, () => p.build());
     this.plans.add(p);
+    try { await this.gpu.scoped(`${this.name}: plan batch=${o.batch}`, () => p.build()); }
+    catch (e) { p.destroy(); throw e; } // free what was allocated before the error
     return p;
   }
 
@@ -564,7 +565,12 @@ function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number)
   return [N, xs[0], xs[1], xs[2], ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.pad[2], op.pad[3], op.countIncludePad ? 1 : 0, acc];
 }
 
-/** 4-D activations that lie on the path to the output: the candidate CAM target layers. */
+/** 4-D activations with spatial size > 1 that lie on the path to the logits: the candidate CAM target layers. */
 export function candidates(g: Graph): string[] {
-  return [...g.tensors.values()].filter((t) => !t.data && t.shape.length === 3 && t.name !== g.input).map((t) => t.name);
+  const prod = producers(g), up = new Set<string>(), stack = [logitsOf(g)];
+  while (stack.length) { const t = stack.pop()!; if (up.has(t)) continue; up.add(t); const p = prod.get(t); if (p) stack.push(...p.inputs); }
+  return g.nodes.map((n) => n.output).filter((t) => {
+    const s = g.tensors.get(t)!.shape;
+    return up.has(t) && s.length === 3 && s[1] * s[2] > 1;
+  });
 }
