@@ -28,8 +28,10 @@ export interface ExplainOptions {
   /** Pixel DeepLIFT reference image (C,H,W), default zeros (the mean image in normalised space). */
   reference?: Float32Array;
   rise?: { n?: number; s?: number; p?: number; seed?: number };
-  /** Images per plan (and masked inputs per perturbation batch); default: what fits, at most 16. */
+  /** Images per plan (and masked inputs per perturbation batch); default: what fits memoryBudget, at most 16. */
   batch?: number;
+  /** GPU bytes a plan may use when choosing the default batch (default 1 GiB). */
+  memoryBudget?: number;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 export interface MethodResult {
@@ -149,7 +151,9 @@ export class Explainer {
       for (let i = 0; i < nImages; i++) for (let r = 0; r < t.topk; r++) rows.push({ image: i, cls: -(r + 1) });
     }
     const seedRows = t instanceof Float32Array ? t : null;
-    const B = Math.max(1, Math.min(o.batch ?? 16, rows.length, m.maxBatch()));
+    // activations, gradients and the LIFT-CAM head pass: about 3x the forward activations per image
+    const fits = Math.floor((o.memoryBudget ?? 2 ** 30) / (3 * m.bytesPerSample()));
+    const B = Math.max(1, Math.min(o.batch ?? Math.min(16, fits), rows.length, m.maxBatch()));
     const timings: Record<string, number> = {};
     const time = async <T>(k: string, f: () => Promise<T>) => { const s = now(); const r = await f(); timings[k] = (timings[k] ?? 0) + now() - s; return r; };
     const results: ImageResult[] = [];
