@@ -10,3 +10,7 @@ export { explain, Explainer, defaultLayer, resolveLayer, parseMethods, eigenCam,
 export type { ExplainOptions, Explanation, ImageResult, MethodResult, Targets } from './explain.js';
 export { METHODS, METHOD_NAMES, FAST_METHODS } from './methods.js';
 export type { Method, MethodInfo } from './methods.js';
+export { browserGpu, loadModel, modelBytes, imageToTensor, imagePixels, pixelsToTensor, cropRect, mapToImageData, mapToCanvas, cancellable, CancelledError } from './browser.js';
+export type { ModelSource, ImageSource, TensorOptions, OverlayOptions } from './browser.js';
+export { COLORMAPS, colormap, colormapLut, colormapIndex, colorize } from './colormap.js';
+export type { Colormap, ColorizeOptions } from './colormap.js';

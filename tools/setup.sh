@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One set-up command for a fresh Debian bookworm machine (run as root): npm packages, a Vulkan driver
-# for Dawn when no WebGPU adapter is found (Mesa lavapipe from bookworm-backports), and the Debian data
-# the tests read (ONNX conformance cases). Safe to run again: it installs only what is missing.
+# for Dawn when no WebGPU adapter is found (Mesa lavapipe from bookworm-backports), Debian's chromium for the
+# browser test, and the Debian data the tests read (ONNX conformance cases). Safe to run again: it installs
+# only what is missing.
 #   bash tools/setup.sh            # what `npm test` needs
 #   bash tools/setup.sh --python   # also PyTorch, to regenerate goldens and train models (tools/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_python=0; [[ "${1:-}" == "--python" ]] && want_python=1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # playwright-core drives Debian's chromium; never download a browser
 SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 apt_updated=0
 apt_install() { # apt_install [-t SUITE] PKG...
@@ -28,7 +30,8 @@ add_backports() {
   apt_updated=0
 }
 
-[[ -d node_modules/webgpu && -d node_modules/uvu ]] || npm ci --no-audit --no-fund
+# npm packages: (re)install when node_modules is missing or older than the lock file
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then npm ci --no-audit --no-fund; fi
 
 if ! node tools/probe-adapter.mjs >/dev/null 2>&1; then
   echo "camgpu setup: no WebGPU adapter; installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports" >&2
@@ -38,6 +41,14 @@ if ! node tools/probe-adapter.mjs >/dev/null 2>&1; then
 fi
 
 [[ -d /usr/share/libonnx-testdata/data/node ]] || apt_install libonnx-testdata
+
+# tests/browser.test.ts: the demo page in headless Chromium (WebGPU on its bundled SwiftShader). With its
+# recommended packages (fonts, Mesa), as the test was made with.
+if [[ ! -x /usr/bin/chromium ]]; then
+  echo "camgpu setup: installing Debian's chromium (the browser test)" >&2
+  if ((apt_updated == 0)); then $SUDO apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 
 if ((want_python)); then
   /usr/bin/python3 -c 'import torch, torchvision, onnx' 2>/dev/null \
