@@ -2,18 +2,22 @@
 // .npy). Options are parsed with node:util parseArgs, no framework. Every failure ends as ONE line
 // `camgpu: <reason>` on stderr; exit status 0 = done, 1 = the work failed (file, model, data, GPU),
 // 2 = the command line is wrong. CAMGPU_DEBUG=1 adds the stack of unexpected (internal) errors.
-// `info` never touches the GPU; the other commands create the Dawn device once and always release it.
-import { accessSync, constants, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+// `info` and `layers` never touch the GPU; the other commands create the Dawn device once and always release it.
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createRequire } from 'node:module';
 import { Graph, ModelError, Shape, logitsOf, macs, numel, producers } from '../src/graph.js';
 import { GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
 import { Model, candidates } from '../src/model.js';
-import { defaultLayer } from '../src/explain.js';
+import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
+import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { npyBytes, parseNpy } from './npy.js';
+import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sniff } from './image.js';
+import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
 
 /** The command line is wrong (exit 2). */
 class UsageError extends Error {}
@@ -27,6 +31,7 @@ interface Command {
   usage: string;            // after `camgpu <name> `
   about: string;            // the paragraph under the usage line
   positionals: string[];    // names of the positional arguments (all required)
+  variadic?: boolean;       // the last positional may repeat (IMAGE...)
   options: Record<string, Opt>;
   run(v: Values, pos: string[]): Promise<void>;
 }
@@ -64,6 +69,49 @@ const COMMANDS: Record<string, Command> = {
     },
     run: (v) => classify(v.model as string, v.input as string, v.out as string | undefined,
       v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string)),
+  },
+  explain: {
+    summary: 'explain images: heat-map overlays, a comparison grid, raw maps (.npy) and a JSON summary',
+    usage: 'IMAGE... --model MODEL.onnx [--methods LIST|fast|all] [--class N|top1|topK] [--layer NAME] [--out DIR] [--raw DIR] [options]',
+    about: 'IMAGE: PNG (8/16-bit, gray, palette, alpha dropped) or JPEG files, or .npy float32 (N,C,H,W) tensors already\n'
+      + 'normalised. Images are prepared as torchvision does: shorter side resized (bilinear, antialiased when shrinking)\n'
+      + 'to H*256/224, centre crop (H,W), mean/std normalisation (ImageNet\'s by default). A sidecar MODEL.json next to\n'
+      + 'MODEL.onnx overrides that: {"input": [3,H,W], "mean": [...], "std": [...], "labels": [...], "layer": NAME,\n'
+      + '"resize": S or [h,w], "crop": H}. Writes, under --out: <image>[.c<class>].<method>.png (the map blended on the\n'
+      + 'image the model saw; .c<class> unless --class is top1), grid.png (a row per image and target, a column per\n'
+      + 'method) and summary.json; under --raw: <method>.npy raw maps (rows, feature-resolution pre-ReLU map, or a pixel\n'
+      + 'method\'s attribution), <method>.weights.npy (rows, K) channel weights, logits.npy (rows, classes). Rows are\n'
+      + 'image-target pairs in input order. A progress bar shows on stderr when it is a terminal.\n'
+      + `Methods: ${METHOD_NAMES.slice(0, 9).join(', ')},\n  ${METHOD_NAMES.slice(9).join(', ')}.`,
+    positionals: ['IMAGE...'],
+    variadic: true,
+    options: {
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and MODEL.json, its sidecar, if present)', required: true },
+      methods: { type: 'string', arg: 'LIST', help: 'comma-separated methods, fast (default: one forward + backward each) or all' },
+      class: { type: 'string', arg: 'N|top1|topK', help: 'class to explain: N for every image, the top-1 (default) or top-K classes (K rows per image)' },
+      layer: { type: 'string', arg: 'NAME', help: 'target layer, a tensor or node name (default: the sidecar\'s, else the last 4-D activation before the head)' },
+      out: { type: 'string', arg: 'DIR', help: 'where overlays, grid.png and summary.json go (default out/)' },
+      raw: { type: 'string', arg: 'DIR', help: 'also write raw maps, channel weights and logits as .npy' },
+      colormap: { type: 'string', arg: 'NAME', help: `${COLORMAP_NAMES.join(', ')} (default jet)` },
+      alpha: { type: 'string', arg: 'A', help: 'weight of the heat map over the image, 0..1 (default 0.5)' },
+      batch: { type: 'string', arg: 'N', help: 'images read and explained per run (default 8), which bounds memory; one model and plan cache for all runs' },
+      score: { type: 'string', arg: 'logit|prob', help: 'target score: the class logit (default) or its softmax probability' },
+      normalize: { type: 'string', arg: 'before|after|none', help: 'min-max of the feature map (default), of the resized map, or none' },
+      'no-relu': { type: 'boolean', help: 'keep negative evidence (no ReLU on the raw map)' },
+      scorecam: { type: 'string', arg: 'pgc|official', help: 'Score-CAM variant: pytorch-grad-cam\'s (default) or the official code\'s' },
+      'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
+    },
+    run: (v, pos) => explainCommand(v, pos),
+  },
+  layers: {
+    summary: 'list the CAM target layers of an ONNX model with their shapes and the default (no GPU)',
+    usage: 'MODEL.onnx',
+    about: 'Lists every candidate target layer (a 4-D activation with spatial size > 1 on the path to the output) with\n'
+      + 'its node, op and shape, in graph order. The default (used when explain gets no --layer) is the sidecar\'s\n'
+      + '"layer" when MODEL.json has one, else the last 4-D activation before the classifier head.',
+    positionals: ['MODEL.onnx'],
+    options: {},
+    run: async (_v, [path]) => layers(path),
   },
 };
 
@@ -161,6 +209,313 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
   ]));
   plan.destroy();
   model.destroy();
+}
+
+// ============================================================================================== explain
+
+interface ExplainArgs {
+  model: string; files: string[]; methods: Method[];
+  /** A fixed class for every image, or the top-k classes (k rows per image). */
+  cls: { c: number } | { k: number };
+  layer?: string; outDir: string; rawDir?: string; colormap: Colormap; alpha: number; batch: number;
+  score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean; scorecam: 'pgc' | 'official'; riseN?: number;
+}
+
+/** The command line of explain, checked before any file is read (errors exit 2). */
+function explainArgs(v: Values, files: string[]): ExplainArgs {
+  const pick = <T extends string>(flag: string, allowed: readonly T[], dflt: T): T => {
+    const x = v[flag];
+    if (x === undefined) return dflt;
+    if (!allowed.includes(x as T)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got '${x}'`);
+    return x as T;
+  };
+  const m = (v.methods as string | undefined)?.trim() ?? 'fast';
+  let methods: Method[];
+  try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
+  catch (e) { if (e instanceof ModelError) throw new UsageError(`explain: ${e.message} (or fast, all)`); throw e; }
+  if (!methods.length) throw new UsageError(`--methods lists no method (methods: ${METHOD_NAMES.join(', ')}; or fast, all)`);
+  const c = (v.class as string | undefined) ?? 'top1';
+  let cls: ExplainArgs['cls'];
+  if (/^\d+$/.test(c)) cls = { c: Number(c) };
+  else if (/^top[1-9]\d*$/.test(c)) cls = { k: Number(c.slice(3)) };
+  else throw new UsageError(`--class must be a class index N, top1 or topK (e.g. top3), got '${c}'`);
+  const alpha = v.alpha === undefined ? 0.5 : Number(v.alpha);
+  if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${v.alpha}'`);
+  return {
+    model: v.model as string, files, methods, cls, layer: v.layer as string | undefined,
+    outDir: (v.out as string | undefined) ?? 'out', rawDir: v.raw as string | undefined,
+    colormap: pick('colormap', COLORMAP_NAMES, 'jet'), alpha,
+    batch: v.batch === undefined ? 8 : posInt('--batch', v.batch as string),
+    score: pick('score', ['logit', 'prob'] as const, 'logit'), normalize: pick('normalize', ['before', 'after', 'none'] as const, 'before'),
+    relu: !v['no-relu'], scorecam: pick('scorecam', ['pgc', 'official'] as const, 'pgc'),
+    riseN: v['rise-n'] === undefined ? undefined : posInt('--rise-n', v['rise-n'] as string),
+  };
+}
+
+/** One model input: an image file, or image `index` of an .npy batch; `name` is unique in the run. */
+interface Item { file: string; kind: FileKind; index: number; name: string }
+
+/** Checks every input before the GPU starts: readable, PNG/JPEG/.npy by content, .npy shapes; expands .npy batches. */
+function scanInputs(files: string[], inShape: number[]): Item[] {
+  const items: Item[] = [], used = new Set<string>();
+  for (const f of files) {
+    const kind = fileKind(f), stem = basename(f, extname(f)) || basename(f);
+    let n = 1;
+    if (kind === 'npy') {
+      const x = readNpy(f);
+      if (x.shape.length !== 4 || x.shape.slice(1).some((d, i) => d !== inShape[i]) || x.shape[0] < 1)
+        throw new CliError(`${f} has shape (${x.shape}); the model expects (N,${inShape}), normalised`);
+      n = x.shape[0];
+    } else if (inShape[0] !== 3) throw new CliError(`${f}: the model takes ${inShape[0]}-channel input, not RGB; give it a .npy (N,${inShape})`);
+    for (let i = 0; i < n; i++) {
+      const base = n > 1 ? `${stem}_${i}` : stem, ext = extname(f).slice(1);
+      let name = used.has(base) && ext ? `${base}_${ext}` : base; // shapes.png, shapes.jpg -> shapes, shapes_jpg
+      for (let k = 2; used.has(name); k++) name = `${base}-${k}`;
+      used.add(name);
+      items.push({ file: f, kind, index: i, name });
+    }
+  }
+  return items;
+}
+
+function fileKind(f: string): FileKind {
+  const head = new Uint8Array(8);
+  try {
+    if (statSync(f).isDirectory()) throw new CliError(`cannot read image '${f}': it is a directory`);
+    const fd = openSync(f, 'r'); readSync(fd, head, 0, 8, 0); closeSync(fd);
+  } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`cannot read image '${f}': ${errno(e)}`); }
+  const k = sniff(head);
+  if (!k) throw new CliError(`${f}: not a PNG, JPEG or .npy file`);
+  return k;
+}
+
+/** Model inputs for a batch of items: x (k,C,H,W) normalised, and each image as the model saw it. */
+function loadBatch(items: Item[], inShape: number[], side: Sidecar, cache: { file?: string; data?: Float32Array }): { x: Float32Array; views: Rgb[] } {
+  const [C, H, W] = inShape, per = C * H * W, x = new Float32Array(items.length * per), views: Rgb[] = [];
+  items.forEach((it, i) => {
+    if (it.kind === 'npy') {
+      if (cache.file !== it.file) { cache.data = readNpy(it.file).data; cache.file = it.file; }
+      const img = cache.data!.subarray(it.index * per, (it.index + 1) * per);
+      x.set(img, i * per);
+      views.push(denormalize(img, C, H, W, side.mean, side.std));
+    } else {
+      const p = preprocess(decodeImage(readFile(it.file, 'image'), it.file), H, W, side);
+      x.set(p.x, i * per);
+      views.push(p.view);
+    }
+  });
+  return { x, views };
+}
+
+async function explainCommand(v: Values, files: string[]) {
+  const t0 = performance.now(), a = explainArgs(v, files);
+  const { graph: g } = loadGraph(a.model);
+  const inShape = g.tensors.get(g.input)!.shape, classes = numel(g.tensors.get(logitsOf(g))!.shape);
+  if (inShape.length !== 3) throw new CliError(`${a.model}: explain needs an image input (N,C,H,W); this model's input is (N,${inShape})`);
+  const side = sidecar(a.model, inShape, classes);
+  let layer: string;
+  try { layer = resolveLayer(g, a.layer ?? side.layer); }
+  catch (e) { if (e instanceof ModelError && !a.layer && side.layer) throw new CliError(`${side.path}: ${e.message}`); throw e; }
+  if ('c' in a.cls && a.cls.c >= classes) throw new CliError(`class ${a.cls.c} is out of range: the model has ${classes} classes (0..${classes - 1})`);
+  if ('k' in a.cls && a.cls.k > classes) throw new CliError(`--class top${a.cls.k}: the model has only ${classes} classes`);
+  const items = scanInputs(a.files, inShape);
+  const k = 'k' in a.cls ? a.cls.k : 1, rows = items.length * k, named = !('k' in a.cls && a.cls.k === 1);
+  makeDir(a.outDir);
+  if (a.rawDir) makeDir(a.rawDir);
+  const [, H, W] = inShape, layerShape = g.tensors.get(layer)!.shape, cmap = lut(a.colormap);
+
+  const gpu = await nodeGpu();
+  const model = await Model.load(gpu, g, basename(a.model));
+  const explainer = new Explainer(model), progress = new Progress(items.length);
+  const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
+  const raw = (name: string, shape: number[]) => {
+    let w = raws.get(name);
+    if (!w) { w = new NpyWriter(join(a.rawDir!, name), shape); raws.set(name, w); }
+    return w;
+  };
+  const timings: Record<string, number> = {}, images: Record<string, unknown>[] = [], printed: string[][] = [];
+  let overlays = 0, runs = 0, last: Item | null = null;
+  const opts: ExplainOptions = {
+    // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
+    methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
+    ...(a.riseN ? { rise: { n: a.riseN } } : {}),
+  };
+  try {
+    const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
+    const cache = {};
+    for (let i0 = 0; i0 < items.length; i0 += a.batch) {
+      const chunk = items.slice(i0, i0 + a.batch), { x, views } = loadBatch(chunk, inShape, side, cache);
+      progress.show(i0);
+      const e = await explainer.explain(x, {
+        ...opts, targets: 'c' in a.cls ? chunk.map(() => (a.cls as { c: number }).c) : a.cls.k === 1 ? 'top1' : { topk: a.cls.k },
+        onProgress: (done, total, what) => progress.show(i0 + (what === 'images' ? Math.floor(done / k) : 0), what === 'images' ? '' : `${what} ${done}/${total}`),
+      });
+      runs++;
+      for (const [key, ms] of Object.entries(e.timings)) timings[key] = (timings[key] ?? 0) + ms;
+      for (const r of e.images) {
+        const it = chunk[r.image], view = views[r.image], stem = named ? `${it.name}.c${r.target}` : it.name;
+        const tiles: Rgb[] = [view], files: Record<string, string> = {};
+        for (const m of a.methods) {
+          const mr = r.methods[m]!, heat = a.normalize === 'none' ? normMap(mr.map) : mr.map;
+          const pic = overlay(view, heat, cmap, a.alpha), path = join(a.outDir, `${stem}.${m}.png`);
+          guard(path, () => writeFileSync(path, encodePng(pic)));
+          files[m] = path; tiles.push(pic); overlays++;
+          if (a.rawDir) {
+            raw(`${m}.npy`, [rows, ...mr.rawShape]).append(mr.raw);
+            if (mr.weights) raw(`${m}.weights.npy`, [rows, mr.weights.length]).append(mr.weights);
+          }
+        }
+        if (a.rawDir) raw('logits.npy', [rows, classes]).append(r.logits);
+        const label = side.labels[r.target], prob = r.probs[r.target];
+        await grid.addRow(`${it.name}: ${label === String(r.target) ? `class ${label}` : `${label} (${r.target})`} p=${fmtProb(prob)}`, tiles);
+        printed.push([it.name, String(r.target), label, fmtProb(prob), r.logits[r.target].toPrecision(5)]);
+        if (last !== it) {
+          last = it;
+          images.push({ file: it.file, ...(it.kind === 'npy' ? { index: it.index } : {}), name: it.name,
+            top: r.topk.map((t) => ({ class: t.class, label: side.labels[t.class], prob: t.prob, logit: t.logit })), targets: [] });
+        }
+        (images[images.length - 1].targets as unknown[]).push(targetSummary(r, label, files));
+      }
+      progress.show(Math.min(i0 + a.batch, items.length));
+    }
+    await grid.close();
+    for (const w of raws.values()) w.close();
+  } finally {
+    progress.end();
+    explainer.destroy();
+    model.destroy();
+  }
+
+  const summaryPath = join(a.outDir, 'summary.json');
+  const summary = {
+    versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
+    adapter: gpu.adapterInfo || null,
+    model: { file: a.model, input: inShape, classes, sidecar: side.path },
+    preprocessing: { resize: side.resize, crop: [H, W], mean: side.mean, std: side.std },
+    layer: { name: layer, shape: layerShape, from: a.layer ? '--layer' : side.layer ? 'sidecar' : 'default' },
+    methods: a.methods,
+    options: { class: (v.class as string | undefined) ?? 'top1', score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
+      rise_n: a.riseN ?? null, colormap: a.colormap, alpha: a.alpha, batch: a.batch },
+    timings_ms: Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms * 100) / 100])),
+    outputs: { dir: a.outDir, grid: gridPath, raw: a.rawDir ? Object.fromEntries([...raws].map(([n, w]) => [join(a.rawDir!, n), w.shape])) : null },
+    images,
+  };
+  guard(summaryPath, () => writeFileSync(summaryPath, pretty(summary) + '\n'));
+
+  out(table([
+    ['model', `${a.model}: (${inShape}) -> ${classes} classes; ${side.path ? `preprocessing from ${side.path}` : 'no sidecar, ImageNet preprocessing'}:`
+      + ` resize ${side.resize}, crop ${H}x${W}`],
+    ['adapter', gpu.adapterInfo || '(unknown)'],
+    ['layer', `${layer} ${shapeN(layerShape)}${a.layer ? '' : side.layer ? ', from the sidecar' : ', the default'}`],
+    ['methods', a.methods.join(', ')],
+    ['inputs', `${items.length} image${items.length > 1 ? 's' : ''}, ${rows} row${rows > 1 ? 's' : ''} (image x target), ${runs} run${runs > 1 ? 's' : ''} of at most ${a.batch}`],
+  ]));
+  out();
+  out(table([['image', 'class', 'label', 'prob', 'logit'], ...printed]));
+  out();
+  out(table([
+    ['overlays', `${join(a.outDir, `<image>${named ? '.c<class>' : ''}.<method>.png`)} (${overlays} files, colormap ${a.colormap}, alpha ${a.alpha})`],
+    ['grid', `${gridPath} (${rows} row${rows > 1 ? 's' : ''} x ${a.methods.length + 1} columns)`],
+    ['summary', summaryPath],
+    ...[...raws.values()].map((w, i) => [i ? '' : 'raw', `${w.path} (${w.shape})`]),
+    ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
+  ]));
+}
+
+const fmtProb = (p: number) => (p >= 1e-3 || p === 0 ? p.toFixed(4) : p.toExponential(1));
+
+function targetSummary(r: ImageResult, label: string, overlays: Record<string, string>) {
+  return { class: r.target, label, prob: r.probs[r.target], logit: r.logits[r.target], overlays, ...(r.deepliftDelta ? { deeplift: r.deepliftDelta } : {}) };
+}
+
+/** The sidecar of a model (or the defaults), its errors as one line. */
+function sidecar(model: string, inShape: number[], classes: number): Sidecar {
+  try { return readSidecar(model, inShape, classes); } catch (e) { if (e instanceof ImageError) throw new CliError(e.message); throw e; }
+}
+
+function makeDir(dir: string) {
+  try { mkdirSync(dir, { recursive: true }); accessSync(dir, constants.W_OK); }
+  catch (e) { throw new CliError(`cannot write to '${dir}': ${errno(e)}`); }
+}
+
+/** Runs a file-writing step; a failure becomes one line naming the file. */
+function guard<T>(path: string, f: () => T): T {
+  try { return f(); } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`cannot write '${path}': ${errno(e)}`); }
+}
+
+/** A float32 .npy written in pieces: the header (the shape is known up front), then values as they come. */
+class NpyWriter {
+  private fd: number; private left: number;
+  constructor(readonly path: string, readonly shape: number[]) {
+    this.fd = guard(path, () => openSync(path, 'w'));
+    writeSync(this.fd, npyBytes(new Float32Array(0), shape));
+    this.left = numel(shape);
+  }
+  append(a: Float32Array) {
+    if (a.length > this.left) throw new Error(`${this.path}: more values than its shape (${this.shape})`);
+    writeSync(this.fd, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    this.left -= a.length;
+  }
+  close() {
+    closeSync(this.fd);
+    if (this.left) throw new Error(`${this.path}: ${this.left} values short of its shape (${this.shape})`);
+  }
+}
+
+/** A one-line progress bar on stderr, only when stderr is a terminal; redrawn at most 10 times a second. */
+class Progress {
+  private on = process.stderr.isTTY === true; private last = 0;
+  constructor(readonly total: number) {}
+  show(done: number, what = '') {
+    if (!this.on || (performance.now() - this.last < 100 && done < this.total)) return;
+    this.last = performance.now();
+    const w = 30, f = Math.round((w * done) / this.total);
+    process.stderr.write(`\r[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${this.total} images${what ? `  ${what}` : ''}\x1b[K`);
+  }
+  end() { if (this.on) process.stderr.write('\r\x1b[K'); }
+}
+
+// =============================================================================================== layers
+
+async function layers(path: string) {
+  const { graph: g } = loadGraph(path);
+  const shape = g.tensors.get(g.input)!.shape, classes = numel(g.tensors.get(logitsOf(g))!.shape), prod = producers(g);
+  const cands = candidates(g);
+  if (!cands.length) throw new CliError(`${path}: no 4-D activation with spatial size > 1 on the path to the output; CAM methods need one`);
+  const modelDefault = defaultLayer(g), side = shape.length === 3 ? sidecar(path, shape, classes) : null;
+  let chosen = modelDefault, why = 'the last 4-D activation before the head';
+  if (side?.layer) {
+    try { chosen = resolveLayer(g, side.layer); } catch (e) { if (e instanceof ModelError) throw new CliError(`${side.path}: ${e.message}`); throw e; }
+    why = `"layer" in ${side.path}`;
+  }
+  const ts = (t: string) => g.tensors.get(t)!.shape;
+  out(table([
+    ['model', `${path}: (${shape}) -> ${classes} classes`],
+    ['default', `${chosen} ${shapeN(ts(chosen))} (${why})`],
+    ['layers', `${cands.length} candidates (4-D activations on the path to the output), in graph order`],
+  ]));
+  out();
+  out(table([['tensor', 'node', 'op', 'shape', 'default'],
+    ...cands.map((t) => [t, prod.get(t)!.name, prod.get(t)!.source, shapeN(ts(t)), t === chosen ? 'default' : t === modelDefault ? 'model default' : ''])]));
+}
+
+/** JSON with two-space indents, arrays of numbers and strings on one line. */
+function pretty(v: unknown, indent = ''): string {
+  const inner = indent + '  ';
+  if (Array.isArray(v)) {
+    if (v.every((x) => x === null || typeof x !== 'object')) return `[${v.map((x) => JSON.stringify(x) ?? 'null').join(', ')}]`;
+    return `[\n${v.map((x) => inner + pretty(x, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (v && typeof v === 'object') {
+    const e = Object.entries(v).filter(([, x]) => x !== undefined);
+    return e.length ? `{\n${e.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${pretty(x, inner)}`).join(',\n')}\n${indent}}` : '{}';
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** The version of an installed package, or 'unknown'. */
+function pkgVersion(name: string): string {
+  try { return JSON.parse(readFileSync(createRequire(import.meta.url).resolve(`${name}/package.json`), 'utf8')).version; } catch { return 'unknown'; }
 }
 
 // ============================================================================================== helpers
@@ -276,7 +631,7 @@ function parse(name: string, c: Command, args: string[]): { values: Values; posi
     if (o.type === 'string' && r.values[k] === '') throw new UsageError(`${name}: --${k} needs a value`);
   }
   if (r.positionals.length < c.positionals.length) throw new UsageError(`${name} needs ${c.positionals.slice(r.positionals.length).join(' ')} (usage: camgpu ${name} ${c.usage})`);
-  if (r.positionals.length > c.positionals.length) throw new UsageError(`${name}: unexpected argument '${r.positionals[c.positionals.length]}' (usage: camgpu ${name} ${c.usage})`);
+  if (r.positionals.length > c.positionals.length && !c.variadic) throw new UsageError(`${name}: unexpected argument '${r.positionals[c.positionals.length]}' (usage: camgpu ${name} ${c.usage})`);
   return r;
 }
 
@@ -301,7 +656,7 @@ async function main(argv: string[]): Promise<void> {
 function report(e: unknown): number {
   const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
   if (e instanceof UsageError) { process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 2; }
-  if (e instanceof CliError || e instanceof ModelError || e instanceof UnsupportedError || e instanceof OnnxError || e instanceof GpuError) {
+  if (e instanceof CliError || e instanceof ModelError || e instanceof UnsupportedError || e instanceof OnnxError || e instanceof GpuError || e instanceof ImageError) {
     process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 1;
   }
   const err = e instanceof Error ? e : new Error(String(e));

@@ -154,6 +154,8 @@ export class Explainer {
     // activations, gradients and the LIFT-CAM head pass: about 3x the forward activations per image
     const fits = Math.floor((o.memoryBudget ?? 2 ** 30) / (3 * m.bytesPerSample()));
     const B = Math.max(1, Math.min(o.batch ?? Math.min(16, fits), rows.length, m.maxBatch()));
+    // masked inputs of the perturbation methods: forward only, so about a third of the memory per image
+    const PB = Math.max(1, Math.min(o.batch ?? Math.min(64, 3 * fits), m.maxBatch()));
     const timings: Record<string, number> = {};
     const time = async <T>(k: string, f: () => Promise<T>) => { const s = now(); const r = await f(); timings[k] = (timings[k] ?? 0) + now() - s; return r; };
     const results: ImageResult[] = [];
@@ -189,14 +191,14 @@ export class Explainer {
 
       // perturbation weights (written into the CAM buffers, then the epilogue maps them)
       const extraW = new Map<Method, Float32Array[]>();
-      if (methods.includes('scorecam')) extraW.set('scorecam', await time('scorecam', () => this.scoreCam(x, act, chunk.length, targets, aShape, o, B)));
-      if (methods.includes('ablationcam')) extraW.set('ablationcam', await time('ablationcam', () => this.ablationCam(act, res.logits, k, targets, A, aShape, B, o)));
+      if (methods.includes('scorecam')) extraW.set('scorecam', await time('scorecam', () => this.scoreCam(x, act, chunk.length, targets, aShape, o, PB)));
+      if (methods.includes('ablationcam')) extraW.set('ablationcam', await time('ablationcam', () => this.ablationCam(act, res.logits, k, targets, A, aShape, PB, o)));
       if (eigen || extraW.size) {
         const upd = await time('remap', () => cam.remap(k, eigen?.map((e) => e.raw) ?? null, extraW));
         maps = upd.get('cam.maps')!; raw = upd.get('cam.raw')!; wts = upd.get('cam.weights')!;
       }
       const pixel = await this.pixel(methods, x, k, targets, seed, res.grads.get(g.input), o, B, time);
-      const rise = methods.includes('rise') ? await time('rise', () => this.rise(x, k, targets, o, B)) : null;
+      const rise = methods.includes('rise') ? await time('rise', () => this.rise(x, k, targets, o, PB)) : null;
 
       chunk.forEach((row, i) => {
         const logits = res.logits.subarray(i * C, (i + 1) * C), probs = softmax(logits);
