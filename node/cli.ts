@@ -15,6 +15,7 @@ import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMet
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
+import { evaluate, markdown, readScenes } from './eval.js';
 import { npyBytes, parseNpy } from './npy.js';
 import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
@@ -102,6 +103,30 @@ const COMMANDS: Record<string, Command> = {
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
     },
     run: (v, pos) => explainCommand(v, pos),
+  },
+  eval: {
+    summary: 'the papers\' metrics per method over scenes with boxes: Average Drop, Increase, deletion/insertion AUC, pointing games',
+    usage: '--model MODEL.onnx --data DIR [--methods LIST|fast|all] [--limit N] [--steps N] [--auc-limit N] [--batch N] [--json FILE]',
+    about: 'DIR holds PNG scenes and boxes.json ([{file, class, boxes: [[x0,y0,x1,y1], ...], multi}], x1/y1 exclusive), like\n'
+      + 'data/scenes/. Every scene is explained for its ground-truth class. Per method: Average Drop % and Increase in\n'
+      + 'Confidence % (softmax of the image times the map), deletion and insertion AUC (pixels removed to 0 in normalised\n'
+      + 'space, or inserted into the image blurred with a Gaussian (11, sigma 5), --steps steps, default 224), pointing\n'
+      + 'game (map maximum within 15 px of a box), energy-based pointing game (share of the map inside the boxes), and on\n'
+      + 'multi-instance scenes the share of garments holding a local maximum of the map (>= half the map maximum).\n'
+      + 'Prints a markdown table; --json writes the numbers.',
+    positionals: [],
+    options: {
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and its sidecar MODEL.json)', required: true },
+      data: { type: 'string', arg: 'DIR', help: 'scenes and boxes.json', required: true },
+      methods: { type: 'string', arg: 'LIST', help: 'comma-separated methods, fast or all (default: the channel-weight and element-wise CAMs)' },
+      limit: { type: 'string', arg: 'N', help: 'the first N scenes only' },
+      steps: { type: 'string', arg: 'N', help: 'deletion/insertion steps (default 224: H*W/224 pixels a step)' },
+      'auc-limit': { type: 'string', arg: 'N', help: 'deletion/insertion AUC over the first N scenes only (2*(steps+1) forwards per scene and method)' },
+      batch: { type: 'string', arg: 'N', help: 'scenes explained per run (default 16)' },
+      'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
+      json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON' },
+    },
+    run: (v) => evalCommand(v),
   },
   layers: {
     summary: 'list the CAM target layers of an ONNX model with their shapes and the default (no GPU)',
@@ -473,6 +498,27 @@ class Progress {
     process.stderr.write(`\r[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${this.total} images${what ? `  ${what}` : ''}\x1b[K`);
   }
   end() { if (this.on) process.stderr.write('\r\x1b[K'); }
+}
+
+// ================================================================================================= eval
+
+async function evalCommand(v: Values) {
+  const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${k} must be a positive integer, got '${x}'`); return n; };
+  const m = (v.methods as string | undefined)?.trim() ?? 'gradcam,gradcam++,xgradcam,liftcam,layercam,hirescam,eigencam';
+  let methods: Method[];
+  try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
+  catch (e) { if (e instanceof ModelError) throw new UsageError(`eval: ${e.message}`); throw e; }
+  const path = v.model as string, dir = v.data as string, { graph: g } = loadGraph(path);
+  const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
+  let scenes;
+  try { scenes = readScenes(dir); } catch (e) { throw new CliError((e as Error).message); }
+  const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
+  const model = await Model.load(await nodeGpu(), g, basename(path));
+  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d) });
+  progress.end();
+  out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
+  out(markdown(r));
+  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify({ model: path, data: dir, ...r }, null, 1)));
 }
 
 // =============================================================================================== layers
