@@ -3,27 +3,34 @@
 // same run (never timing assertions in tests).
 //   npm run bench                 every conv shape of both nets, both nets end to end
 //   npm run bench -- --quick      a few shapes, ResNet-50 end to end only
-//   npm run bench -- --tag=NAME   appends NAME to the results file name (before/after comparisons)
+//   npm run bench -- --tag=NAME   appends NAME to the results file name
+//   npm run bench -- --compare=bench/results/FILE.json   adds before/after tables against an earlier run
 // Writes bench/results/<date>-<adapter>[-NAME].json and prints markdown tables.
 //
 // Timing: a kernel is timed alone, on the GPU only: the same dispatch encoded R times in one compute pass,
 // one submit, then onSubmittedWorkDone; ms = wall / R (R sized so a batch takes ~0.2 s; median of 3 batches).
 // That leaves out plan.run's upload, submit and read-back, which the end-to-end numbers (plain plan.run,
-// median of several) include.
+// median of several) include. The per-node breakdown times each dispatch of a plan alone the same way: the
+// adapter may offer 'timestamp-query', but the device node/gpu.ts creates does not request it.
+// On a CPU adapter (lavapipe) other processes take cores from the kernels, so the results also keep the process
+// CPU time per dispatch (driver threads included) and the load average; compare CPU times across loaded runs.
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { closeGpu, nodeGpu } from '../node/gpu.js';
 import { GraphBuilder, mulberry32, resnet50, vgg16 } from '../src/builder.js';
-import { ConvOp, Graph, Node, macs, numel } from '../src/graph.js';
+import { ConvOp, Graph, macs, numel } from '../src/graph.js';
 import { Gpu } from '../src/gpu.js';
-import { Model, Plan, Step } from '../src/model.js';
+import { Model, Plan, Step, convKernels } from '../src/model.js';
 import { refBackward, refForward } from '../tests/ref.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const TAG = args.find((a) => a.startsWith('--tag='))?.slice(6);
+const COMPARE = args.find((a) => a.startsWith('--compare='))?.slice(10);
 const TARGET_S = QUICK ? 0.1 : 0.2; // wall time of one timed batch of R dispatches
 const TOL = 1e-4;                    // per-layer check: max |gpu - ref| / max |ref|
 const E2E_TOL = 1e-3;                // end to end: float32 through 16-53 layers vs float64
+const E2E_S = QUICK ? 2 : 4;         // wall time per end-to-end measurement (the count of runs adapts)
 
 // ---------- helpers ----------
 
@@ -43,25 +50,27 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
  *  dispatches the engine replays, with no second copy of the dispatch logic. */
 const stepsOf = (p: Plan) => ({ forward: p['forward'] as Step[], backward: p['backward'] as Step[] });
 
-/** ms per dispatch of `steps`, GPU only (see the header). */
-async function gpuMs(gpu: Gpu, steps: Step[], reps: number): Promise<number> {
+/** Wall and process-CPU ms per repetition of `steps`, GPU only (see the header). The CPU time counts the driver's
+ *  worker threads too (lavapipe runs dispatches on CPU threads), so it shows how much of the machine a kernel used. */
+async function gpuMs(gpu: Gpu, steps: Step[], reps: number): Promise<{ wall: number; cpu: number }> {
   const dev = gpu.device, enc = dev.createCommandEncoder({ label: 'bench' }), pass = enc.beginComputePass({ label: 'bench' });
   for (let r = 0; r < reps; r++) for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
   pass.end();
-  const t = performance.now();
+  const c = process.cpuUsage(), t = performance.now();
   dev.queue.submit([enc.finish()]);
   await dev.queue.onSubmittedWorkDone();
-  return (performance.now() - t) / reps;
+  const wall = performance.now() - t, cu = process.cpuUsage(c);
+  return { wall: wall / reps, cpu: (cu.user + cu.system) / 1000 / reps };
 }
 
-/** One warm-up batch sizes R; then the median of 3 batches. */
-async function timeSteps(gpu: Gpu, steps: Step[], target = TARGET_S): Promise<number> {
+/** One warm-up batch sizes R; then the median (by wall time) of 3 batches. */
+async function timeSteps(gpu: Gpu, steps: Step[], target = TARGET_S): Promise<{ wall: number; cpu: number }> {
   const first = await gpuMs(gpu, steps, 1);
-  const reps = Math.max(1, Math.min(64, Math.round((target * 1000) / Math.max(first, 0.01))));
-  const t: number[] = [];
+  const reps = Math.max(1, Math.min(64, Math.round((target * 1000) / Math.max(first.wall, 0.01))));
+  const t: { wall: number; cpu: number }[] = [];
   for (let i = 0; i < 3; i++) t.push(await gpuMs(gpu, steps, reps));
   gpu.check();
-  return median(t);
+  return t.sort((a, b) => a.wall - b.wall)[1];
 }
 
 // ---------- CPU baseline: blocked sgemm in JS ----------
@@ -115,8 +124,8 @@ function sgemmBaseline(): { gflops: number; size: number } {
 
 interface ConvShape { key: string; C: number; H: number; W: number; op: ConvOp; out: number[]; layers: string[] }
 interface LayerResult {
-  shape: string; layers: string[]; macs: number; check: string; fwdErr: number; bwdErr: number;
-  fwdMs: number; fwdGflops: number; bwdMs: number; bwdGflops: number;
+  shape: string; layers: string[]; kernels: string; macs: number; check: string; fwdErr: number; bwdErr: number;
+  fwdMs: number; fwdCpuMs: number; fwdGflops: number; bwdMs: number; bwdCpuMs: number; bwdGflops: number;
 }
 
 /** Distinct conv shapes of a graph, with the names of the layers that have each. */
@@ -166,7 +175,8 @@ const SAMPLES = 1024;
 async function benchConv(gpu: Gpu, s: ConvShape): Promise<LayerResult> {
   const op = s.op, b = new GraphBuilder([s.C, s.H, s.W], 1);
   const g = b.finish(b.conv(b.input, op.cout, [op.kh, op.kw], { stride: op.stride, pad: op.pad, dil: op.dil, group: op.group }));
-  const node = g.nodes[0], w = node.op as ConvOp, mac = macs(g, node);
+  const node = g.nodes[0], w = node.op as ConvOp, mac = macs(g, node), k = convKernels(g, node);
+  const kernels = `${k.forward.replace('conv2d_', '')}, ${k.backward.replace('conv2d_', '')}`;
   const model = await Model.load(gpu, g, `bench ${s.key}`);
   try {
     const plan = await model.plan({ batch: 1, grads: [g.input] });
@@ -190,8 +200,9 @@ async function benchConv(gpu: Gpu, s: ConvShape): Promise<LayerResult> {
     }
     if (!(fwdErr <= TOL) || !(bwdErr <= TOL)) throw new Error(`conv ${s.key}: GPU differs from the float64 reference: forward ${fwdErr.toExponential(2)}, backward-input ${bwdErr.toExponential(2)} (tolerance ${TOL})`);
     const { forward, backward } = stepsOf(plan);
-    const fwdMs = await timeSteps(gpu, forward), bwdMs = await timeSteps(gpu, backward);
-    return { shape: s.key, layers: s.layers, macs: mac, check, fwdErr, bwdErr, fwdMs, fwdGflops: gflops(mac, fwdMs), bwdMs, bwdGflops: gflops(mac, bwdMs) };
+    const fwd = await timeSteps(gpu, forward), bwd = await timeSteps(gpu, backward);
+    return { shape: s.key, layers: s.layers, kernels, macs: mac, check, fwdErr, bwdErr, fwdMs: fwd.wall, fwdCpuMs: fwd.cpu, fwdGflops: gflops(mac, fwd.wall),
+      bwdMs: bwd.wall, bwdCpuMs: bwd.cpu, bwdGflops: gflops(mac, bwd.wall) };
   } finally { model.destroy(); }
 }
 
@@ -226,10 +237,13 @@ function referenceLogits(net: string, g: Graph, x: Float32Array): { logits: Floa
   return { logits, how: `ref.ts (${f1((performance.now() - t) / 1000)} s, cached)` };
 }
 
-async function medianRun(plan: Plan, x: Float32Array, o: Parameters<Plan['run']>[1], n: number): Promise<number> {
-  await plan.run(x, o); // warm-up
+/** plan.run wall ms: a warm-up run sizes the count (about E2E_S seconds in all, 1 to 5 runs), then the median. */
+async function medianRun(plan: Plan, x: Float32Array, o: Parameters<Plan['run']>[1]): Promise<number> {
+  let t0 = performance.now();
+  await plan.run(x, o);
+  const n = Math.max(1, Math.min(5, Math.round((E2E_S * 1000) / (performance.now() - t0))));
   const t: number[] = [];
-  for (let i = 0; i < n; i++) { const t0 = performance.now(); await plan.run(x, o); t.push(performance.now() - t0); }
+  for (let i = 0; i < n; i++) { t0 = performance.now(); await plan.run(x, o); t.push(performance.now() - t0); }
   return median(t);
 }
 
@@ -244,27 +258,47 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): 
     if (!varies) throw new Error(`${net}: constant logits`);
     const ref = referenceLogits(net, g, x), logitsErr = relErr(logits, ref.logits);
     if (!(logitsErr <= E2E_TOL)) throw new Error(`${net}: logits differ from the float64 reference by ${logitsErr.toExponential(2)} (tolerance ${E2E_TOL})`);
-    const reps = net === 'vgg16' ? 3 : 5;
-    const forwardMs = await medianRun(fwd, x, {}, reps);
+    const forwardMs = await medianRun(fwd, x, {});
     // Grad-CAM: forward, top-1 class chosen on the GPU, backward to the last conv block's activation.
     const cam = await model.plan({ batch: 1, grads: [gradcamLayer] });
-    const gradcamMs = await medianRun(cam, x, { classes: Int32Array.of(-1) }, reps);
+    const gradcamMs = await medianRun(cam, x, { classes: Int32Array.of(-1) });
     // Saliency / guided backprop cost: backward all the way to the image (every conv's backward-input).
     const sal = await model.plan({ batch: 1, grads: [g.input] });
-    const saliencyMs = await medianRun(sal, x, { classes: Int32Array.of(-1) }, 3);
+    const saliencyMs = await medianRun(sal, x, { classes: Int32Array.of(-1) });
+    sal.destroy();
     // Breakdown: each forward dispatch alone (buffers hold this image's activations), grouped by node.
     const steps = stepsOf(cam), kind = new Map(g.nodes.map((n) => [n.name, n.op.kind]));
     const breakdown: E2EResult['breakdown'] = [];
     for (const s of steps.forward) {
-      const node = (s.bind.label ?? '').replace(/\[\d+\]$/, ''), ms = await gpuMs(gpu, [s], 2);
+      const node = (s.bind.label ?? '').replace(/\[\d+\]$/, ''), ms = (await gpuMs(gpu, [s], 1)).wall;
       const last = breakdown[breakdown.length - 1];
       if (last?.node === node) last.ms += ms; else breakdown.push({ node, kind: kind.get(node) ?? '?', ms });
     }
-    const backwardMs = await gpuMs(gpu, steps.backward, 2);
+    const backwardMs = (await gpuMs(gpu, steps.backward, 1)).wall;
     const breakdownSumMs = breakdown.reduce((a, b) => a + b.ms, 0);
     return { net, gmacs: gm, logitsErr, reference: ref.how, forwardMs, gradcamMs, gradcamLayer, saliencyMs, forwardGflops: gflops(gm * 1e9, forwardMs),
       breakdown, breakdownSumMs, backwardSteps: steps.backward.length, backwardMs };
   } finally { model.destroy(); }
+}
+
+// ---------- before / after ----------
+
+/** Tables of this run against an earlier results file: wall-time ratios, and process-CPU ratios (robust to load). */
+function compare(old: { layers: LayerResult[]; e2e: E2EResult[]; load?: number[]; sgemm: { gflops: number } }, name: string) {
+  const x = (a: number, b: number) => `${f2(a / b)}x`;
+  console.log(`\n## Against ${name} (load ${old.load?.map(f1).join(' -> ') ?? '?'}, sgemm ${f2(old.sgemm.gflops)} GFLOP/s then)\n`);
+  console.log('| shape | fwd ms before | after | speed-up | CPU-time speed-up | bwd-in ms before | after | speed-up | CPU-time speed-up |');
+  console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const l of layers) {
+    const o = old.layers.find((p) => p.shape === l.shape);
+    if (o) console.log(`| ${l.shape} | ${f1(o.fwdMs)} | ${f1(l.fwdMs)} | ${x(o.fwdMs, l.fwdMs)} | ${x(o.fwdCpuMs, l.fwdCpuMs)} | ${f1(o.bwdMs)} | ${f1(l.bwdMs)} | ${x(o.bwdMs, l.bwdMs)} | ${x(o.bwdCpuMs, l.bwdCpuMs)} |`);
+  }
+  console.log('\n| net | forward ms before | after | Grad-CAM ms before | after | saliency ms before | after |');
+  console.log('|---|--:|--:|--:|--:|--:|--:|');
+  for (const e of e2e) {
+    const o = old.e2e.find((p) => p.net === e.net);
+    if (o) console.log(`| ${e.net} | ${f1(o.forwardMs)} | ${f1(e.forwardMs)} (${x(o.forwardMs, e.forwardMs)}) | ${f1(o.gradcamMs)} | ${f1(e.gradcamMs)} (${x(o.gradcamMs, e.gradcamMs)}) | ${f1(o.saliencyMs)} | ${f1(e.saliencyMs)} (${x(o.saliencyMs, e.saliencyMs)}) |`);
+  }
 }
 
 // ---------- main ----------
@@ -272,7 +306,8 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): 
 const t0 = performance.now();
 mkdirSync('bench/results', { recursive: true });
 const gpu = await nodeGpu();
-console.log(`# camgpu bench${QUICK ? ' (--quick)' : ''}\n\nadapter: ${gpu.adapterInfo}\n`);
+const load0 = loadavg()[0];
+console.log(`# camgpu bench${QUICK ? ' (--quick)' : ''}\n\nadapter: ${gpu.adapterInfo}\nload average at start: ${f2(load0)} (on ${cpus().length} CPUs; other processes slow a CPU adapter down)\n`);
 const base = sgemmBaseline();
 console.log(`CPU baseline: JS sgemm ${base.size}^3, single thread: ${f2(base.gflops)} GFLOP/s\n`);
 
@@ -282,14 +317,20 @@ let shapes = [...graphs].flatMap(([name, g]) => convShapes(g, name));
 if (QUICK) shapes = shapes.filter((s) => ['64x56x56->64 k3 s1 p1', '256x56x56->64 k1 s1', '128x28x28->128 k3 s1 p1', '1024x14x14->256 k1 s1', '256x56x56->256 k3 s1 p1'].includes(s.key));
 
 console.log('## Conv layers (batch 1), GPU-only time per dispatch\n');
-console.log(`| shape (CxHxW->K) | layers | MMAC | check | fwd ms | fwd GFLOP/s | x sgemm | bwd-in ms | bwd-in GFLOP/s | x sgemm |`);
-console.log(`|---|---|--:|---|--:|--:|--:|--:|--:|--:|`);
+console.log(`| shape (CxHxW->K) | layers | kernels (fwd, bwd-in) | MMAC | check | fwd ms | fwd GFLOP/s | x sgemm | bwd-in ms | bwd-in GFLOP/s | x sgemm |`);
+console.log(`|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|`);
 const layers: LayerResult[] = [];
 for (const s of shapes) {
   const r = await benchConv(gpu, s);
   layers.push(r);
   const names = r.layers.length > 2 ? `${r.layers[0]} +${r.layers.length - 1}` : r.layers.join(', ');
-  console.log(`| ${r.shape} | ${names} | ${f1(r.macs / 1e6)} | ${r.check} | ${f2(r.fwdMs)} | ${f2(r.fwdGflops)} | ${f2(r.fwdGflops / base.gflops)} | ${f2(r.bwdMs)} | ${f2(r.bwdGflops)} | ${f2(r.bwdGflops / base.gflops)} |`);
+  console.log(`| ${r.shape} | ${names} | ${r.kernels} | ${f1(r.macs / 1e6)} | ${r.check} | ${f2(r.fwdMs)} | ${f2(r.fwdGflops)} | ${f2(r.fwdGflops / base.gflops)} | ${f2(r.bwdMs)} | ${f2(r.bwdGflops)} | ${f2(r.bwdGflops / base.gflops)} |`);
+}
+
+for (const [net] of nets) {
+  const own = layers.filter((l) => l.layers.some((n) => n.startsWith(`${net}:`)));
+  const sum = (f: (l: LayerResult) => number) => own.reduce((a, l) => a + f(l) * l.layers.filter((n) => n.startsWith(`${net}:`)).length, 0);
+  if (own.length) console.log(`\n${net}, every conv layer once (${QUICK ? 'the shapes above only' : 'sum of shape time x count'}): forward ${f1(sum((l) => l.fwdMs))} ms, backward-input ${f1(sum((l) => l.bwdMs))} ms`);
 }
 
 const e2e: E2EResult[] = [];
@@ -307,8 +348,11 @@ for (const r of e2e) {
   console.log(`top nodes: ${[...r.breakdown].sort((a, b) => b.ms - a.ms).slice(0, 8).map((b) => `${b.node} ${f1(b.ms)}`).join(', ')}`);
 }
 
-const date = new Date().toISOString().slice(0, 10), slug = gpu.adapterInfo.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
+if (COMPARE) compare(JSON.parse(readFileSync(COMPARE, 'utf8')), COMPARE);
+
+// adapter name up to the first ':' ("mesa software llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)" -> mesa-software-llvmpipe)
+const date = new Date().toISOString().slice(0, 10), slug = gpu.adapterInfo.split(':')[0].toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
 const file = `bench/results/${date}-${slug || 'adapter'}${TAG ? `-${TAG}` : ''}.json`;
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, sgemm: base, layers, e2e, totalS: (performance.now() - t0) / 1000 }, null, 1));
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, layers, e2e, totalS: (performance.now() - t0) / 1000 }, null, 1));
 console.log(`\nwrote ${file} (${f1((performance.now() - t0) / 1000)} s)`);
 await closeGpu();

@@ -1,10 +1,23 @@
 // 2-D convolution, NCHW, groups and dilation.
 //   forward:  y[n,k,oy,ox] = b[k] + sum_{c in group(k), ky, kx} w[c,ky,kx,k] * x[n, c, oy*SH-PT+ky*DH, ox*SW-PL+kx*DW]
 //   backward: dx[n,c,iy,ix] = sum_{k in group(c), ky, kx with oy=(iy+PT-ky*DH)/SH integral and in range} w[c,ky,kx,k] * dy[n,k,oy,ox]
-// Bindings: x (N,C,H,W), w (C/G,KH,KW,KP) transposed at load so 4 output channels are one vec4 (KP = K rounded up to 4),
-//           b (KP), y (N,K,OH,OW); backward: dy (N,K,OH,OW), dx (N,C,H,W).
-// conv2d_forward: one invocation = 4 output channels x 4 output pixels of a row (register tile, no workgroup memory);
-// needs the 4 channels in one group (G == 1 or K/G % 4 == 0). conv2d_forward_grouped: 1 channel x 4 pixels (depthwise).
+// Bindings: x (N,C,H,W), w (C/G,KH,KW,KP) transposed at load so output channels are contiguous (KP = K rounded up to 8,
+//           zero-padded), b (KP, zero-padded), y (N,K,OH,OW); backward: dy (N,K,OH,OW) in x's slot, dx (N,C,H,W) in y's.
+//           x4, w4 and b4 are vec4 views of the same bindings.
+//
+// Entry points; the dispatch code (src/model.ts convKernels) picks one per layer from its shape:
+//   conv2d_forward          G == 1 or K/G % 8 == 0: 8 output channels x 8 output pixels (flattened) per invocation;
+//                           taps outside, input channels inside, so the pixels' input offsets are set once per tap
+//   conv2d_forward_1x1      1x1, stride 1, no padding, G == 1, OH*OW % 4 == 0 and >= 8: the same tile as a GEMM over
+//                           pixels, x read as vec4
+//   conv2d_forward_grouped  other grouped convs (depthwise): 1 channel x 4 pixels
+//   conv2d_backward         G == 1: 8 input channels x 8 pixels of one dx row that share their phase modulo the
+//                           stride (so they meet the same taps), 4 output channels per step
+//   conv2d_backward_grouped G > 1: one element per invocation, gathering over its group
+// Why these tiles: a load from a storage buffer costs far more than an FMA, most of all on a CPU adapter (lavapipe
+// loads lane by lane); an 8 x 8 register tile reads 16 values (8 of them as two vec4 weight loads) for 64 FMAs,
+// where a 4 x 4 tile reads 8 for 16. The tile sizes are WGSL consts, not overrides: WGSL only allows private
+// arrays of const size.
 struct Params {
   N: u32, C: u32, H: u32, W: u32, K: u32, OH: u32, OW: u32, KH: u32,
   KW: u32, SH: u32, SW: u32, PT: u32, PL: u32, DH: u32, DW: u32, G: u32,
@@ -12,11 +25,16 @@ struct Params {
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 override WG: u32 = 64;
+const KT = 8u; // channels per invocation in the tiled entry points (two vec4 of w)
+const PX = 8u; // pixels per invocation in the tiled entry points
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
@@ -27,41 +45,91 @@ fn activate(v: vec4<f32>) -> vec4<f32> {
   return v;
 }
 
-@compute @workgroup_size(WG)
-fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let OWT = (p.OW + 3u) / 4u; let KT = (p.K + 3u) / 4u;
-  var t = index(gid, nwg);
-  if (t >= p.N * KT * p.OH * OWT) { return; }
-  let ox0 = (t % OWT) * 4u; t = t / OWT;
-  let oy = t % p.OH; t = t / p.OH;
-  let k0 = (t % KT) * 4u; let n = t / KT;
-  let CG = p.C / p.G; let c0 = (k0 / (p.K / p.G)) * CG;
-  let bias = vec4<f32>(b[k0], b[k0 + 1u], b[k0 + 2u], b[k0 + 3u]);
-  var acc = array<vec4<f32>, 4>(bias, bias, bias, bias); // acc[j] = 4 channels at pixel ox0 + j
-  for (var c = 0u; c < CG; c++) {
-    let xplane = (n * p.C + c0 + c) * p.H;
-    for (var ky = 0u; ky < p.KH; ky++) {
-      let iy = i32(oy * p.SH + ky * p.DH) - i32(p.PT);
-      if (iy < 0 || iy >= i32(p.H)) { continue; }
-      let xrow = (xplane + u32(iy)) * p.W;
-      for (var kx = 0u; kx < p.KW; kx++) {
-        let wi = ((c * p.KH + ky) * p.KW + kx) * p.KP + k0;
-        let wv = vec4<f32>(w[wi], w[wi + 1u], w[wi + 2u], w[wi + 3u]);
-        for (var j = 0u; j < 4u; j++) {
-          let ix = i32((ox0 + j) * p.SW + kx * p.DW) - i32(p.PL);
-          if (ix >= 0 && ix < i32(p.W)) { acc[j] += wv * x[xrow + u32(ix)]; }
-        }
+// acc[q][j]: output channels k0+4q .. k0+4q+3 at pixel j of the tile.
+alias Tile = array<array<vec4<f32>, PX>, KT / 4u>;
+
+fn biasTile(k0: u32) -> Tile {
+  var acc: Tile;
+  for (var q = 0u; q < KT / 4u; q++) { let bq = b4[k0 / 4u + q]; for (var j = 0u; j < PX; j++) { acc[q][j] = bq; } }
+  return acc;
+}
+
+// Adds one tap: acc[q][j] += w[c, ky, kx, k0+4q..+3] * xv[j]; wi = the w4 index of (c, ky, kx, k0).
+fn fma8x8(acc: ptr<function, Tile>, wi: u32, xv: array<f32, PX>) {
+  for (var q = 0u; q < KT / 4u; q++) {
+    let wv = w4[wi + q];
+    for (var j = 0u; j < PX; j++) { (*acc)[q][j] += wv * xv[j]; }
+  }
+}
+
+// Writes the tile to y at output channels k0.. and flattened pixels p0 + j, skipping those before `start`.
+fn storeTile(acc: ptr<function, Tile>, n: u32, k0: u32, p0: u32, start: u32) {
+  let HW = p.OH * p.OW;
+  for (var q = 0u; q < KT / 4u; q++) {
+    for (var j = 0u; j < PX; j++) {
+      let v = activate((*acc)[q][j]);
+      for (var i = 0u; i < 4u; i++) {
+        let k = k0 + 4u * q + i;
+        if (k < p.K && p0 + j >= start && p0 + j < HW) { y[(n * p.K + k) * HW + p0 + j] = v[i]; }
       }
     }
   }
-  for (var j = 0u; j < 4u; j++) {
-    let ox = ox0 + j;
-    if (ox >= p.OW) { break; }
-    let v = activate(acc[j]);
-    for (var q = 0u; q < 4u; q++) {
-      if (k0 + q < p.K) { y[((n * p.K + k0 + q) * p.OH + oy) * p.OW + ox] = v[q]; }
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let HW = p.OH * p.OW; let tiles = (HW + PX - 1u) / PX; let KB = (p.K + KT - 1u) / KT;
+  var t = index(gid, nwg);
+  if (t >= p.N * KB * tiles) { return; }
+  let p0 = (t % tiles) * PX; t = t / tiles;
+  let k0 = (t % KB) * KT; let n = t / KB;
+  let CG = p.C / p.G; let c0 = (k0 / (p.K / p.G)) * CG;
+  let iH = i32(p.H); let iW = i32(p.W); let HWin = p.H * p.W;
+  // top-left input tap of each pixel (negative inside the padding)
+  var iy0: array<i32, PX>; var ix0: array<i32, PX>;
+  for (var j = 0u; j < PX; j++) {
+    let q = min(p0 + j, HW - 1u);
+    iy0[j] = i32((q / p.OW) * p.SH) - i32(p.PT); ix0[j] = i32((q % p.OW) * p.SW) - i32(p.PL);
+  }
+  var acc = biasTile(k0);
+  for (var ky = 0u; ky < p.KH; ky++) {
+    for (var kx = 0u; kx < p.KW; kx++) {
+      // where each pixel of the tile reads through this tap, in channel c0's plane (0 and masked when in the padding)
+      var off: array<u32, PX>; var ok: array<bool, PX>;
+      for (var j = 0u; j < PX; j++) {
+        let iy = iy0[j] + i32(ky * p.DH); let ix = ix0[j] + i32(kx * p.DW);
+        ok[j] = iy >= 0 && iy < iH && ix >= 0 && ix < iW;
+        off[j] = (n * p.C + c0) * HWin + u32(select(0, iy * iW + ix, ok[j]));
+      }
+      var wi = ((ky * p.KW + kx) * p.KP + k0) / 4u;
+      for (var c = 0u; c < CG; c++) {
+        var xv: array<f32, PX>;
+        for (var j = 0u; j < PX; j++) { xv[j] = select(0.0, x[off[j] + c * HWin], ok[j]); }
+        fma8x8(&acc, wi, xv);
+        wi += p.KH * p.KW * p.KP / 4u;
+      }
     }
   }
+  storeTile(&acc, n, k0, p0, p0);
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let HW = p.OH * p.OW; let tiles = (HW + PX - 1u) / PX; let KB = (p.K + KT - 1u) / KT;
+  var t = index(gid, nwg);
+  if (t >= p.N * KB * tiles) { return; }
+  let start = (t % tiles) * PX; t = t / tiles;
+  let p0 = min(start, HW - PX); // the last tile shifts back to stay whole (vec4 loads); it stores only from `start` on
+  let k0 = (t % KB) * KT; let n = t / KB;
+  var acc = biasTile(k0);
+  var xi = (n * p.C * HW + p0) / 4u; var wi = k0 / 4u;
+  for (var c = 0u; c < p.C; c++) {
+    var xv: array<f32, PX>;
+    for (var j = 0u; j < PX / 4u; j++) { let v = x4[xi + j]; xv[4u * j] = v.x; xv[4u * j + 1u] = v.y; xv[4u * j + 2u] = v.z; xv[4u * j + 3u] = v.w; }
+    fma8x8(&acc, wi, xv);
+    xi += HW / 4u; wi += p.KP / 4u;
+  }
+  storeTile(&acc, n, k0, p0, start);
 }
 
 @compute @workgroup_size(WG)
@@ -95,9 +163,65 @@ fn conv2d_forward_grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builti
   }
 }
 
-// Backward to the input; bindings reuse the forward slots: x <- dy, y <- dx (b unused).
+// ---------- backward to the input (G == 1 unless grouped): x <- dy, y <- dx, b unused ----------
+
+// dy[n, k..k+3, o] as a vec4 (o = oy*OW + ox); channels past K repeat K-1, whose weights are the zero padding.
+fn dy4(n: u32, k: u32, o: u32) -> vec4<f32> {
+  let OHW = p.OH * p.OW; let base = n * p.K * OHW + o; let last = p.K - 1u;
+  return vec4<f32>(x[base + k * OHW], x[base + min(k + 1u, last) * OHW], x[base + min(k + 2u, last) * OHW], x[base + min(k + 3u, last) * OHW]);
+}
+
 @compute @workgroup_size(WG)
 fn conv2d_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  // An invocation takes KT channels x PX pixels of one dx row that share their phase modulo the stride,
+  // ix = px + SW*(PX*blk + j), so all of them meet the same taps; rows and columns are ordered by phase so that
+  // neighbouring invocations skip the same taps (a stride-s conv sends each pixel back 1/s^2 of them).
+  let rows = (p.H + p.SH - 1u) / p.SH; let blocks = ((p.W + p.SW - 1u) / p.SW + PX - 1u) / PX; let CB = (p.C + KT - 1u) / KT;
+  var t = index(gid, nwg);
+  if (t >= p.N * CB * p.SH * p.SW * rows * blocks) { return; }
+  let blk = t % blocks; t = t / blocks;
+  let r = t % rows; t = t / rows;
+  let px = t % p.SW; t = t / p.SW;
+  let py = t % p.SH; t = t / p.SH;
+  let c0 = (t % CB) * KT; let n = t / CB;
+  let iy = py + p.SH * r; let ix0 = px + p.SW * PX * blk;
+  var a: array<array<f32, PX>, KT>; // a[ci][j]: dx at channel c0 + ci, pixel (iy, ix0 + SW*j)
+  for (var ky = 0u; ky < p.KH; ky++) {
+    let ty = i32(iy + p.PT) - i32(ky * p.DH);
+    if (ty < 0 || ty % i32(p.SH) != 0 || u32(ty) / p.SH >= p.OH) { continue; }
+    let orow = u32(ty) / p.SH * p.OW;
+    for (var kx = 0u; kx < p.KW; kx++) {
+      let tx = i32(ix0 + p.PL) - i32(kx * p.DW);
+      if (tx % i32(p.SW) != 0) { continue; }
+      let ox0 = tx / i32(p.SW); // pixel j meets output column ox0 + j
+      for (var k = 0u; k < p.K; k += 4u) {
+        var d: array<vec4<f32>, PX>;
+        for (var j = 0u; j < PX; j++) {
+          let ox = ox0 + i32(j);
+          d[j] = select(vec4<f32>(0.0), dy4(n, k, orow + u32(clamp(ox, 0, i32(p.OW) - 1))), ox >= 0 && ox < i32(p.OW));
+        }
+        for (var ci = 0u; ci < KT; ci++) {
+          let wv = w4[((min(c0 + ci, p.C - 1u) * p.KH + ky) * p.KW + kx) * (p.KP / 4u) + k / 4u];
+          for (var j = 0u; j < PX; j++) { a[ci][j] += dot(wv, d[j]); }
+        }
+      }
+    }
+  }
+  if (iy >= p.H) { return; }
+  for (var ci = 0u; ci < KT; ci++) {
+    let c = c0 + ci;
+    for (var j = 0u; j < PX; j++) {
+      let ix = ix0 + p.SW * j;
+      if (c < p.C && ix < p.W) {
+        let i = ((n * p.C + c) * p.H + iy) * p.W + ix;
+        y[i] = a[ci][j] + select(0.0, y[i], p.acc != 0u);
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn conv2d_backward_grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   var t = index(gid, nwg);
   if (t >= p.N * p.C * p.H * p.W) { return; }
   let i = t;

@@ -106,8 +106,8 @@ export class Model {
     for (const n of graph.nodes) {
       const op = n.op;
       if (op.kind === 'conv') {
-        // (K, C/G, KH, KW) -> (C/G, KH, KW, KP): four output channels side by side for vec4 loads
-        const per = op.w.length / op.cout, KP = Math.ceil(op.cout / 4) * 4, wt = new Float32Array(per * KP);
+        // (K, C/G, KH, KW) -> (C/G, KH, KW, KP): output channels side by side for vec4 loads, zero-padded to KP
+        const per = op.w.length / op.cout, KP = convKP(op.cout), wt = new Float32Array(per * KP);
         for (let k = 0; k < op.cout; k++) for (let i = 0; i < per; i++) wt[i * KP + k] = op.w[k * per + i];
         const bp = new Float32Array(KP); bp.set(op.b);
         fits(n, 'the weight', wt.byteLength);
@@ -137,13 +137,13 @@ export class Model {
     const out: [Family, string, Record<string, number>][] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
     for (const n of this.graph.nodes) {
       const op = n.op;
-      if (op.kind === 'conv') out.push(['conv2d', convEntry(op.group, op.cout), {}], ['conv2d', 'conv2d_backward', {}]);
+      if (op.kind === 'conv') { const k = convKernels(this.graph, n); out.push(['conv2d', k.forward, {}], ['conv2d', k.backward, {}]); }
       else if (op.kind === 'act') { out.push(['act', 'act_forward', { FN: ACT_ID[op.fn] }]); for (const M of [0, 1, 2]) out.push(['act', 'act_backward', { FN: ACT_ID[op.fn], MODE: M }]); }
       else if (op.kind === 'affine') out.push(['act', 'affine_forward', {}], ['act', 'affine_backward', {}]);
       else if (op.kind === 'add' || op.kind === 'mul') { const OP = op.kind === 'mul' ? 1 : 0; out.push(['binary', 'binary_forward', { OP }], ['binary', 'binary_backward', { OP, MODE: 0 }], ['binary', 'binary_backward', { OP, MODE: 2 }]); }
       else if (op.kind === 'maxpool') out.push(['pool', 'maxpool_forward', {}], ['pool', 'maxpool_backward', { MODE: 0 }], ['pool', 'maxpool_backward', { MODE: 2 }]);
       else if (op.kind === 'avgpool' || op.kind === 'gap') out.push(['pool', `${op.kind}_forward`, {}], ['pool', `${op.kind}_backward`, {}]);
-      else if (op.kind === 'linear') out.push(['linear', 'linear_forward', {}], ['linear', 'linear_backward', {}]);
+      else if (op.kind === 'linear') { const k = linearKernels(op.in); out.push(['linear', k.forward, {}], ['linear', k.backward, {}]); }
       else if (op.kind === 'concat') out.push(['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]);
       else if (op.kind === 'softmax') out.push(['softmax', 'softmax_forward', {}], ['softmax', 'softmax_backward', {}]);
     }
@@ -185,7 +185,32 @@ export class Model {
   }
 }
 
-export const convEntry = (group: number, cout: number) => group === 1 || (cout / group) % 4 === 0 ? 'conv2d_forward' : 'conv2d_forward_grouped';
+/** Output channels of a conv's weight and bias on the GPU: K rounded up to the 8 channels a tiled invocation reads. */
+const convKP = (cout: number) => Math.ceil(cout / 8) * 8;
+
+/** The conv2d.wgsl entry points for one conv node and their invocation counts per image (the shader's header
+ *  lists each entry point's tile and the shapes it takes). */
+export function convKernels(g: Graph, n: Node): { forward: string; forwardThreads: number; backward: string; backwardThreads: number } {
+  const op = n.op;
+  if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
+  const [C, H, W] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape, [SH, SW] = op.stride;
+  const tiles = (v: number) => Math.ceil(v / 8); // 8 channels or 8 pixels per tiled invocation
+  const plain = op.group === 1;
+  const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= 8;
+  const forward = plain || (K / op.group) % 8 === 0
+    ? { forward: gemm ? 'conv2d_forward_1x1' : 'conv2d_forward', forwardThreads: tiles(K) * tiles(OH * OW) }
+    : { forward: 'conv2d_forward_grouped', forwardThreads: K * OH * Math.ceil(OW / 4) };
+  // backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase
+  const backward = plain
+    ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
+    : { backward: 'conv2d_backward_grouped', backwardThreads: C * H * W };
+  return { ...forward, ...backward };
+}
+
+/** The linear.wgsl entry points for a layer with `inputs` features: vec4 loads along the features when they come in fours. */
+const linearKernels = (inputs: number) => inputs % 4 === 0
+  ? { forward: 'linear_forward', backward: 'linear_backward', backwardPer: 4 }
+  : { forward: 'linear_forward_scalar', backward: 'linear_backward_scalar', backwardPer: 1 };
 
 /** One static execution plan. */
 export class Plan {
@@ -336,9 +361,8 @@ export class Plan {
     const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
     switch (op.kind) {
       case 'conv': {
-        const w = this.model.weightsOf(n), entry = convEntry(op.group, op.cout);
-        const threads = N * (entry === 'conv2d_forward' ? Math.ceil(op.cout / 4) : op.cout) * ys[1] * Math.ceil(ys[2] / 4);
-        return [this.step('conv2d', entry, {}, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], Y], threads)];
+        const w = this.model.weightsOf(n), k = convKernels(this.g, n);
+        return [this.step('conv2d', k.forward, {}, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], Y], N * k.forwardThreads)];
       }
       case 'act': return [this.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, L, [N * numel(xs), 0, { f: op.alpha }, { f: op.beta }, 1, 1], [X, X, X, Y], N * numel(xs))];
       case 'affine': { const w = this.model.weightsOf(n); return [this.step('act', 'affine_forward', {}, L, [N * numel(xs), 0, { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [X, w.w[0], w.b[0], Y], N * numel(xs))]; }
@@ -353,7 +377,8 @@ export class Plan {
       }
       case 'linear': {
         const w = this.model.weightsOf(n); let o0 = 0;
-        return w.rows.map((oc, c) => { const s = this.step('linear', 'linear_forward', {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, 0], [X, w.w[c], w.b[c], Y], N * Math.ceil(oc / 4)); o0 += oc; return s; });
+        const k = linearKernels(op.in);
+        return w.rows.map((oc, c) => { const s = this.step('linear', k.forward, {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, 0], [X, w.w[c], w.b[c], Y], N * Math.ceil(oc / 4)); o0 += oc; return s; });
       }
       case 'concat': {
         let off = 0;
@@ -389,8 +414,8 @@ export class Plan {
     switch (op.kind) {
       case 'conv': {
         if (!need.has(x)) break;
-        const w = this.model.weightsOf(n);
-        steps.push(this.step('conv2d', 'conv2d_backward', {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], dx(x)], N * numel(xs)));
+        const w = this.model.weightsOf(n), k = convKernels(this.g, n);
+        steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], dx(x)], N * k.backwardThreads));
         break;
       }
       case 'act': {
@@ -428,7 +453,8 @@ export class Plan {
       case 'linear': {
         if (!need.has(x)) break;
         const w = this.model.weightsOf(n); let o0 = 0;
-        w.rows.forEach((oc, c) => { steps.push(this.step('linear', 'linear_backward', {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, acc(x)], [D, w.w[c], w.b[c], dx(x)], N * op.in)); o0 += oc; });
+        const k = linearKernels(op.in);
+        w.rows.forEach((oc, c) => { steps.push(this.step('linear', k.backward, {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, acc(x)], [D, w.w[c], w.b[c], dx(x)], N * op.in / k.backwardPer)); o0 += oc; });
         break;
       }
       case 'concat': {
@@ -555,7 +581,7 @@ function rank4(N: number, s: number[], n: Node): number[] {
 
 function convParams(op: Extract<Node['op'], { kind: 'conv' }>, xs: number[], ys: number[], N: number, acc: number): (number | { f: number })[] {
   return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    Math.ceil(op.cout / 4) * 4, acc, 0, { f: 0 }, { f: 0 }];
+    convKP(op.cout), acc, 0, { f: 0 }, { f: 0 }];
 }
 
 function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {
