@@ -503,7 +503,7 @@ class Progress {
 // ================================================================================================= eval
 
 async function evalCommand(v: Values) {
-  const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${k} must be a positive integer, got '${x}'`); return n; };
+  const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < (k === 'auc-limit' ? 0 : 1)) throw new UsageError(`--${k} must be a ${k === 'auc-limit' ? 'non-negative' : 'positive'} integer, got '${x}'`); return n; };
   const m = (v.methods as string | undefined)?.trim() ?? 'gradcam,gradcam++,xgradcam,liftcam,layercam,hirescam,eigencam';
   let methods: Method[];
   try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
