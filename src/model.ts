@@ -276,7 +276,7 @@ export class Plan {
     for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
     this.known(this.seedAt, 'seed tensor');
     this.dummy = this.alloc('dummy', 16);
-    for (const [name, t] of g.tensors) if (!t.data && this.root(name) === name) this.bufs.set(name, this.alloc(name, this.size(name)));
+    this.allocateActivations();
     for (const n of g.nodes) this.forward.push(...this.encodeForward(n, false));
     this.counts.forward = this.forward.length;
 
@@ -304,6 +304,32 @@ export class Plan {
     this.passes.forEach((p, k) => { for (const t of p.grads) this.readBack(t, 'grad', this.gradBuf(t, k), this.size(t), k); });
     if (this.refs.size) this.readBack(this.seedAt, 'ref', this.buf(this.seedAt, true), this.size(this.seedAt));
     await this.resolve();
+  }
+
+  /**
+   * Activation buffers. A plan with a backward pass keeps every activation (the backward reads them). A forward-only
+   * plan reuses buffers by lifetime: a tensor's buffer returns to a pool after the last node that reads it, and a
+   * node's output takes the smallest pooled buffer that is large enough (the input, the read-back tensors and the
+   * logits are never released), so peak memory is a few activations instead of all of them.
+   */
+  private allocateActivations() {
+    const g = this.g, roots = [...g.tensors].filter(([n, t]) => !t.data && this.root(n) === n).map(([n]) => n);
+    if (this.passes.length) { for (const r of roots) this.bufs.set(r, this.alloc(r, this.size(r))); return; }
+    const keep = new Set([g.input, this.seedAt, this.model.logits, ...(this.o.read ?? [])].map((t) => this.root(t)));
+    const last = new Map<string, number>();
+    g.nodes.forEach((n, i) => { for (const t of n.inputs) if (!isConst(g, t)) last.set(this.root(t), i); });
+    const pool: GPUBuffer[] = [];
+    const take = (r: string) => {
+      if (keep.has(r)) return this.alloc(r, this.size(r));
+      const need = this.size(r), i = pool.reduce((b, x, j) => (x.size >= need && (b < 0 || x.size < pool[b].size) ? j : b), -1);
+      return i >= 0 ? pool.splice(i, 1)[0] : this.alloc(`activation[${this.bufs.size}]`, need);
+    };
+    this.bufs.set(g.input, this.alloc(g.input, this.size(g.input)));
+    g.nodes.forEach((n, i) => {
+      const r = this.root(n.output);
+      if (!this.bufs.has(r)) this.bufs.set(r, take(r));
+      for (const t of new Set(n.inputs.map((x) => this.root(x)))) if (last.get(t) === i && !keep.has(t) && this.bufs.has(t)) pool.push(this.bufs.get(t)!);
+    });
   }
 
   private readBack(name: string, kind: Plan['reads'][number]['kind'], src: GPUBuffer, bytes: number, pass = 0, perRow = true) {
