@@ -1,7 +1,8 @@
 // Builds: dist/camgpu.js (browser ESM library) and dist/camgpu.d.ts (its types, emitted into dist/types/), dist/web/
 // (the demo page: index.html, style.css, demo.js), dist/node.js (Node entry), dist/cli.js, dist/tests/run.js,
-// dist/bench.js. .wgsl files are bundled as text. The browser bundles must not reach a Node built-in: src/ and web/
-// are scanned for such imports and esbuild's metafile is checked; either finding fails the build, naming the file.
+// dist/bench.js, dist/peers.js (bench/peers.ts). .wgsl files are bundled as text. The browser bundles must not reach
+// a Node built-in: src/ and web/ are scanned for such imports and esbuild's metafile is checked; either finding fails
+// the build, naming the file.
 import { build } from 'esbuild';
 import { readdirSync, existsSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -62,6 +63,7 @@ const results = await Promise.allSettled([
   build({ ...nodeOpts, entryPoints: ['node/cli.ts'], outfile: 'dist/cli.js' }),
   build({ ...nodeOpts, stdin: { contents: tests.map((f) => `import './${f}';`).join('\n'), resolveDir: 'tests', loader: 'ts' }, outfile: 'dist/tests/run.js' }),
   existsSync('bench/bench.ts') ? build({ ...nodeOpts, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }) : null,
+  existsSync('bench/peers.ts') ? build({ ...nodeOpts, entryPoints: ['bench/peers.ts'], outfile: 'dist/peers.js' }) : null,
 ]);
 failOnNode(); // first: it explains errors the other steps may also hit
 const failed = results.filter((r) => r.status === 'rejected');

@@ -30,6 +30,10 @@ for (const name of FIXTURES) {
         deeplift_act: relMax(liftA.grads.get(A)!, npy(name, 'deeplift_act.npy').data),
         deeplift_input: relMax(liftX.grads.get(input)!, npy(name, 'deeplift_input.npy').data),
       };
+      // a forward-only plan reuses activation buffers by lifetime: same logits, less memory
+      const fwd = await model.plan({ batch: B });
+      assert.equal(Array.from((await fwd.run(x.data)).logits), Array.from(plain.logits), 'forward-only plan, same logits');
+      assert.ok(fwd.bytes < model.bytesPerSample() * B, `forward plan ${fwd.bytes} B vs all activations ${model.bytesPerSample() * B} B`);
       report.push(`${name}: ${Object.entries(err).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
       assert.ok(err.logits <= 1e-4 && err.act <= 1e-4, `forward ${JSON.stringify(err)}`);
       for (const k of ['grad_act', 'grad_input', 'guided', 'deeplift_act', 'deeplift_input'] as const) assert.ok(err[k] <= 1e-3, `${k} ${err[k]}`);
