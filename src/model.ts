@@ -47,6 +47,11 @@ export interface RunResult {
   extra: Map<string, Float32Array>;
 }
 
+export interface LoadOptions {
+  /** Caps the storage-binding size camgpu plans for (default: the device's limit); tests use it to force weight chunking. */
+  maxBinding?: number;
+}
+
 export interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
 
 /** Weights of one node on the GPU; linear weights are split into row chunks that fit one storage binding. */
@@ -66,10 +71,11 @@ export class Model {
   }
 
   /** Loads an ONNX file (bytes) or a builder Graph: uploads weights and compiles every pipeline it can need. */
-  static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model'): Promise<Model> {
+  static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model', opts: LoadOptions = {}): Promise<Model> {
     const gpu = device instanceof Gpu ? device : new Gpu(device);
     const graph = source instanceof Uint8Array ? importOnnx(source) : source;
     const m = new Model(gpu, graph, name);
+    if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
     await gpu.scoped(`${name}: weights`, () => m.upload());
     await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
     return m;
