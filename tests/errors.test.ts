@@ -136,6 +136,30 @@ imp('control: handmade conv model x=[N,3,8,8] imports as conv, relu, gap, flatte
   assert.equal(g.tensors.get('logits')!.shape, [5]);
 });
 
+imp('float16 and float64 initializers are converted to float32 on load (raw_data), with the exact values', () => {
+  // values k/64 for k in -8..8 and 1.5e-5 (a half subnormal) are exact in float16
+  const vals = Float32Array.from({ length: 108 }, (_, i) => (i === 5 ? 2 ** -24 * 251 : ((i * 37) % 17 - 8) / 64));
+  const half = new Uint16Array(vals.length);
+  vals.forEach((v, i) => { // float32 -> float16 bits, for these exactly representable values
+    const a = Math.abs(v), sign = v < 0 ? 0x8000 : 0;
+    if (a === 0) half[i] = sign;
+    else if (a < 2 ** -14) half[i] = sign | Math.round(a / 2 ** -24);
+    else { const e = Math.floor(Math.log2(a)); half[i] = sign | ((e + 15) << 10) | Math.round((a / 2 ** e - 1) * 1024); }
+  });
+  const t16 = new Pb(); for (const d of [4, 3, 3, 3]) t16.int(1, d);
+  t16.int(2, 10).str(8, 'w').bytes(9, new Uint8Array(half.buffer));
+  const f64 = Float64Array.from(ramp(4)), t64 = new Pb().int(1, 4).int(2, 11).str(8, 'b').bytes(9, new Uint8Array(f64.buffer));
+  const bytes = model({
+    nodes: [node('Conv', 'conv0', ['input', 'w', 'b'], ['c'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }), node('Relu', 'act0', ['c'], ['r']),
+      node('GlobalAveragePool', 'gap0', ['r'], ['p']), node('Flatten', 'flat0', ['p'], ['f'], { axis: 1 }), node('Gemm', 'fc0', ['f', 'fw', 'fb'], ['logits'], { transB: 1 })],
+    inits: [t16, t64, tensor('fw', [5, 4], ramp(20, 0.1)), tensor('fb', [5], ramp(5))],
+    inputs: [valueInfo('input', FLOAT, ['N', 3, 8, 8])], outputs: [valueInfo('logits', FLOAT, ['N', 5])],
+  });
+  const conv = importOnnx(bytes).nodes[0].op as { w: Float32Array; b: Float32Array };
+  assert.equal(Array.from(conv.w), Array.from(vals));
+  assert.equal(Array.from(conv.b), Array.from(ramp(4)));
+});
+
 imp('unsupported op Tanh at node act0 -> names node and op, lists every supported op', () => {
   throwsWith(() => importOnnx(convNet({ mid: node('Tanh', 'act0', ['c'], ['r']) })), UnsupportedError,
     "node 'act0'", 'op Tanh is not supported', `Supported ops: ${SUPPORTED_OPS.join(', ')}`);
