@@ -15,7 +15,7 @@ import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMet
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
-import { evaluate, markdown, readScenes } from './eval.js';
+import { accuracy, evaluate, markdown, readScenes } from './eval.js';
 import { npyBytes, parseNpy } from './npy.js';
 import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
@@ -125,6 +125,7 @@ const COMMANDS: Record<string, Command> = {
       batch: { type: 'string', arg: 'N', help: 'scenes explained per run (default 16)' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON' },
+      accuracy: { type: 'boolean', help: 'only the top-1 accuracy over the scenes (forward passes, no explanations)' },
     },
     run: (v) => evalCommand(v),
   },
@@ -514,6 +515,11 @@ async function evalCommand(v: Values) {
   try { scenes = readScenes(dir); } catch (e) { throw new CliError((e as Error).message); }
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
   const model = await Model.load(await nodeGpu(), g, basename(path));
+  if (v.accuracy) {
+    const a = await accuracy(model, side, dir, { limit, batch: int('batch') });
+    out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
+    return;
+  }
   const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d) });
   progress.end();
   out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);

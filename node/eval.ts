@@ -89,3 +89,21 @@ export function markdown(r: EvalResult): string {
     lines.push(`| ${m} | ${f(s.avgDrop, 1)} | ${f(s.increase, 1)} | ${f(s.deletion)} | ${f(s.insertion)} | ${f(s.pointing)} | ${f(s.energy)} | ${f(s.instances)} | ${f(s.msPerImage, 1)} |`);
   return lines.join('\n');
 }
+
+/** Top-1 accuracy of the model over the scenes (single- and multi-instance separately), forward passes only. */
+export async function accuracy(model: Model, side: Sidecar, dir: string, o: { limit?: number; batch?: number } = {}) {
+  const [C, H, W] = model.inputShape, per = C * H * W, scenes = readScenes(dir).slice(0, o.limit ?? Infinity);
+  const plan = await model.plan({ batch: o.batch ?? 64 }), hit = { single: 0, multi: 0 }, n = { single: 0, multi: 0 };
+  try {
+    for (let s0 = 0; s0 < scenes.length; s0 += plan.batch) {
+      const chunk = scenes.slice(s0, s0 + plan.batch), x = new Float32Array(chunk.length * per);
+      chunk.forEach((s, i) => x.set(preprocess(decodeImage(readFileSync(join(dir, s.file)), s.file), H, W, side).x, i * per));
+      const logits = (await plan.run(x)).logits, F = model.numClasses;
+      chunk.forEach((s, i) => {
+        const l = logits.subarray(i * F, (i + 1) * F), top = l.indexOf(Math.max(...l)), k = s.multi ? 'multi' : 'single';
+        n[k]++; if (top === s.class) hit[k]++;
+      });
+    }
+  } finally { plan.destroy(); }
+  return { single: hit.single / n.single, multi: hit.multi / n.multi, nSingle: n.single, nMulti: n.multi };
+}

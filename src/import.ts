@@ -150,7 +150,8 @@ class Importer {
         const k = ints('kernel_shape', []);
         if (k.length !== 2) this.unsupported(n, `with kernel_shape [${k}] (only 2-D pooling)`);
         if (ai('storage_order', 0)) this.unsupported(n, 'with storage_order=1');
-        const s = ints('strides', [1, 1]), d = n.opType === 'MaxPool' ? ints('dilations', [1, 1]) : [1, 1];
+        const s = ints('strides', [1, 1]), d = ints('dilations', [1, 1]);
+        if (n.opType === 'AveragePool' && d.some((v) => v !== 1)) this.unsupported(n, `with dilations [${d}] (only MaxPool takes dilations)`);
         const pad = this.pads(n, this.shape(n, 0), k, s, d);
         return this.emit(n, { kind: n.opType === 'MaxPool' ? 'maxpool' : 'avgpool', kh: k[0], kw: k[1], stride: [s[0], s[1]], pad,
           dil: [d[0], d[1]], ceil: ai('ceil_mode', 0) === 1, countIncludePad: ai('count_include_pad', 0) === 1 }, [x]);

@@ -1,0 +1,725 @@
+// Per-kernel checks of the WGSL kernels (through Model plans on one shared Dawn device) against independent oracles:
+// the float64 CPU reference (tests/ref.ts: refForward / refBackward in modes grad, guided and deeplift, itself checked
+// against finite differences in tests/ref.test.ts) on seeded random data, one test per op configuration, and for a
+// representative subset central finite differences computed directly on refForward. Forward and backward errors are
+// max |gpu - ref| / max |ref| <= 1e-5; against finite differences (float64, eps 1e-4) <= 1e-3.
+// Run alone: npx esbuild tests/kernels.test.ts --bundle --platform=node --format=esm --packages=external \
+//   --loader:.wgsl=text --outfile=dist/kt.mjs && node dist/kt.mjs
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel, validate } from '../src/graph.js';
+import { GraphBuilder, mulberry32 } from '../src/builder.js';
+import { Model, Mode, convKernels } from '../src/model.js';
+import { closeGpu, nodeGpu } from '../node/gpu.js';
+import { refBackward, refForward } from './ref.js';
+import { relMax } from './helpers.js';
+
+const test = suite('kernels');
+const t0 = performance.now();
+
+const TOL = 1e-5;    // GPU (float32) vs the float64 reference, relative to the reference's max
+const FD_TOL = 1e-3; // GPU vs central finite differences
+const FD_EPS = 1e-4;
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+/** FNV-1a of a test name: every test draws its data from its own seeded stream, whatever runs before it. */
+const hash = (s: string) => { let h = 0x811c9dc5; for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0; return h; };
+type Rand = () => number;
+const uniform = (r: Rand, n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
+const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
+const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i])); return m; };
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
+const f = (v: number | number[]) => (typeof v === 'number' ? `${v}` : v.every((u) => u === v[0]) ? `${v[0]}` : `[${v.join(',')}]`);
+const shp = (s: Shape) => `[${s.join(',')}]`;
+
+/** Distinct values (gaps >= 0.02) in random order: no ties or near-ties, for max-pool finite differences. */
+function distinct(r: Rand, n: number): Float32Array {
+  const v = Float32Array.from({ length: n }, (_, i) => (i - n / 2) * 0.02);
+  for (let i = n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [v[i], v[j]] = [v[j], v[i]]; }
+  return v;
+}
+
+/** Worst errors per op family, printed as a table at the end. */
+type Col = 'forward' | 'grad' | 'guided' | 'deeplift' | 'fd';
+const COLS: Col[] = ['forward', 'grad', 'guided', 'deeplift', 'fd'];
+const worst = new Map<string, Partial<Record<Col, { e: number; at: string }>>>();
+function note(family: string, col: Col, e: number, at: string) {
+  if (!worst.has(family)) worst.set(family, {});
+  const w = worst.get(family)!;
+  if (!w[col] || e > w[col]!.e || Number.isNaN(e)) w[col] = { e, at };
+}
+const entries = new Set<string>(); // kernel entry points exercised (conv and linear; checked by the last test)
+
+interface Case {
+  family: string;
+  name: string;            // the test name (for the table and messages)
+  g: Graph;
+  N: number;
+  x?: Float32Array;        // the input (default U(-2, 2))
+  xr?: Float32Array;       // DeepLIFT reference input (default U(-2, 2))
+  modes?: Mode[];          // backward passes, one plan (default ['grad'])
+  grads?: string[];        // tensors whose gradients are compared (default the input)
+  read?: string[];         // tensors whose forward values are compared (default the seed tensor)
+  seedAt?: string;         // default the logits
+  seed?: Float32Array;     // default U(-1, 1)
+  maxBinding?: number;
+  tol?: Partial<Record<Col, number>>; // per column (default 1e-5)
+  /** Backward errors are max |gpu - ref| / gradScale instead of / max |ref| (where the true gradient is tiny next to
+   *  the quantities it is computed from, so float32 cancellation sets the floor: a saturated softmax). */
+  gradScale?: number;
+}
+type RunResult = Awaited<ReturnType<Awaited<ReturnType<Model['plan']>>['run']>>;
+interface Outcome { res: RunResult; x: Float32Array; xr?: Float32Array; seed: Float32Array; model: Model; errs: string[] }
+
+/**
+ * Loads c.g, runs one plan (forward plus one backward pass per mode) inside a validation error scope, and compares
+ * the forward values and every pass's gradients with refForward / refBackward. `more` runs extra checks while the
+ * model is alive; the model is destroyed afterwards.
+ */
+async function check(c: Case, more?: (o: Outcome) => void | Promise<void>): Promise<void> {
+  const gpu = await nodeGpu(), r = mulberry32(hash(c.name) ^ 0x9e3779b9), g = c.g, N = c.N;
+  const model = await Model.load(gpu, g, c.family, c.maxBinding ? { maxBinding: c.maxBinding } : {});
+  try {
+    for (const n of g.nodes) {
+      if (n.op.kind === 'conv') { const k = convKernels(g, n); entries.add(k.forward); entries.add(k.backward); }
+      if (n.op.kind === 'linear') entries.add(n.op.in % 4 === 0 ? 'linear_forward/linear_backward' : 'linear_forward_scalar/linear_backward_scalar');
+    }
+    const seedAt = c.seedAt ?? logitsOf(g), inShape = g.tensors.get(g.input)!.shape;
+    const x = c.x ?? uniform(r, N * numel(inShape), -2, 2);
+    const seed = c.seed ?? uniform(r, N * numel(g.tensors.get(seedAt)!.shape));
+    const modes = c.modes ?? ['grad'], grads = c.grads ?? [g.input], read = c.read ?? [seedAt];
+    const dl = modes.includes('deeplift');
+    const xr = dl ? c.xr ?? uniform(r, x.length, -2, 2) : undefined;
+    const plan = await model.plan({ batch: N, read, seedAt, backward: modes.map((mode) => ({ grads, mode })) });
+    const res = await gpu.scoped(`${c.name}: run`, () => plan.run(x, { seed, refInput: xr }));
+    const vals = refForward(g, f64(x), N), refVals = xr ? refForward(g, f64(xr), N) : undefined;
+    const errs: string[] = [];
+    const cmp = (col: Col, t: string, got: Float32Array | undefined, want: Float64Array | undefined) => {
+      if (!got || !want) { errs.push(`${col} '${t}': missing (${got ? 'reference' : 'GPU result'})`); return; }
+      if (maxAbs(want) < 1e-9) errs.push(`${col} '${t}': the reference is all zero (a vacuous check)`);
+      const scaled = col !== 'forward' && c.gradScale !== undefined, tol = c.tol?.[col] ?? TOL;
+      const e = scaled ? relMax(got, want) * maxAbs(want) / c.gradScale! : relMax(got, want);
+      note(c.family, col, e, c.name);
+      if (!(e <= tol)) errs.push(`${col} '${t}': max |gpu - ref| / ${scaled ? c.gradScale : 'max |ref|'} = ${e.toExponential(2)} > ${tol} (${worstAt(got, want)})`);
+    };
+    for (const t of read) cmp('forward', t, res.values.get(t), vals.get(t));
+    modes.forEach((mode, k) => {
+      const ref = refBackward(g, vals, seedAt, f64(seed), N, mode, refVals);
+      for (const t of grads) cmp(mode, t, res.passes[k].get(t), ref.get(t));
+    });
+    if (more) await more({ res, x, xr, seed, model, errs });
+    assert.ok(errs.length === 0, errs.join('\n'));
+  } finally { model.destroy(); }
+}
+
+/** "at [i]: gpu v vs ref w" for the element with the largest difference. */
+function worstAt(got: ArrayLike<number>, want: ArrayLike<number>): string {
+  let j = 0, d = -1;
+  for (let i = 0; i < got.length; i++) { const e = Math.abs(got[i] - want[i]); if (!(e <= d)) { d = e; j = i; } }
+  return `worst at [${j}]: gpu ${got[j]} vs ref ${want[j]}`;
+}
+
+/**
+ * Central finite differences (float64, eps 1e-4) of L(x) = sum(seed * y) at seedAt on refForward, against the GPU
+ * gradient at the input: |gpu - fd| / max |fd| <= 1e-3. Keeps x small: 2 forwards per input element.
+ */
+async function fdCheck(family: string, name: string, g: Graph, N: number, x: Float32Array, seedAt = logitsOf(g)) {
+  const gpu = await nodeGpu(), r = mulberry32(hash(name) ^ 0x51ed270b);
+  const model = await Model.load(gpu, g, family);
+  try {
+    const seed = uniform(r, N * numel(g.tensors.get(seedAt)!.shape));
+    const plan = await model.plan({ batch: N, grads: [g.input], seedAt });
+    const res = await gpu.scoped(`${name}: run`, () => plan.run(x, { seed }));
+    const dx = res.grads.get(g.input)!;
+    const x64 = f64(x), s64 = f64(seed), L = (xx: Float64Array) => dot(refForward(g, xx, N).get(seedAt)!, s64);
+    const fd = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const v = x64[i];
+      x64[i] = v + FD_EPS; const lp = L(x64);
+      x64[i] = v - FD_EPS; const lm = L(x64);
+      x64[i] = v;
+      fd[i] = (lp - lm) / (2 * FD_EPS);
+    }
+    assert.ok(maxAbs(fd) > 1e-6, 'finite differences are all zero');
+    const e = relMax(dx, fd);
+    note(family, 'fd', e, name);
+    assert.ok(e <= FD_TOL, `|gpu - fd| / max |fd| = ${e.toExponential(2)} > ${FD_TOL} (${worstAt(dx, fd)})`);
+  } finally { model.destroy(); }
+}
+
+/** A one-node graph (per-sample input shape xs). */
+function oneNode(xs: Shape, kind: string, source: string, op: Node['op']): Graph {
+  const g: Graph = { input: 'input', output: kind, tensors: new Map([['input', { name: 'input', shape: xs.slice() }]]), nodes: [{ name: kind, source, op, inputs: ['input'], output: kind }] };
+  validate(g);
+  return g;
+}
+
+// ------------------------------------------------------------------------------------------------ conv2d
+
+type P2 = number | [number, number];
+type P4 = number | [number, number, number, number];
+interface ConvCfg { x: [number, number, number, number]; k: number; kk: P2; s?: P2; p?: P4; d?: P2; g?: number }
+const p2 = (v: P2 = 1): [number, number] => (typeof v === 'number' ? [v, v] : v);
+const p4 = (v: P4 = 0): number[] => (typeof v === 'number' ? [v, v, v, v] : v);
+const convName = (c: ConvCfg) => { const [kh, kw] = p2(c.kk), G = c.g ?? 1;
+  return `x=${shp(c.x)} w=[${c.k},${c.x[1] / G},${kh},${kw}] s=${f(p2(c.s))} p=${f(p4(c.p))} d=${f(p2(c.d))} g=${G}`; };
+const convGraph = (c: ConvCfg, seed: number) => {
+  const b = new GraphBuilder(c.x.slice(1), seed);
+  return b.finish(b.conv(b.input, c.k, c.kk, { stride: c.s ?? 1, pad: c.p ?? 0, dil: c.d ?? 1, group: c.g ?? 1 }));
+};
+const entriesOf = (g: Graph) => { const k = convKernels(g, g.nodes.find((n) => n.op.kind === 'conv')!); return `${k.forward}, ${k.backward}`; };
+
+const CONVS: ConvCfg[] = [
+  { x: [2, 3, 9, 11], k: 5, kk: 3, s: 2, p: [1, 0, 2, 1] },          // K % 8 != 0, asymmetric pads
+  { x: [1, 4, 8, 8], k: 8, kk: 3, p: 1 },                             // one full channel tile
+  { x: [3, 3, 7, 7], k: 13, kk: 3, s: 3, p: [2, 1, 0, 2] },          // stride 3, batch 3, K = 13
+  { x: [2, 3, 9, 9], k: 6, kk: 3, p: 2, d: 2 },                       // dilation 2
+  { x: [1, 2, 10, 9], k: 4, kk: [3, 2], s: [2, 1], p: [1, 0, 1, 2], d: [2, 1] }, // everything per axis
+  { x: [1, 3, 9, 9], k: 4, kk: 2, s: 3 },                             // stride > kernel: pixels no tap reaches get dx = 0
+  { x: [1, 1, 4, 4], k: 2, kk: 4, p: 3 },                             // kernel as large as the input, pad 3
+  { x: [2, 3, 5, 1], k: 4, kk: 3, p: 1 },                             // width 1
+  { x: [1, 3, 6, 3], k: 5, kk: 3, s: 2, p: 1 },                       // width 3
+  { x: [1, 2, 4, 33], k: 8, kk: 3, s: 2, p: 1 },                      // width 33, stride 2
+  { x: [1, 2, 3, 33], k: 3, kk: 3, p: [0, 1, 0, 1] },                 // width 33, stride 1
+  { x: [1, 20, 5, 5], k: 36, kk: 3, s: 2, p: 1 },                     // C = 20: a partial input-channel tile in backward
+  { x: [1, 64, 6, 6], k: 72, kk: 3, p: 1 },                           // 64 -> 72: many channel tiles both ways
+  { x: [2, 4, 7, 7], k: 16, kk: 3, p: 1, g: 2 },                      // G = 2, K/G = 8: tiled forward
+  { x: [1, 8, 5, 5], k: 32, kk: 3, s: 2, p: 1, g: 4 },               // G = 4, K/G = 8
+  { x: [2, 4, 6, 6], k: 6, kk: 3, s: 2, p: 1, g: 2 },                 // G = 2, K/G = 3: grouped forward
+  { x: [1, 4, 9, 9], k: 8, kk: 3, s: 2, p: [2, 1, 1, 2], d: 2, g: 2 }, // strided, padded, dilated, grouped (K/G = 4)
+  { x: [2, 8, 7, 7], k: 8, kk: 3, p: 1, g: 8 },                       // depthwise (K/G = 1)
+  { x: [1, 6, 9, 9], k: 6, kk: 3, s: 2, p: 1, g: 6 },                 // depthwise, stride 2
+  { x: [1, 4, 5, 5], k: 8, kk: 3, p: 1, g: 4 },                       // depthwise, multiplier 2
+  { x: [3, 6, 3, 7], k: 3, kk: [1, 3], p: [0, 1, 0, 1], g: 3 },      // depthwise-ish 1x3, width 7
+  { x: [2, 16, 4, 6], k: 24, kk: 1 },                                 // 1x1 GEMM: 24 pixels
+  { x: [2, 5, 3, 4], k: 10, kk: 1 },                                  // 1x1 GEMM: 12 pixels, the last tile shifts back
+  { x: [1, 3, 2, 4], k: 7, kk: 1 },                                   // 1x1 GEMM: exactly 8 pixels
+  { x: [2, 6, 7, 7], k: 9, kk: 1 },                                   // 1x1, 49 pixels (not % 4): tiled path
+  { x: [3, 5, 2, 2], k: 8, kk: 1 },                                   // 1x1, 4 pixels (< 8): tiled path
+  { x: [1, 4, 7, 7], k: 5, kk: 1, s: 2 },                             // 1x1 stride 2
+  { x: [1, 3, 4, 4], k: 4, kk: 1, p: 1 },                             // 1x1 with padding
+];
+
+for (const c of CONVS) {
+  const g = convGraph(c, hash(convName(c)));
+  const name = `conv2d ${convName(c)}: forward, backward (${entriesOf(g)})`;
+  test(name, () => check({ family: 'conv2d', name, g, N: c.x[0] }));
+}
+
+/**
+ * Accumulation: the conv's input also feeds a relu (built after the conv, so its backward runs first and the conv's
+ * backward must add to dx: the kernel's acc flag). out = concat(flatten(conv(x)), flatten(relu(x))).
+ */
+const ACC_CONVS: ConvCfg[] = [
+  { x: [2, 3, 8, 9], k: 5, kk: 3, s: 2, p: [1, 0, 2, 1] },
+  { x: [1, 8, 6, 6], k: 12, kk: 3, p: 1 },
+  { x: [2, 4, 6, 6], k: 16, kk: 3, p: 1, g: 2 },
+  { x: [1, 6, 7, 7], k: 6, kk: 3, s: 2, p: 1, g: 6 },
+  { x: [2, 5, 4, 4], k: 9, kk: 1 },
+];
+for (const c of ACC_CONVS) {
+  const b = new GraphBuilder(c.x.slice(1), hash(convName(c)) + 1);
+  const cv = b.conv(b.input, c.k, c.kk, { stride: c.s ?? 1, pad: c.p ?? 0, dil: c.d ?? 1, group: c.g ?? 1 });
+  const rl = b.relu(b.input);
+  const g = b.finish(b.concat([b.flatten(cv), b.flatten(rl)]));
+  const name = `conv2d accumulate ${convName(c)} (+ relu of the same input): backward adds to dx (${entriesOf(g)})`;
+  test(name, () => check({ family: 'conv2d', name, g, N: c.x[0], read: [cv] }));
+}
+
+// ------------------------------------------------------------------------------------------------ activations
+
+/** Act configurations (ref.test's) and their kinks, planted exactly into the input. */
+const ACTS: [ActFn, number | undefined, number | undefined, number[]][] = [
+  ['relu', undefined, undefined, [0]],
+  ['clip', undefined, undefined, [0, 6]],
+  ['clip', -1, 0.5, [-1, 0.5]],
+  ['leakyrelu', undefined, undefined, [0]],
+  ['leakyrelu', 0.2, undefined, [0]],
+  ['sigmoid', undefined, undefined, [0]],
+  ['hardsigmoid', undefined, undefined, [-2.5, 2.5]],
+  ['hardsigmoid', 1 / 6, 0.5, [-3, 3]],
+  ['hardswish', undefined, undefined, [-3, 3]],
+];
+for (const [fn, alpha, beta, kinks] of ACTS) {
+  const cfg = alpha === undefined ? 'defaults' : `alpha=${+alpha.toFixed(4)} beta=${beta ?? 0}`;
+  const name = `act ${fn} x=[2,3,10,10] ${cfg}, kinks ${f(kinks)} planted: forward, grad, guided, deeplift`;
+  test(name, () => {
+    const r = mulberry32(hash(name)), N = 2, E = N * 300;
+    const b = new GraphBuilder([3, 10, 10]);
+    const g = b.finish(b.act(b.input, fn, alpha, beta));
+    // every 5th element sits exactly on a kink; the reference equals the input on every 7th (the derivative fallback,
+    // PyTorch's convention at a kink) and sits on a kink on every 11th
+    const x = uniform(r, E, -8, 8), xr = uniform(r, E, -8, 8);
+    for (let i = 0; i < E; i++) {
+      if (i % 5 === 0) x[i] = kinks[(i / 5) % kinks.length];
+      if (i % 7 === 0) xr[i] = x[i];
+      else if (i % 11 === 0) xr[i] = kinks[(i / 11) % kinks.length];
+    }
+    return check({ family: 'act', name, g, N, x, xr, modes: ['grad', 'guided', 'deeplift'] }, ({ res, errs }) => {
+      const grad = res.passes[0].get(g.input)!, guided = res.passes[1].get(g.input)!;
+      const same = grad.every((v, i) => v === guided[i]);
+      if (fn === 'relu' && same) errs.push('guided relu equals the gradient: the case where it differs was not exercised');
+      if (fn !== 'relu' && !same) errs.push(`guided ${fn} differs from its gradient (only relu changes)`);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ add / mul
+
+type Body = (b: GraphBuilder, x: string, r: Rand) => string;
+const BINARY: [string, Shape, number, Body][] = [
+  ['add same shape x=[2,3,5,5] + conv(x)', [3, 5, 5], 2, (b, x) => b.add(x, b.conv(x, 3, 3, { pad: 1 }))],
+  ['add per-channel x=[2,4,5,5] + gap(x) [4,1,1]', [4, 5, 5], 2, (b, x) => b.add(b.gap(x), x)],
+  ['add constants [3,1,1] and [5] (rank-lower) x=[2,3,4,5]', [3, 4, 5], 2, (b, x, r) => {
+    const y = b.add(x, b.constant(uniform(r, 3), [3, 1, 1]));
+    return b.add(b.constant(uniform(r, 5), [5]), y);
+  }],
+  ['add scalar constants [1] and [] x=[3,2,3,4]', [2, 3, 4], 3, (b, x, r) => b.add(b.constant(uniform(r, 1), []), b.add(x, b.constant(uniform(r, 1), [1])))],
+  ['add x + x x=[2,3,4,4]', [3, 4, 4], 2, (b, x) => b.add(x, x)],
+  ['mul same shape x=[2,3,5,5] * conv(x)', [3, 5, 5], 2, (b, x) => b.mul(x, b.conv(x, 3, 3, { pad: 1 }))],
+  ['mul x * x x=[1,2,3,3]', [2, 3, 3], 1, (b, x) => b.mul(x, x)],
+  ['mul per-channel x=[2,4,5,5] * gap(x) [4,1,1]', [4, 5, 5], 2, (b, x) => b.mul(x, b.gap(x))],
+  ['mul per-channel [4,1,1] * x=[2,4,5,5] (broadcast operand first)', [4, 5, 5], 2, (b, x) => b.mul(b.act(b.gap(x), 'sigmoid'), x)],
+  ['mul constants full [3,4,5] and [1,4,5] x=[2,3,4,5]', [3, 4, 5], 2, (b, x, r) => {
+    const y = b.mul(b.constant(uniform(r, 60), [3, 4, 5]), x);
+    return b.mul(y, b.constant(uniform(r, 20), [1, 4, 5]));
+  }],
+  ['mul constants per-channel [3,1,1] and scalar [1], [1,4,1] x=[2,3,4,5]', [3, 4, 5], 2, (b, x, r) => {
+    const y = b.mul(x, b.constant(uniform(r, 3), [3, 1, 1]));
+    return b.mul(b.constant(uniform(r, 4), [1, 4, 1]), b.mul(b.constant(uniform(r, 1), [1]), y));
+  }],
+  ['mul flat x=[5,12] * linear(x) [12]', [12], 5, (b, x) => b.mul(x, b.linear(x, 12))],
+];
+for (const [cfg, xs, N, body] of BINARY) {
+  const name = `${cfg}: forward, grad, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name)), r = mulberry32(hash(name) + 7);
+    const g = b.finish(body(b, b.input, r));
+    return check({ family: 'add/mul', name, g, N, modes: ['grad', 'deeplift'] });
+  });
+}
+
+{
+  const name = 'mul deeplift product rule x=[2,3,6,6]: sigmoid(conv(x)) * conv1x1(x), h * hardsigmoid(gap(h)); summation to delta';
+  test(name, () => {
+    const b = new GraphBuilder([3, 6, 6], hash(name));
+    const s = b.act(b.conv(b.input, 4, 3, { pad: 1 }), 'sigmoid');
+    const m = b.mul(s, b.conv(b.input, 4, 1));
+    const h = b.act(m, 'hardswish');
+    const g = b.finish(b.linear(b.flatten(b.mul(h, b.act(b.gap(h), 'hardsigmoid'))), 5));
+    return check({ family: 'add/mul', name, g, N: 2, modes: ['deeplift'], grads: [g.input, m, s] }, (o) => summation(o, 2));
+  });
+}
+
+/**
+ * DeepLIFT summation to delta on the GPU result, per image: sum over the input of m * (x - x') equals
+ * sum(seed * (y - y')) at the seed tensor (GPU logits and reference logits), to 1e-4 of the sum of |terms|.
+ */
+function summation(o: Outcome, N: number) {
+  const m = o.res.passes[o.res.passes.length - 1].get(o.model.graph.input)!, M = o.x.length / N, F = o.seed.length / N;
+  for (let n = 0; n < N; n++) {
+    let lhs = 0, mag = 0, rhs = 0;
+    for (let i = n * M; i < (n + 1) * M; i++) { const t = m[i] * (o.x[i] - o.xr![i]); lhs += t; mag += Math.abs(t); }
+    for (let j = n * F; j < (n + 1) * F; j++) rhs += o.seed[j] * (o.res.logits[j] - o.res.refLogits![j]);
+    if (!(Math.abs(lhs - rhs) <= 1e-4 * Math.max(mag, Math.abs(rhs)))) o.errs.push(`image ${n}: sum m*(x-x') = ${lhs} vs delta ${rhs} (terms ${mag.toExponential(2)})`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ pools
+
+interface PoolCfg { x: [number, number, number, number]; k: P2; s: P2; p?: P4; d?: P2; ceil?: boolean; cip?: boolean }
+const poolOp = (kind: 'maxpool' | 'avgpool', c: PoolCfg): PoolOp => {
+  const [kh, kw] = p2(c.k), pd = p4(c.p);
+  return { kind, kh, kw, stride: p2(c.s), pad: [pd[0], pd[1], pd[2], pd[3]], dil: p2(c.d), ceil: !!c.ceil, countIncludePad: !!c.cip };
+};
+const poolName = (c: PoolCfg) => `x=${shp(c.x)} k=${f(p2(c.k))} s=${f(p2(c.s))} p=${f(p4(c.p))}${c.d ? ` d=${f(p2(c.d))}` : ''} ceil=${!!c.ceil}`;
+
+const MAXPOOLS: PoolCfg[] = [
+  { x: [2, 2, 6, 6], k: 2, s: 2 },
+  { x: [2, 2, 7, 7], k: 3, s: 2, p: 1 },
+  { x: [2, 2, 8, 8], k: 3, s: 2, ceil: true },
+  { x: [2, 2, 6, 6], k: 3, s: 2, p: 1, ceil: true },
+  { x: [2, 1, 5, 7], k: 2, s: 1 },
+  { x: [2, 1, 7, 5], k: 3, s: 3, p: 1, ceil: true },
+  { x: [1, 3, 7, 8], k: 3, s: 2, p: [0, 1, 1, 0] },                 // asymmetric pads
+  { x: [2, 2, 9, 9], k: 3, s: 1, p: 2, d: 2 },                       // dilation 2
+  { x: [1, 3, 8, 7], k: [3, 2], s: [2, 1], p: [1, 0, 1, 1], d: [2, 2], ceil: true },
+  { x: [2, 2, 9, 10], k: 2, s: 3 },                                  // stride > kernel: gaps get no gradient
+  { x: [3, 4, 5, 5], k: 3, s: 2, p: 1 },                             // batch 3
+];
+for (const c of MAXPOOLS) {
+  const name = `maxpool ${poolName(c)}: forward, grad, deeplift`;
+  test(name, () => {
+    const g = oneNode(c.x.slice(1), 'maxpool', 'MaxPool', poolOp('maxpool', c)), r = mulberry32(hash(name));
+    // the reference equals the input on a third of the elements: windows whose argmax did not move route to the
+    // reference argmax (DeepLIFT's maxpool rule)
+    const x = uniform(r, numel(c.x), -2, 2), xr = uniform(r, x.length, -2, 2);
+    for (let i = 0; i < x.length; i += 3) xr[i] = x[i];
+    return check({ family: 'maxpool', name, g, N: c.x[0], x, xr, modes: ['grad', 'deeplift'] }, () => dlBranches(g.nodes[0].op as PoolOp, c.x, x, xr));
+  });
+}
+
+/** Windows per branch of DeepLIFT's max-pool rule (counted on the CPU; the coverage test wants each branch taken). */
+const branches = { actual: 0, reference: 0, neither: 0 };
+function dlBranches(op: PoolOp, [N, C, H, W]: number[], x: Float32Array, xr: Float32Array) {
+  const OH = Math.floor((H + op.pad[0] + op.pad[2] - op.dil[0] * (op.kh - 1) - 1) / op.stride[0]) + 1; // floor mode is enough to
+  const OW = Math.floor((W + op.pad[1] + op.pad[3] - op.dil[1] * (op.kw - 1) - 1) / op.stride[1]) + 1; // sample the branches
+  for (let nc = 0; nc < N * C; nc++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    let a = -1, ar = -1;
+    for (let ky = 0; ky < op.kh; ky++) for (let kx = 0; kx < op.kw; kx++) {
+      const iy = oy * op.stride[0] - op.pad[0] + ky * op.dil[0], ix = ox * op.stride[1] - op.pad[1] + kx * op.dil[1];
+      if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+      const i = (nc * H + iy) * W + ix;
+      if (a < 0 || x[i] > x[a]) a = i;
+      if (ar < 0 || xr[i] > xr[ar]) ar = i;
+    }
+    if (a < 0) continue;
+    if (x[a] !== xr[a]) branches.actual++; else if (x[ar] !== xr[ar]) branches.reference++; else branches.neither++;
+  }
+}
+
+// Ties: values from {-1, 0, 1} and a constant plane: PyTorch gives the gradient to the first maximum in scan order.
+const TIES: PoolCfg[] = [
+  { x: [2, 2, 6, 6], k: 3, s: 1, p: 1 },
+  { x: [1, 2, 7, 7], k: 3, s: 2, p: 1, ceil: true },
+  { x: [1, 2, 9, 9], k: 3, s: 1, p: 2, d: 2 },
+];
+for (const c of TIES) {
+  const name = `maxpool ties ${poolName(c)}: values in {-1,0,1}, a constant plane, zero reference: first index wins`;
+  test(name, () => {
+    const g = oneNode(c.x.slice(1), 'maxpool', 'MaxPool', poolOp('maxpool', c)), r = mulberry32(hash(name));
+    const plane = c.x[2] * c.x[3], x = Float32Array.from({ length: numel(c.x) }, () => Math.floor(r() * 3) - 1);
+    x.fill(-1.5, plane, 2 * plane); // channel 1 of image 0: constant and negative (padding must not win)
+    const xr = new Float32Array(x.length);
+    return check({ family: 'maxpool', name, g, N: c.x[0], x, xr, modes: ['grad', 'deeplift'] }, ({ res, seed, errs }) => {
+      dlBranches(g.nodes[0].op as PoolOp, c.x, x, xr);
+      // independent of refBackward: on the constant plane each window's dy lands on its first in-input tap
+      const op = g.nodes[0].op as PoolOp, [, , H, W] = c.x, [, OH, OW] = g.tensors.get(g.output)!.shape;
+      const want = new Float64Array(H * W);
+      for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+        let first = -1;
+        for (let ky = 0; ky < op.kh && first < 0; ky++) for (let kx = 0; kx < op.kw && first < 0; kx++) {
+          const iy = oy * op.stride[0] - op.pad[0] + ky * op.dil[0], ix = ox * op.stride[1] - op.pad[1] + kx * op.dil[1];
+          if (iy >= 0 && iy < H && ix >= 0 && ix < W) first = iy * W + ix;
+        }
+        want[first] += seed[OH * OW + oy * OW + ox];
+      }
+      const got = res.passes[0].get(g.input)!.subarray(H * W, 2 * H * W), e = relMax(got, want);
+      if (!(e <= TOL)) errs.push(`constant plane: gradient not on the first index (${e.toExponential(2)}, ${worstAt(got, want)})`);
+    });
+  });
+}
+
+const AVGPOOLS: PoolCfg[] = [
+  { x: [2, 2, 6, 6], k: 2, s: 2 },
+  { x: [2, 2, 7, 7], k: 3, s: 2, p: 1 },
+  { x: [2, 2, 8, 8], k: 3, s: 2, ceil: true },
+  { x: [2, 2, 6, 6], k: 3, s: 2, p: 1, ceil: true },
+  { x: [2, 1, 5, 7], k: 2, s: 1 },
+  { x: [2, 1, 7, 5], k: 3, s: 3, p: 1, ceil: true },
+  { x: [1, 3, 7, 8], k: [3, 2], s: [2, 1], p: [1, 0, 0, 1] },      // asymmetric pads and kernel
+  { x: [1, 2, 9, 10], k: 2, s: 3, ceil: true },                     // stride > kernel
+];
+for (const c of AVGPOOLS) for (const cip of [true, false]) {
+  const name = `avgpool ${poolName(c)} count_include_pad=${cip}: forward, backward`;
+  test(name, () => check({ family: 'avgpool', name, g: oneNode(c.x.slice(1), 'avgpool', 'AveragePool', poolOp('avgpool', { ...c, cip })), N: c.x[0] }));
+}
+
+for (const xs of [[2, 3, 4, 5], [3, 5, 7, 7], [1, 8, 1, 1], [2, 2, 1, 9]] as [number, number, number, number][]) {
+  const name = `gap x=${shp(xs)}: forward, backward`;
+  test(name, () => check({ family: 'gap', name, g: oneNode(xs.slice(1), 'gap', 'GlobalAveragePool', { kind: 'gap' }), N: xs[0] }));
+}
+
+// ------------------------------------------------------------------------------------------------ linear
+
+const LINEARS: [Shape, number, number][] = [ // per-sample input, out, batch
+  [[48], 7, 2],        // in % 4 == 0 (vec4), out not % 4
+  [[3, 4, 4], 10, 5],  // flatten of a 4-D activation, vec4, batch 5
+  [[64], 4, 1],        // batch 1
+  [[13], 10, 5],       // in % 4 != 0: scalar path
+  [[30], 1, 3],        // out = 1
+  [[2, 3, 3], 9, 1],   // flatten, scalar path, batch 1
+  [[4], 9, 3],         // in = 4
+];
+for (const [xs, out, N] of LINEARS) {
+  const inF = numel(xs);
+  const name = `linear x=${shp([N, ...xs])} w=[${out},${inF}] (${inF % 4 === 0 ? 'vec4' : 'scalar'}): forward, backward`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const g = b.finish(b.linear(xs.length > 1 ? b.flatten(b.input) : b.input, out));
+    return check({ family: 'linear', name, g, N });
+  });
+}
+
+// Weight split into row chunks (big FC layers on devices with a small storage-binding limit): Model.load's maxBinding
+// caps the binding size so the chunking runs on small shapes.
+for (const [inF, out, N, rowsPer] of [[20, 23, 3, 5], [16, 11, 2, 3], [13, 11, 2, 4]] as [number, number, number, number][]) {
+  const maxBinding = rowsPer * inF * 4;
+  const name = `linear chunked x=[${N},${inF}] w=[${out},${inF}] maxBinding=${maxBinding} (${rowsPer} rows per chunk, ${inF % 4 === 0 ? 'vec4' : 'scalar'}): forward, backward`;
+  test(name, () => {
+    const b = new GraphBuilder([inF], hash(name));
+    const g = b.finish(b.linear(b.input, out));
+    return check({ family: 'linear', name, g, N, maxBinding }, ({ model, errs }) => {
+      const rows = model.weightsOf(g.nodes[0]).rows;
+      const want = Array.from({ length: Math.ceil(out / rowsPer) }, (_, c) => Math.min(rowsPer, out - c * rowsPer));
+      if (rows.length === 1) errs.push(`the weight was not split (rows ${JSON.stringify(rows)}): Model.load(gpu, graph, name, { maxBinding }) must cap model.limits.binding before the weights are uploaded`);
+      else if (JSON.stringify(rows) !== JSON.stringify(want)) errs.push(`row chunks ${JSON.stringify(rows)}, expected ${JSON.stringify(want)}`);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ concat, softmax, affine
+
+const CONCATS: [string, Shape, number, (b: GraphBuilder, x: string) => { parts: string[]; grads: string[] }][] = [
+  ['concat 2 inputs x=[2,2,4,4] ++ conv(x) [3,4,4]', [2, 4, 4], 2, (b, x) => { const cv = b.conv(x, 3, 3, { pad: 1 }); return { parts: [x, cv], grads: [x, cv] }; }],
+  ['concat 3 inputs conv(x) [5,3,5] ++ x=[3,2,3,5] ++ relu(x) [2,3,5]', [2, 3, 5], 3, (b, x) => {
+    const cv = b.conv(x, 5, 3, { pad: 1 }), rl = b.relu(x); return { parts: [cv, x, rl], grads: [x, cv, rl] }; }],
+  ['concat x ++ x ++ conv(x) x=[2,2,4,4] (one tensor twice: the slices accumulate)', [2, 4, 4], 2, (b, x) => {
+    const cv = b.conv(x, 3, 3, { pad: 1 }); return { parts: [x, x, cv], grads: [x, cv] }; }],
+];
+for (const [cfg, xs, N, body] of CONCATS) {
+  const name = `${cfg}: forward, backward slices`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name)), { parts, grads } = body(b, b.input);
+    const g = b.finish(b.concat(parts));
+    return check({ family: 'concat', name, g, N, grads, read: [g.output] });
+  });
+}
+
+for (const [inF, F, N, scale] of [[12, 5, 2, 1], [8, 37, 3, 1], [6, 10, 2, 40]] as [number, number, number, number][]) {
+  const name = `softmax x=[${N},${inF}] -> linear ${F}${scale > 1 ? ` (saturated: inputs x${scale}, backward error / max|dy|)` : ''} -> softmax: forward, backward`;
+  test(name, () => {
+    const b = new GraphBuilder([inF], hash(name)), lin = b.linear(b.input, F);
+    const g = b.finish(b.softmax(lin));
+    const r = mulberry32(hash(name) + 3), x = uniform(r, N * inF, -2 * scale, 2 * scale);
+    // Seed at the probabilities (the default seed point is the logits, which skips the softmax). Saturated (x40),
+    // dx = y (dy - sum dy y) cancels to ~1e-5 of dy in float32 (as PyTorch's kernel does): measure it against max |dy|.
+    return check({ family: 'softmax', name, g, N, x, seedAt: g.output, read: [lin, g.output], grads: [g.input, lin], gradScale: scale > 1 ? 1 : undefined });
+  });
+}
+
+for (const [xs, N] of [[[4, 3, 3], 2], [[6], 2], [[5, 4, 7], 3]] as [Shape, number][]) {
+  const name = `affine x=${shp([N, ...xs])} (unfolded BatchNorm): forward, backward`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const g = b.finish(b.affine(b.input));
+    return check({ family: 'affine', name, g, N, modes: ['grad', 'deeplift'] });
+  });
+}
+{
+  const name = 'affine after relu x=[2,3,6,6]: conv 4 -> relu -> affine -> conv 3 (a BatchNorm that cannot fold): forward, grad, deeplift';
+  test(name, () => {
+    const b = new GraphBuilder([3, 6, 6], hash(name)), a = b.affine(b.relu(b.conv(b.input, 4, 3, { pad: 1 })));
+    const g = b.finish(b.conv(a, 3, 3, { pad: 1 }));
+    return check({ family: 'affine', name, g, N: 2, modes: ['grad', 'deeplift'], read: [a, g.output] });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ composites
+
+{
+  const name = 'accumulate x=[2,3,6,6] into one dx: relu, maxpool k=3 s=1 p=1, avgpool k=3 s=2 p=1, affine, gap, sigmoid, linear 7, concat: grad, guided, deeplift';
+  test(name, () => {
+    const b = new GraphBuilder([3, 6, 6], hash(name)), x = b.input;
+    const parts = [b.relu(x), b.maxpool(x, 3, 1, 1), b.avgpool(x, 3, 2, 1), b.affine(x), b.gap(x), b.act(x, 'sigmoid')].map((t) => b.flatten(t));
+    const g = b.finish(b.concat([...parts, b.linear(b.flatten(x), 7)]));
+    return check({ family: 'accumulate', name, g, N: 2, modes: ['grad', 'guided', 'deeplift'] }, (o) => summation(o, 2));
+  });
+}
+
+/** ref.test's DeepLIFT graph: every non-linear rule (relu, sigmoid, hardswish, hardsigmoid, leakyrelu, clip, maxpool, mul). */
+function dlGraph(seed: number) {
+  const b = new GraphBuilder([3, 9, 9], seed);
+  const c1 = b.conv(b.input, 6, 3, { pad: 1 });
+  const r1 = b.relu(c1);
+  const p1 = b.maxpool(r1, 3, 2, 1);
+  const s = b.act(b.conv(p1, 6, 3, { pad: 1 }), 'sigmoid');
+  const m = b.mul(s, b.conv(p1, 6, 1));
+  const h = b.act(m, 'hardswish');
+  const m2 = b.mul(h, b.act(b.gap(h), 'hardsigmoid'));
+  const l = b.act(b.affine(m2), 'leakyrelu', 0.1);
+  const p2 = b.maxpool(b.act(l, 'clip', -1, 2), 2, 2, 0, true);
+  const cat = b.concat([p2, b.avgpool(m2, 3, 2, 1, { countIncludePad: false })]);
+  const y = b.linear(b.relu(b.linear(b.flatten(cat), 16)), 10);
+  return { g: b.finish(y), taps: [r1, p1, h] };
+}
+/**
+ * Every activation the GPU computed (a forward-only plan that reads them all), as float64 values for refBackward.
+ * With the GPU's own float32 activations, refBackward's DeepLIFT multipliers check only the backward kernels'
+ * arithmetic; against refForward's float64 activations the secants (f(x) - f(x')) / (x - x') and the max-pool ratio
+ * are ill-conditioned wherever x - x' is small, and float32 rounding of the activations alone moves them by ~1e-5.
+ */
+async function gpuActivations(model: Model, x: Float32Array, N: number): Promise<Map<string, Float64Array>> {
+  const g = model.graph, names = [...g.tensors.keys()].filter((t) => t !== g.input && !g.tensors.get(t)!.data);
+  const plan = await model.plan({ batch: N, read: names });
+  try {
+    const res = await model.gpu.scoped('activations', () => plan.run(x));
+    const v = new Map<string, Float64Array>([[g.input, f64(x)]]);
+    for (const t of names) v.set(t, f64(res.values.get(t)!));
+    return v;
+  } finally { plan.destroy(); }
+}
+const DL_F64_TOL = 1e-4; // DeepLIFT multipliers of a deep graph against float64 activations (observed 5e-6)
+
+{
+  const name = 'deeplift composite x=[3,3,9,9] (every rule), random reference input: grad, guided, multipliers at the input and 3 taps, summation to delta';
+  test(name, () => {
+    const { g, taps } = dlGraph(hash(name)), N = 3, grads = [g.input, ...taps];
+    return check({ family: 'deeplift composite/f64', name, g, N, modes: ['grad', 'guided', 'deeplift'], grads, tol: { deeplift: DL_F64_TOL } }, async (o) => {
+      summation(o, N);
+      const want = refBackward(g, await gpuActivations(o.model, o.x, N), g.output, f64(o.seed), N, 'deeplift', await gpuActivations(o.model, o.xr!, N));
+      for (const t of grads) {
+        const got = o.res.passes[2].get(t)!, e = relMax(got, want.get(t)!);
+        note('deeplift composite', 'deeplift', e, `${name} (${t}, GPU activations)`);
+        if (!(e <= TOL)) o.errs.push(`deeplift '${t}' vs refBackward on the GPU's activations: ${e.toExponential(2)} > ${TOL} (${worstAt(got, want.get(t)!)})`);
+      }
+    });
+  });
+}
+{
+  const name = 'deeplift composite x=[2,3,9,9], zero reference at a tap (LIFT-CAM): multipliers at relu, maxpool, hardswish taps, summation to delta';
+  test(name, async () => {
+    const { g, taps } = dlGraph(hash(name)), N = 2, r = mulberry32(hash(name)), gpu = await nodeGpu();
+    const model = await Model.load(gpu, g, 'deeplift composite');
+    try {
+      const x = uniform(r, N * 243, -2, 2), seed = uniform(r, N * 10), vals = refForward(g, f64(x), N), errs: string[] = [];
+      const gv = await gpuActivations(model, x, N);
+      for (const t of taps) {
+        const plan = await model.plan({ batch: N, backward: [{ grads: [t], mode: 'deeplift', reference: { zeroAt: t } }] });
+        const res = await gpu.scoped(`${name}: run`, () => plan.run(x, { seed }));
+        const got = res.grads.get(t)!, zeros = new Float64Array(vals.get(t)!.length);
+        // the reference pass: zeros at t, then the head (on the GPU: the head sub-model run on zeros)
+        const head = model.head(t), hv = await gpuActivations(head, new Float32Array(zeros.length), N);
+        const gvr = new Map([...gv, ...hv]);
+        const want32 = refBackward(g, gv, g.output, f64(seed), N, 'deeplift', gvr).get(t)!;
+        const want64 = refBackward(g, vals, g.output, f64(seed), N, 'deeplift', refForward(g, f64(x), N, { tensor: t, value: zeros })).get(t)!;
+        const e32 = relMax(got, want32), e64 = relMax(got, want64);
+        note('deeplift composite', 'deeplift', e32, `${name} (${t}, GPU activations)`);
+        note('deeplift composite/f64', 'deeplift', e64, `${name} (${t})`);
+        if (!(e32 <= TOL)) errs.push(`'${t}' vs refBackward on the GPU's activations: ${e32.toExponential(2)} (${worstAt(got, want32)})`);
+        if (!(e64 <= DL_F64_TOL)) errs.push(`'${t}' vs refBackward on float64 activations: ${e64.toExponential(2)} (${worstAt(got, want64)})`);
+        // summation to delta: sum(m * (A - 0)) = sum(seed * (y - y_ref)), per image
+        const A = gv.get(t)!, M = A.length / N;
+        for (let n = 0; n < N; n++) {
+          let lhs = 0, mag = 0, rhs = 0;
+          for (let i = n * M; i < (n + 1) * M; i++) { lhs += got[i] * A[i]; mag += Math.abs(got[i] * A[i]); }
+          for (let j = n * 10; j < (n + 1) * 10; j++) rhs += seed[j] * (res.logits[j] - res.refLogits![j]);
+          if (!(Math.abs(lhs - rhs) <= 1e-4 * Math.max(mag, Math.abs(rhs)))) errs.push(`'${t}' image ${n}: sum m*A = ${lhs} vs delta ${rhs}`);
+        }
+        head.destroy(); plan.destroy();
+      }
+      assert.ok(errs.length === 0, errs.join('\n'));
+    } finally { model.destroy(); }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ finite differences
+
+const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32Array)?][] = [
+  ['conv2d', 'conv2d x=[1,4,9,9] w=[8,2,3,3] s=2 p=[2,1,1,2] d=2 g=2', [4, 9, 9], 1, (b, x) => b.conv(x, 8, 3, { stride: 2, pad: [2, 1, 1, 2], dil: 2, group: 2 })],
+  ['conv2d', 'conv2d x=[2,3,7,7] w=[5,3,3,3] s=2 p=[1,0,2,1] d=1 g=1', [3, 7, 7], 2, (b, x) => b.conv(x, 5, 3, { stride: 2, pad: [1, 0, 2, 1] })],
+  ['conv2d', 'conv2d x=[1,6,6,6] w=[6,1,3,3] s=1 p=2 d=2 g=6 (depthwise)', [6, 6, 6], 1, (b, x) => b.conv(x, 6, 3, { pad: 2, dil: 2, group: 6 })],
+  ['maxpool', 'maxpool x=[2,2,6,6] k=3 s=2 p=1 ceil=true (distinct values)', [2, 6, 6], 2, (b, x) => b.maxpool(x, 3, 2, 1, true), distinct],
+  ['maxpool', 'maxpool x=[2,2,7,7] k=2 s=3 p=1 ceil=true (distinct values)', [2, 7, 7], 2, (b, x) => b.maxpool(x, 2, 3, 1, true), distinct],
+  ['avgpool', 'avgpool x=[2,2,7,7] k=3 s=2 p=1 ceil=true count_include_pad=true', [2, 7, 7], 2, (b, x) => b.avgpool(x, 3, 2, 1, { ceil: true, countIncludePad: true })],
+  ['avgpool', 'avgpool x=[2,2,6,6] k=3 s=2 p=1 ceil=true count_include_pad=false', [2, 6, 6], 2, (b, x) => b.avgpool(x, 3, 2, 1, { ceil: true })],
+  ['linear', 'linear x=[2,13] w=[7,13] (scalar)', [13], 2, (b, x) => b.linear(x, 7)],
+  ['linear', 'linear x=[3,16] w=[5,16] (vec4)', [16], 3, (b, x) => b.linear(x, 5)],
+  ['act', 'act sigmoid x=[2,3,4,5]', [3, 4, 5], 2, (b, x) => b.act(x, 'sigmoid'), (r, n) => uniform(r, n, -6, 6)],
+  ['act', 'act hardswish x=[2,3,4,5] (0.01 away from the kinks)', [3, 4, 5], 2, (b, x) => b.act(x, 'hardswish'), (r, n) => {
+    const v = uniform(r, n, -5, 5);
+    for (let i = 0; i < n; i++) for (const k of [-3, 3]) if (Math.abs(v[i] - k) < 0.01) v[i] = k + (v[i] < k ? -0.05 : 0.05);
+    return v;
+  }],
+  ['softmax', 'softmax x=[2,6] -> linear 5 -> softmax', [6], 2, (b, x) => b.softmax(b.linear(x, 5))],
+];
+for (const [family, cfg, xs, N, body, gen] of FD) {
+  const name = `${cfg}: backward vs finite differences (eps ${FD_EPS})`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name)), r = mulberry32(hash(name));
+    const g = b.finish(body(b, b.input, r));
+    const x = (gen ?? ((rr: Rand, n: number) => uniform(rr, n, -2, 2)))(r, N * numel(xs));
+    return fdCheck(family, name, g, N, x, family === 'softmax' ? g.output : logitsOf(g)); // a softmax is seeded at its output
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ seed
+
+/** The class the seed kernel should pick: c >= 0 itself; -(r+1) the r-th largest logit, ties to the lower index. */
+function pick(row: ArrayLike<number>, c: number): number {
+  if (c >= 0) return c;
+  const order = Array.from({ length: row.length }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
+  return order[-c - 1];
+}
+/** A linear 8 -> 10 whose logits tie: rows 1, 4, 6 identical and largest (bias 2), rows 0, 3 identical next (bias 1.5). */
+function tiedHead(seed: number): Graph {
+  const b = new GraphBuilder([8], seed);
+  const g = b.finish(b.linear(b.input, 10)), op = g.nodes[0].op as LinearOp;
+  for (let i = 0; i < op.w.length; i++) op.w[i] *= 0.05;
+  for (const [rows, bias] of [[[1, 4, 6], 2], [[0, 3], 1.5]] as [number[], number][]) for (const o of rows) {
+    op.w.copyWithin(o * 8, rows[0] * 8, rows[0] * 8 + 8); op.b[o] = bias;
+  }
+  return g;
+}
+const SEEDS: [string, 'logit' | 'prob', boolean, number[], number[] | null][] = [
+  // score, tied logits, classes, expected targets (null: from a CPU sort of the GPU logits)
+  ['tied logits', 'logit', true, [2, -1, -2, -3, -4, -5, 9], [2, 1, 4, 6, 0, 3, 9]],
+  ['tied logits', 'prob', true, [7, -1, -3, -5, 0], [7, 1, 6, 3, 0]],
+  ['random logits', 'logit', false, [-1, -3, 0, -10, 5], null],
+  ['random logits', 'prob', false, [-1, -3, 0, -10, 5], null],
+];
+for (const [what, score, tied, classes, expected] of SEEDS) {
+  const name = `seed ${what} x=[${classes.length},8] -> linear 10, score=${score}, classes [${classes.join(',')}] (plan batch ${classes.length + 1}): targets, seed, dx`;
+  test(name, async () => {
+    const gpu = await nodeGpu(), r = mulberry32(hash(name));
+    let g: Graph;
+    if (tied) g = tiedHead(hash(name));
+    else { const b = new GraphBuilder([8], hash(name)); g = b.finish(b.linear(b.input, 10)); }
+    const model = await Model.load(gpu, g, 'seed'), N = classes.length, F = 10, lg = logitsOf(g);
+    try {
+      const plan = await model.plan({ batch: N + 1, backward: [{ grads: [lg, g.input] }], score });
+      const x = uniform(r, N * 8);
+      const res = await gpu.scoped(`${name}: run`, () => plan.run(x, { classes: Int32Array.from(classes) }));
+      const vals = refForward(g, f64(x), N), logits = res.logits;
+      const fwd = relMax(logits, vals.get(lg)!);
+      note('seed', 'forward', fwd, name);
+      assert.ok(fwd <= TOL, `logits ${fwd}`);
+      const want = classes.map((c, n) => pick(logits.subarray(n * F, (n + 1) * F), c));
+      if (expected) assert.equal(want, expected, 'the test data: tied logits ordered as designed');
+      assert.equal(Array.from(res.targets ?? []), want, 'targets');
+      // the seed the kernel wrote (the gradient at the logits), from the GPU logits in float64
+      const seed = new Float64Array(N * F);
+      for (let n = 0; n < N; n++) {
+        const row = Array.from(logits.subarray(n * F, (n + 1) * F)), mx = Math.max(...row), e = row.map((v) => Math.exp(v - mx)), s = e.reduce((a, v) => a + v, 0);
+        const c = want[n], pc = e[c] / s;
+        for (let j = 0; j < F; j++) seed[n * F + j] = score === 'logit' ? +(j === c) : pc * (+(j === c) - e[j] / s);
+      }
+      const es = relMax(res.grads.get(lg)!, seed);
+      note('seed', 'grad', es, name);
+      assert.ok(es <= TOL, `seed: ${es.toExponential(2)} (${worstAt(res.grads.get(lg)!, seed)})`);
+      const dx = refBackward(g, vals, lg, seed, N, 'grad').get(g.input)!, ed = relMax(res.grads.get(g.input)!, dx);
+      note('seed', 'grad', ed, name);
+      assert.ok(ed <= TOL, `dx: ${ed.toExponential(2)}`);
+    } finally { model.destroy(); }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ coverage and report
+
+test('coverage: every conv2d and linear entry point ran; every branch of the DeepLIFT max-pool rule was taken', () => {
+  const all = ['conv2d_forward', 'conv2d_forward_1x1', 'conv2d_forward_grouped', 'conv2d_backward', 'conv2d_backward_grouped',
+    'linear_forward/linear_backward', 'linear_forward_scalar/linear_backward_scalar'];
+  assert.equal(all.filter((e) => !entries.has(e)), [], 'entry points never selected');
+  assert.ok(branches.actual > 0 && branches.reference > 0 && branches.neither > 0, `DeepLIFT max-pool branches taken: ${JSON.stringify(branches)}`);
+});
+
+test.after(async () => {
+  const fmtE = (v?: { e: number }) => (v ? v.e.toExponential(1) : '-').padStart(9);
+  const lines = [...worst].map(([fam, w]) => `  ${fam.padEnd(24)}${COLS.map((c) => fmtE(w[c])).join('')}`);
+  console.log(`\n  kernels: worst max|gpu - ref| / max|ref| per op family (fd: vs finite differences)\n  ${'family'.padEnd(24)}${COLS.map((c) => c.padStart(9)).join('')}\n${lines.join('\n')}`);
+  console.log(`  kernels suite: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await closeGpu();
+});
+
+test.run();
