@@ -33,10 +33,15 @@ export async function evaluate(model: Model, side: Sidecar, dir: string, o: Eval
   const scenes = readScenes(dir).slice(0, o.limit ?? Infinity);
   const steps = o.steps ?? 224, step = HW / steps, B = o.batch ?? 16, aucN = Math.min(o.aucLimit ?? Infinity, scenes.length);
   const explainer = new Explainer(model);
-  const plan: Plan = await model.plan({ batch: Math.max(B, 8) * 4 });
+  // a static plan computes its whole batch, so the forward passes use a plan sized to each request (cached; at most 64)
+  const plans = new Map<number, Plan>();
   const forward = async (x: Float32Array, k: number) => {
-    const out = new Float32Array(k * model.numClasses), per2 = plan.batch;
-    for (let i = 0; i < k; i += per2) { const n = Math.min(per2, k - i); out.set((await plan.run(x.subarray(i * per, (i + n) * per))).logits, i * model.numClasses); }
+    const out = new Float32Array(k * model.numClasses);
+    for (let i = 0; i < k; i += 64) {
+      const n = Math.min(64, k - i);
+      if (!plans.has(n)) plans.set(n, await model.plan({ batch: n }));
+      out.set((await plans.get(n)!.run(x.subarray(i * per, (i + n) * per))).logits, i * model.numClasses);
+    }
     return out;
   };
   const sums: Record<string, { drop: number; inc: number; del: number; ins: number; pg: number; en: number; inst: number; nInst: number; ms: number }> = {};
@@ -61,8 +66,8 @@ export async function evaluate(model: Model, side: Sidecar, dir: string, o: Eval
           const O = softmax(lo.subarray(j * model.numClasses, (j + 1) * model.numClasses))[s.class], di = Y > 0 ? dropIncrease(Y, O) : { drop: 0, increase: O > Y ? 1 : 0 };
           acc.drop += di.drop; acc.inc += di.increase;
           if (s0 + i < aucN) {
-            acc.del += auc(await curve('deletion', xi, map, s.class, [C, H, W], forward, { step, batch: plan.batch }));
-            acc.ins += auc(await curve('insertion', xi, map, s.class, [C, H, W], forward, { step, batch: plan.batch, blurred }));
+            acc.del += auc(await curve('deletion', xi, map, s.class, [C, H, W], forward, { step, batch: 64 }));
+            acc.ins += auc(await curve('insertion', xi, map, s.class, [C, H, W], forward, { step, batch: 64, blurred }));
           }
           acc.pg += pointingHit(map, W, s.boxes) ? 1 : 0;
           acc.en += energyInBoxes(map, W, s.boxes);
@@ -71,7 +76,7 @@ export async function evaluate(model: Model, side: Sidecar, dir: string, o: Eval
       }
       o.onProgress?.(Math.min(s0 + B, scenes.length), scenes.length);
     }
-  } finally { explainer.destroy(); plan.destroy(); }
+  } finally { explainer.destroy(); for (const p of plans.values()) p.destroy(); }
   const n = scenes.length, methods: Record<string, MethodScores> = {};
   for (const m of o.methods) {
     const a = sums[m];
