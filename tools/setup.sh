@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 want_python=0; [[ "${1:-}" == "--python" ]] && want_python=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # playwright-core drives Debian's chromium; never download a browser
+export ONNXRUNTIME_NODE_INSTALL=skip     # onnxruntime-node (bench peers): its CPU binary ships in the package; no CUDA download
 SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 apt_updated=0
 apt_install() { # apt_install [-t SUITE] PKG...
