@@ -14,7 +14,7 @@
 // adapter may offer 'timestamp-query', but the device node/gpu.ts creates does not request it.
 // On a CPU adapter (lavapipe) other processes take cores from the kernels, so the results also keep the process
 // CPU time per dispatch (driver threads included) and the load average; compare CPU times across loaded runs.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { closeGpu, nodeGpu } from '../node/gpu.js';
 import { GraphBuilder, mulberry32, resnet50, vgg16 } from '../src/builder.js';
@@ -22,6 +22,7 @@ import { ConvOp, Graph, macs, numel } from '../src/graph.js';
 import { Gpu } from '../src/gpu.js';
 import { Model, Plan, Step, convKernels } from '../src/model.js';
 import { refBackward, refForward } from '../tests/ref.js';
+import { median, rand, referenceLogits, relErr } from './common.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -34,17 +35,9 @@ const E2E_S = QUICK ? 2 : 4;         // wall time per end-to-end measurement (th
 
 // ---------- helpers ----------
 
-const median = (a: number[]) => { const s = [...a].sort((p, q) => p - q); return s[s.length >> 1]; };
-const rand = (n: number, seed: number) => { const r = mulberry32(seed), a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = 2 * r() - 1; return a; };
 const gflops = (macCount: number, ms: number) => (2 * macCount) / (ms * 1e6);
 const f1 = (v: number) => v.toFixed(1), f2 = (v: number) => v.toFixed(2);
 
-/** max |a - b| / max |b| (b the reference). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0, d = 0;
-  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(b[i])); d = Math.max(d, Math.abs(a[i] - b[i])); }
-  return Number.isFinite(d) ? d / (m || 1) : Infinity;
-}
 
 /** A plan's dispatches in encode order. The bench reads the private lists on purpose: it times exactly the
  *  dispatches the engine replays, with no second copy of the dispatch logic. */
@@ -213,28 +206,6 @@ interface E2EResult {
   saliencyMs: number; forwardGflops: number;
   /** GPU-only ms per node (forward) and for the whole backward to the Grad-CAM layer, each dispatch timed alone. */
   breakdown: { node: string; kind: string; ms: number }[]; breakdownSumMs: number; backwardSteps: number; backwardMs: number;
-}
-
-/** A cheap fingerprint of a graph's weights, to key the cached float64 reference logits. */
-function fingerprint(g: Graph): string {
-  let h = 0;
-  for (const n of g.nodes) {
-    const op = n.op;
-    if (op.kind !== 'conv' && op.kind !== 'linear') continue;
-    for (let i = 0; i < op.w.length; i += 4099) h = (h * 31 + Math.round(op.w[i] * 1e6)) % 2147483647;
-    h = (h * 31 + op.w.length) % 2147483647;
-  }
-  return h.toString(36);
-}
-
-/** Float64 logits of tests/ref.ts refForward; cached under bench/results/*.tmp (VGG16 takes ~30 s), keyed by the weights. */
-function referenceLogits(net: string, g: Graph, x: Float32Array): { logits: Float64Array; how: string } {
-  const file = `bench/results/ref-${net}-${fingerprint(g)}.tmp`;
-  if (existsSync(file)) return { logits: Float64Array.from(JSON.parse(readFileSync(file, 'utf8'))), how: `ref.ts (cached ${file})` };
-  const t = performance.now();
-  const logits = refForward(g, Float64Array.from(x), 1).get(g.output)!;
-  writeFileSync(file, JSON.stringify([...logits]));
-  return { logits, how: `ref.ts (${f1((performance.now() - t) / 1000)} s, cached)` };
 }
 
 /** plan.run wall ms: a warm-up run sizes the count (about E2E_S seconds in all, 1 to 5 runs), then the median. */

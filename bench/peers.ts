@@ -24,18 +24,18 @@
 // views first. lavapipe's maxStorageBufferBindingSize is 128 MiB and VGG16's classifier.0 weight is 392 MiB: bound
 // whole, tfjs-webgpu's matMul fails validation and returns zeros, so the tf code splits a linear whose weight is
 // over the limit into column blocks (what camgpu does inside); onnxruntime-web runs the plain Gemm correctly.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { create, globals } from 'webgpu';
 import { closeGpu, nodeGpu } from '../node/gpu.js';
-import { mulberry32, resnet50, vgg16 } from '../src/builder.js';
+import { resnet50, vgg16 } from '../src/builder.js';
 import { ActOp, Graph, Node, PoolOp, consumers, fmt, logitsOf, numel, producers } from '../src/graph.js';
 import { Gpu } from '../src/gpu.js';
 import { Model } from '../src/model.js';
 import { Explainer, defaultLayer } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { importOnnx } from '../src/import.js';
-import { refForward } from '../tests/ref.js';
+import { median, rand, referenceLogits, relErr } from './common.js';
 
 type TF = typeof import('@tensorflow/tfjs');
 type Tensor = import('@tensorflow/tfjs').Tensor;
@@ -58,18 +58,10 @@ type EngineName = typeof ENGINES[number];
 
 // ---------- helpers ----------
 
-const median = (a: number[]) => { const s = [...a].sort((p, q) => p - q); return s[s.length >> 1]; };
-const rand = (n: number, seed: number) => { const r = mulberry32(seed), a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = 2 * r() - 1; return a; };
 const f1 = (v: number) => v.toFixed(1);
 const argmax = (a: ArrayLike<number>) => { let b = 0; for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i; return b; };
 const errText = (e: unknown) => ((e as Error)?.message ?? String(e)).split('\n')[0].slice(0, 300);
 
-/** max |a - b| / max |b| (b the reference). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0, d = 0;
-  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(b[i])); d = Math.max(d, Math.abs(a[i] - b[i])); }
-  return a.length === b.length && Number.isFinite(d) ? d / (m || 1) : Infinity;
-}
 function absErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
@@ -90,27 +82,6 @@ async function timeIt(f: () => Promise<unknown>): Promise<{ ms: number; runs: nu
   const warmupMs = performance.now() - t, runs: number[] = [];
   for (let i = 0; i < (warmupMs > SLOW_MS ? 1 : 3); i++) { t = performance.now(); await f(); runs.push(performance.now() - t); }
   return { ms: median(runs), runs, warmupMs };
-}
-
-/** A cheap fingerprint of a graph's weights: the same key as bench.ts, so the two share the cached reference. */
-function fingerprint(g: Graph): string {
-  let h = 0;
-  for (const n of g.nodes) {
-    const op = n.op;
-    if (op.kind !== 'conv' && op.kind !== 'linear') continue;
-    for (let i = 0; i < op.w.length; i += 4099) h = (h * 31 + Math.round(op.w[i] * 1e6)) % 2147483647;
-    h = (h * 31 + op.w.length) % 2147483647;
-  }
-  return h.toString(36);
-}
-
-/** Float64 logits of tests/ref.ts refForward for bench.ts's input (rand seed 5), cached under bench/results/*.tmp. */
-function referenceLogits(net: string, g: Graph, x: Float32Array): Float64Array {
-  const file = `bench/results/ref-${net}-${fingerprint(g)}.tmp`;
-  if (existsSync(file)) return Float64Array.from(JSON.parse(readFileSync(file, 'utf8')));
-  const logits = refForward(g, Float64Array.from(x), 1).get(g.output)!;
-  writeFileSync(file, JSON.stringify([...logits]));
-  return logits;
 }
 
 // ---------- ONNX writer: the IR graph as a ModelProto ----------
@@ -534,7 +505,7 @@ for (const [net, title, make] of QUICK ? nets.slice(1) : nets) {
   const logits = (await fwd.run(x)).logits;
   const camOne = (await ex.explain(x, { methods: ['gradcam'] })).images[0];
   const camSeven = (await ex.explain(x, { methods: SEVEN })).images[0];
-  const ref = referenceLogits(net, g, x);
+  const ref = referenceLogits(net, g, x).logits;
   await measure(net, 'forward', 'camgpu', async () => ({ err: relErr(logits, ref), tol: LOGIT_TOL, what: 'logits vs float64' }), () => fwd.run(x));
   await measure(net, 'gradcam', 'camgpu', async () => ({ err: camOne.target === argmax(ref) ? relErr(camOne.logits, ref) : Infinity, tol: LOGIT_TOL, what: 'logits vs float64' }),
     () => ex.explain(x, { methods: ['gradcam'] }));
