@@ -255,11 +255,7 @@ function explainArgs(v: Values, files: string[]): ExplainArgs {
     if (!allowed.includes(x as T)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got '${x}'`);
     return x as T;
   };
-  const m = (v.methods as string | undefined)?.trim() ?? 'fast';
-  let methods: Method[];
-  try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
-  catch (e) { if (e instanceof ModelError) throw new UsageError(`explain: ${e.message} (or fast, all)`); throw e; }
-  if (!methods.length) throw new UsageError(`--methods lists no method (methods: ${METHOD_NAMES.join(', ')}; or fast, all)`);
+  const methods = methodsArg(v, 'explain', 'fast');
   const c = (v.class as string | undefined) ?? 'top1';
   let cls: ExplainArgs['cls'];
   if (/^\d+$/.test(c)) cls = { c: Number(c) };
@@ -503,12 +499,19 @@ class Progress {
 
 // ================================================================================================= eval
 
-async function evalCommand(v: Values) {
-  const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < (k === 'auc-limit' ? 0 : 1)) throw new UsageError(`--${k} must be a ${k === 'auc-limit' ? 'non-negative' : 'positive'} integer, got '${x}'`); return n; };
-  const m = (v.methods as string | undefined)?.trim() ?? 'gradcam,gradcam++,xgradcam,liftcam,layercam,hirescam,eigencam';
+/** --methods: a comma-separated list, fast or all; a bad name is a usage error listing the methods. */
+function methodsArg(v: Values, cmd: string, dflt: string): Method[] {
+  const m = (v.methods as string | undefined)?.trim() ?? dflt;
   let methods: Method[];
   try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
-  catch (e) { if (e instanceof ModelError) throw new UsageError(`eval: ${e.message}`); throw e; }
+  catch (e) { if (e instanceof ModelError) throw new UsageError(`${cmd}: ${e.message} (or fast, all)`); throw e; }
+  if (!methods.length) throw new UsageError(`--methods lists no method (methods: ${METHOD_NAMES.join(', ')}; or fast, all)`);
+  return methods;
+}
+
+async function evalCommand(v: Values) {
+  const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < (k === 'auc-limit' ? 0 : 1)) throw new UsageError(`--${k} must be a ${k === 'auc-limit' ? 'non-negative' : 'positive'} integer, got '${x}'`); return n; };
+  const methods = methodsArg(v, 'eval', 'gradcam,gradcam++,xgradcam,liftcam,layercam,hirescam,eigencam');
   const path = v.model as string, dir = v.data as string, { graph: g } = loadGraph(path);
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   let scenes;

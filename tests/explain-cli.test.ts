@@ -356,4 +356,21 @@ test('--help: explain and layers have their usage; the top level lists them', ()
   assert.match(top, /\n {2}explain {2,}/); assert.match(top, /\n {2}layers {2,}/);
 });
 
+test('eval on the bundled resnet and sample scenes: accuracy matches classify-by-explain, metrics in range, JSON written', () => {
+  const json = join(tmp, 'eval.json');
+  const out = ok(['eval', '--model', 'weights/resnet.onnx', '--data', 'data/scenes', '--limit', '6', '--methods', 'gradcam,liftcam', '--steps', '4', '--auc-limit', '2', '--json', json]);
+  assert.match(out, /\| gradcam \|/); assert.match(out, /\| liftcam \|/);
+  const r = JSON.parse(readFileSync(json, 'utf8'));
+  assert.is(r.scenes, 6); assert.is(r.aucScenes, 2);
+  for (const m of ['gradcam', 'liftcam']) {
+    const s = r.methods[m];
+    for (const k of ['deletion', 'insertion', 'pointing', 'energy']) assert.ok(s[k] >= 0 && s[k] <= 1, `${m} ${k} ${s[k]}`);
+    assert.ok(s.avgDrop >= 0 && s.avgDrop <= 100 && s.increase >= 0 && s.increase <= 100, `${m} drop ${s.avgDrop} increase ${s.increase}`);
+  }
+  const acc = ok(['eval', '--model', 'weights/resnet.onnx', '--data', 'data/scenes', '--limit', '6', '--accuracy']);
+  const pct = Number(/top-1 accuracy ([\d.]+)%/.exec(acc)![1]);
+  assert.ok(Math.abs(pct / 100 - r.accuracy) < 1e-9, `--accuracy ${pct}% vs eval ${r.accuracy}`);
+  fails(['eval', '--model', 'weights/resnet.onnx', '--data', tmp], 1, /boxes\.json/);
+});
+
 test.run();
