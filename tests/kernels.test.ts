@@ -335,13 +335,18 @@ const poolOp = (kind: 'maxpool' | 'avgpool', c: PoolCfg): PoolOp => {
 };
 const poolName = (c: PoolCfg) => `x=${shp(c.x)} k=${f(p2(c.k))} s=${f(p2(c.s))} p=${f(p4(c.p))}${c.d ? ` d=${f(p2(c.d))}` : ''} ceil=${!!c.ceil}`;
 
-const MAXPOOLS: PoolCfg[] = [
+/** Window shapes both pool kernels run: pads, ceil mode, stride 1 and stride > kernel. */
+const POOLS: PoolCfg[] = [
   { x: [2, 2, 6, 6], k: 2, s: 2 },
   { x: [2, 2, 7, 7], k: 3, s: 2, p: 1 },
   { x: [2, 2, 8, 8], k: 3, s: 2, ceil: true },
   { x: [2, 2, 6, 6], k: 3, s: 2, p: 1, ceil: true },
   { x: [2, 1, 5, 7], k: 2, s: 1 },
   { x: [2, 1, 7, 5], k: 3, s: 3, p: 1, ceil: true },
+];
+
+const MAXPOOLS: PoolCfg[] = [
+  ...POOLS,
   { x: [1, 3, 7, 8], k: 3, s: 2, p: [0, 1, 1, 0] },                 // asymmetric pads
   { x: [2, 2, 9, 9], k: 3, s: 1, p: 2, d: 2 },                       // dilation 2
   { x: [1, 3, 8, 7], k: [3, 2], s: [2, 1], p: [1, 0, 1, 1], d: [2, 2], ceil: true },
@@ -412,12 +417,7 @@ for (const c of TIES) {
 }
 
 const AVGPOOLS: PoolCfg[] = [
-  { x: [2, 2, 6, 6], k: 2, s: 2 },
-  { x: [2, 2, 7, 7], k: 3, s: 2, p: 1 },
-  { x: [2, 2, 8, 8], k: 3, s: 2, ceil: true },
-  { x: [2, 2, 6, 6], k: 3, s: 2, p: 1, ceil: true },
-  { x: [2, 1, 5, 7], k: 2, s: 1 },
-  { x: [2, 1, 7, 5], k: 3, s: 3, p: 1, ceil: true },
+  ...POOLS,
   { x: [1, 3, 7, 8], k: [3, 2], s: [2, 1], p: [1, 0, 0, 1] },      // asymmetric pads and kernel
   { x: [1, 2, 9, 10], k: 2, s: 3, ceil: true },                     // stride > kernel
 ];
