@@ -243,7 +243,7 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): 
     for (const s of steps.forward) {
       const node = (s.bind.label ?? '').replace(/\[\d+\]$/, ''), ms = (await gpuMs(gpu, [s], 1)).wall;
       const last = breakdown[breakdown.length - 1];
-      if (last?.node === node) last.ms += ms; else breakdown.push({ node, kind: kind.get(node) ?? '?', ms });
+      if (last?.node === node) last.ms += ms; else breakdown.push({ node, kind: node.split('+').map((n) => kind.get(n) ?? '?').join('+'), ms });
     }
     const backwardMs = (await gpuMs(gpu, steps.backward, 1)).wall;
     const breakdownSumMs = breakdown.reduce((a, b) => a + b.ms, 0);

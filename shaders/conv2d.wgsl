@@ -1,8 +1,10 @@
 // 2-D convolution, NCHW, groups and dilation.
 //   forward:  y[n,k,oy,ox] = b[k] + sum_{c in group(k), ky, kx} w[c,ky,kx,k] * x[n, c, oy*SH-PT+ky*DH, ox*SW-PL+kx*DW]
+//             optionally fused: y = act(conv + r) with r a residual of y's shape (p.res) and act relu, clip or leaky relu
 //   backward: dx[n,c,iy,ix] = sum_{k in group(c), ky, kx with oy=(iy+PT-ky*DH)/SH integral and in range} w[c,ky,kx,k] * dy[n,k,oy,ox]
 // Bindings: x (N,C,H,W), w (C/G,KH,KW,KP) transposed at load so output channels are contiguous (KP = K rounded up to 8,
-//           zero-padded), b (KP, zero-padded), y (N,K,OH,OW); backward: dy (N,K,OH,OW) in x's slot, dx (N,C,H,W) in y's.
+//           zero-padded), b (KP, zero-padded), r (N,K,OH,OW) residual (read when p.res = 1), y (N,K,OH,OW);
+//           backward: dy (N,K,OH,OW) in x's slot, dx (N,C,H,W) in y's, r unused.
 //           x4, w4 and b4 are vec4 views of the same bindings.
 //
 // Entry points; the dispatch code (src/model.ts convKernels) picks one per layer from its shape:
@@ -21,7 +23,7 @@
 struct Params {
   N: u32, C: u32, H: u32, W: u32, K: u32, OH: u32, OW: u32, KH: u32,
   KW: u32, SH: u32, SW: u32, PT: u32, PL: u32, DH: u32, DW: u32, G: u32,
-  KP: u32, acc: u32, act: u32, alpha: f32, beta: f32,
+  KP: u32, acc: u32, act: u32, alpha: f32, beta: f32, res: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -30,7 +32,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> r: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 override WG: u32 = 64;
 const KT = 8u; // channels per invocation in the tiled entry points (two vec4 of w)
@@ -38,11 +41,16 @@ const PX = 8u; // pixels per invocation in the tiled entry points
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
-// Optional fused activation on the output (p.act: 0 none, 1 relu, 2 clip(alpha, beta)).
-fn activate(v: vec4<f32>) -> vec4<f32> {
-  if (p.act == 1u) { return max(v, vec4<f32>(0.0)); }
-  if (p.act == 2u) { return clamp(v, vec4<f32>(p.alpha), vec4<f32>(p.beta)); }
-  return v;
+// The fused epilogue of a forward output element at flat index i: residual, then activation
+// (p.act: 0 none, 1 relu, 2 clip(alpha, beta), 3 leaky relu(alpha); the same formulas as act.wgsl).
+fn epilogue(v: f32, i: u32) -> f32 {
+  let s = v + select(0.0, r[i], p.res != 0u);
+  switch p.act {
+    case 1u: { return max(s, 0.0); }
+    case 2u: { return clamp(s, p.alpha, p.beta); }
+    case 3u: { return select(p.alpha * s, s, s > 0.0); }
+    default: { return s; }
+  }
 }
 
 // acc[q][j]: output channels k0+4q .. k0+4q+3 at pixel j of the tile.
@@ -67,10 +75,9 @@ fn storeTile(acc: ptr<function, Tile>, n: u32, k0: u32, p0: u32, start: u32) {
   let HW = p.OH * p.OW;
   for (var q = 0u; q < KT / 4u; q++) {
     for (var j = 0u; j < PX; j++) {
-      let v = activate((*acc)[q][j]);
       for (var i = 0u; i < 4u; i++) {
-        let k = k0 + 4u * q + i;
-        if (k < p.K && p0 + j >= start && p0 + j < HW) { y[(n * p.K + k) * HW + p0 + j] = v[i]; }
+        let k = k0 + 4u * q + i; let o = (n * p.K + k) * HW + p0 + j;
+        if (k < p.K && p0 + j >= start && p0 + j < HW) { y[o] = epilogue((*acc)[q][j][i], o); }
       }
     }
   }
@@ -157,9 +164,9 @@ fn conv2d_forward_grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builti
       }
     }
   }
-  let v = activate(acc);
   for (var j = 0u; j < 4u; j++) {
-    if (ox0 + j < p.OW) { y[((n * p.K + k) * p.OH + oy) * p.OW + ox0 + j] = v[j]; }
+    let o = ((n * p.K + k) * p.OH + oy) * p.OW + ox0 + j;
+    if (ox0 + j < p.OW) { y[o] = epilogue(acc[j], o); }
   }
 }
 

@@ -38,7 +38,7 @@ type Slot = 'uniform' | 'read' | 'rw';
 const R: Slot = 'read', W: Slot = 'rw', U: Slot = 'uniform';
 /** Shader families: source and the fixed binding list (uniform params, read-only inputs, outputs). */
 export const FAMILIES = {
-  conv2d: { code: conv2d, slots: [U, R, R, R, W], wg: 64 },
+  conv2d: { code: conv2d, slots: [U, R, R, R, R, W], wg: 64 },
   act: { code: act, slots: [U, R, R, R, W], wg: 256 },
   binary: { code: binary, slots: [U, R, R, R, W], wg: 256 },
   pool: { code: pool, slots: [U, R, R, R, R, R, W, W], wg: 256 },

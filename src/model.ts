@@ -7,6 +7,12 @@ import { importOnnx } from './import.js';
 export type Mode = 'grad' | 'guided' | 'deeplift';
 const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2 };
 const ACT_ID = { relu: 0, clip: 1, leakyrelu: 2, sigmoid: 3, hardsigmoid: 4, hardswish: 5 };
+/** Activations the conv kernels apply in their epilogue (conv2d.wgsl p.act). */
+const CONV_ACT: Partial<Record<keyof typeof ACT_ID, number>> = { relu: 1, clip: 2, leakyrelu: 3 };
+
+/** One forward dispatch: a node, or a conv fused with the residual add and/or activation that alone read its output
+ *  (inputs: what the unit reads from outside itself). */
+interface Unit { nodes: Node[]; inputs: string[]; output: string }
 
 /** One backward pass: gradients (or DeepLIFT multipliers) of the seed w.r.t. the named tensors. */
 export interface Backward {
@@ -240,7 +246,7 @@ export class Plan {
   private queue: Promise<unknown> = Promise.resolve();
   private dummy!: GPUBuffer;
   bytes = 0;
-  readonly counts = { forward: 0, reference: 0, backward: 0, epilogue: 0 };
+  readonly counts = { forward: 0, fused: 0, reference: 0, backward: 0, epilogue: 0 };
 
   constructor(readonly model: Model, readonly o: PlanOptions) {
     this.batch = o.batch;
@@ -282,12 +288,15 @@ export class Plan {
     for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
     this.known(this.seedAt, 'seed tensor');
     this.dummy = this.alloc('dummy', 16);
-    this.allocateActivations();
-    for (const n of g.nodes) this.forward.push(...this.encodeForward(n, false));
+    const needs = this.passes.map((pass) => this.gradientPath(pass.grads));
+    const units = this.units(needs);
+    this.allocateActivations(units);
+    for (const u of units) this.forward.push(...(u.nodes.length > 1 ? this.encodeFused(u) : this.encodeForward(u.nodes[0], false)));
     this.counts.forward = this.forward.length;
+    this.counts.fused = units.filter((u) => u.nodes.length > 1).length;
 
     this.passes.forEach((pass, k) => {
-      const need = this.gradientPath(pass.grads), grads = new Map<string, GPUBuffer>();
+      const need = needs[k], grads = new Map<string, GPUBuffer>();
       this.grads.push(grads);
       if (pass.mode === 'deeplift') this.buildReference(need, pass.reference);
       for (const t of need) { const r = this.root(t); if (!grads.has(r)) grads.set(r, this.alloc(`${r}.grad${k}`, this.size(r))); }
@@ -318,12 +327,13 @@ export class Plan {
    * node's output takes the smallest pooled buffer that is large enough (the input, the read-back tensors and the
    * logits are never released), so peak memory is a few activations instead of all of them.
    */
-  private allocateActivations() {
-    const g = this.g, roots = [...g.tensors].filter(([n, t]) => !t.data && this.root(n) === n).map(([n]) => n);
+  private allocateActivations(units: Unit[]) {
+    const g = this.g, inner = new Set(units.flatMap((u) => u.nodes.slice(0, -1).map((n) => this.root(n.output))));
+    const roots = [...g.tensors].filter(([n, t]) => !t.data && this.root(n) === n && !inner.has(n)).map(([n]) => n);
     if (this.passes.length) { for (const r of roots) this.bufs.set(r, this.alloc(r, this.size(r))); return; }
     const keep = new Set([g.input, this.seedAt, this.model.logits, ...(this.o.read ?? [])].map((t) => this.root(t)));
     const last = new Map<string, number>();
-    g.nodes.forEach((n, i) => { for (const t of n.inputs) if (!isConst(g, t)) last.set(this.root(t), i); });
+    units.forEach((u, i) => { for (const t of u.inputs) if (!isConst(g, t)) last.set(this.root(t), i); });
     const pool: GPUBuffer[] = [];
     const take = (r: string) => {
       if (keep.has(r)) return this.alloc(r, this.size(r));
@@ -331,11 +341,57 @@ export class Plan {
       return i >= 0 ? pool.splice(i, 1)[0] : this.alloc(`activation[${this.bufs.size}]`, need);
     };
     this.bufs.set(g.input, this.alloc(g.input, this.size(g.input)));
-    g.nodes.forEach((n, i) => {
-      const r = this.root(n.output);
+    units.forEach((u, i) => {
+      const r = this.root(u.output);
       if (!this.bufs.has(r)) this.bufs.set(r, take(r));
-      for (const t of new Set(n.inputs.map((x) => this.root(x)))) if (last.get(t) === i && !keep.has(t) && this.bufs.has(t)) pool.push(this.bufs.get(t)!);
+      for (const t of new Set(u.inputs.map((x) => this.root(x)))) if (last.get(t) === i && !keep.has(t) && this.bufs.has(t)) pool.push(this.bufs.get(t)!);
     });
+  }
+
+  /**
+   * The forward pass as dispatch units, in order. A conv fuses with the residual add (y = conv + r, r of the same
+   * shape) and/or the relu / clip / leaky relu that alone read its output, when no one else needs the tensors in
+   * between: they are not read back, not the seed, not on a backward pass's path or read by its nodes, and not
+   * used by a DeepLIFT reference pass. The unit runs where its last node was (the residual is ready by then).
+   */
+  private units(needs: Set<string>[]): Unit[] {
+    const g = this.g, cons = consumers(g), keep = new Set<string>();
+    const hold = (t: string) => keep.add(this.root(t));
+    [g.input, this.seedAt, this.model.logits, ...(this.o.read ?? [])].forEach(hold);
+    this.passes.forEach((pass, k) => {
+      const used = new Set(needs[k]);
+      if (pass.mode === 'deeplift') for (const t of this.downstream(pass.reference === 'input' ? g.input : pass.reference.zeroAt)) used.add(t);
+      for (const n of g.nodes) if (used.has(n.output)) { hold(n.output); n.inputs.forEach(hold); }
+    });
+    const sole = (t: string) => { const c = cons.get(t) ?? []; return c.length === 1 && !keep.has(this.root(t)) ? c[0] : undefined; };
+    const same = (a: string, b: string) => fmt(g.tensors.get(a)!.shape) === fmt(g.tensors.get(b)!.shape);
+    const groups = new Map<Node, Node[]>(), inner = new Set<Node>();
+    for (const c of g.nodes) {
+      if (c.op.kind !== 'conv') continue;
+      const group = [c]; let next = sole(c.output);
+      if (next && (inner.has(next) || groups.has(next))) continue; // claimed by the conv on the add's other side
+      if (next?.op.kind === 'add' && next.inputs[0] !== next.inputs[1]) {
+        const r = next.inputs.find((i) => i !== c.output)!;
+        if (!isConst(g, r) && same(r, c.output)) { group.push(next); next = sole(next.output); }
+      }
+      if (next?.op.kind === 'act' && CONV_ACT[next.op.fn]) group.push(next);
+      if (group.length === 1) continue;
+      groups.set(group.at(-1)!, group); group.slice(0, -1).forEach((n) => inner.add(n));
+    }
+    const units: Unit[] = [];
+    for (const n of g.nodes) {
+      if (inner.has(n)) continue;
+      const nodes = groups.get(n) ?? [n], made = new Set(nodes.map((m) => m.output));
+      units.push({ nodes, inputs: [...new Set(nodes.flatMap((m) => m.inputs))].filter((t) => !made.has(t)), output: n.output });
+    }
+    return units;
+  }
+
+  /** Tensors computed from `start` (itself included). */
+  private downstream(start: string): Set<string> {
+    const down = new Set([start]);
+    for (const n of this.g.nodes) if (n.inputs.some((i) => down.has(i))) down.add(n.output);
+    return down;
   }
 
   private readBack(name: string, kind: Plan['reads'][number]['kind'], src: GPUBuffer, bytes: number, pass = 0, perRow = true) {
@@ -372,8 +428,7 @@ export class Plan {
     const g = this.g;
     const start = ref === 'input' ? g.input : ref.zeroAt;
     this.known(start, 'DeepLIFT reference tensor');
-    const down = new Set([start]);
-    for (const n of g.nodes) if (n.inputs.some((i) => down.has(i))) down.add(n.output);
+    const down = this.downstream(start);
     if (!need.has(start) && start !== g.input) throw new ModelError(`DeepLIFT reference '${start}' is not on the path from the gradient targets to '${this.seedAt}'`);
     for (const t of down) { const r = this.root(t); if (!this.refs.has(r)) this.refs.set(r, this.alloc(`ref:${r}`, this.size(r))); }
     if (ref !== 'input') this.zero = this.root(start); else this.refInputNeeded = true;
@@ -388,13 +443,25 @@ export class Plan {
     return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, [u, ...buffers]), groups: grid(threads, FAMILIES[f].wg, this.model.limits.maxDim) };
   }
 
+  /** A fused unit: the conv's kernel with the residual and activation in its epilogue, writing the unit's output. */
+  private encodeFused(u: Unit): Step[] {
+    const [c, ...rest] = u.nodes, op = c.op, N = this.batch;
+    if (op.kind !== 'conv') throw new Error(`internal: fused unit starts with '${c.name}', not a conv`);
+    const add = rest.find((n) => n.op.kind === 'add'), a = rest.find((n) => n.op.kind === 'act')?.op;
+    const act = a?.kind === 'act' ? { id: CONV_ACT[a.fn]!, alpha: a.alpha, beta: a.beta } : undefined;
+    const res = add?.inputs.find((i) => i !== c.output);
+    const xs = this.g.tensors.get(c.inputs[0])!.shape, ys = this.g.tensors.get(c.output)!.shape, w = this.model.weightsOf(c), k = convKernels(this.g, c);
+    return [this.step('conv2d', k.forward, {}, u.nodes.map((n) => n.name).join('+'), convParams(op, xs, ys, N, 0, act, !!res),
+      [this.buf(c.inputs[0]), w.w[0], w.b[0], res ? this.buf(res) : this.dummy, this.buf(u.output)], N * k.forwardThreads)];
+  }
+
   private encodeForward(n: Node, ref: boolean): Step[] {
     const op = n.op, N = this.batch, L = (ref ? 'ref:' : '') + n.name, X = this.buf(n.inputs[0], ref), Y = this.buf(n.output, ref);
     const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
     switch (op.kind) {
       case 'conv': {
         const w = this.model.weightsOf(n), k = convKernels(this.g, n);
-        return [this.step('conv2d', k.forward, {}, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], Y], N * k.forwardThreads)];
+        return [this.step('conv2d', k.forward, {}, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], this.dummy, Y], N * k.forwardThreads)];
       }
       case 'act': return [this.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, L, [N * numel(xs), 0, { f: op.alpha }, { f: op.beta }, 1, 1], [X, X, X, Y], N * numel(xs))];
       case 'affine': { const w = this.model.weightsOf(n); return [this.step('act', 'affine_forward', {}, L, [N * numel(xs), 0, { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [X, w.w[0], w.b[0], Y], N * numel(xs))]; }
@@ -447,7 +514,7 @@ export class Plan {
       case 'conv': {
         if (!need.has(x)) break;
         const w = this.model.weightsOf(n), k = convKernels(this.g, n);
-        steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], dx(x)], N * k.backwardThreads));
+        steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], this.dummy, dx(x)], N * k.backwardThreads));
         break;
       }
       case 'act': {
@@ -611,9 +678,11 @@ function rank4(N: number, s: number[], n: Node): number[] {
   return [N, ...Array(3 - s.length).fill(1), ...s];
 }
 
-function convParams(op: Extract<Node['op'], { kind: 'conv' }>, xs: number[], ys: number[], N: number, acc: number): (number | { f: number })[] {
+/** conv2d.wgsl's Params; act and res describe a fused epilogue (forward only). */
+function convParams(op: Extract<Node['op'], { kind: 'conv' }>, xs: number[], ys: number[], N: number, acc: number,
+  act?: { id: number; alpha: number; beta: number }, res = false): (number | { f: number })[] {
   return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    convKP(op.cout), acc, 0, { f: 0 }, { f: 0 }];
+    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0];
 }
 
 function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {

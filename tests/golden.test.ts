@@ -30,9 +30,12 @@ for (const name of FIXTURES) {
         deeplift_act: relMax(liftA.grads.get(A)!, npy(name, 'deeplift_act.npy').data),
         deeplift_input: relMax(liftX.grads.get(input)!, npy(name, 'deeplift_input.npy').data),
       };
-      // a forward-only plan reuses activation buffers by lifetime: same logits, less memory
+      // a forward-only plan reuses activation buffers by lifetime and fuses conv + residual add + activation
+      // (the plans above keep those tensors: their backward reads them): same logits bit for bit, less memory
       const fwd = await model.plan({ batch: B });
       assert.equal(Array.from((await fwd.run(x.data)).logits), Array.from(plain.logits), 'forward-only plan, same logits');
+      report.push(`${name}: forward-only plan ${fwd.counts.forward} dispatches (${fwd.counts.fused} fused units)`);
+      assert.ok(fwd.counts.fused > 0, `${name}: the forward-only plan fused nothing`);
       assert.ok(fwd.bytes < model.bytesPerSample() * B, `forward plan ${fwd.bytes} B vs all activations ${model.bytesPerSample() * B} B`);
       report.push(`${name}: ${Object.entries(err).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
       assert.ok(err.logits <= 1e-4 && err.act <= 1e-4, `forward ${JSON.stringify(err)}`);

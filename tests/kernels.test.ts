@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel, validate } from '../src/graph.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
-import { Model, Mode, convKernels } from '../src/model.js';
+import { Model, Mode, Plan, convKernels } from '../src/model.js';
 import { closeGpu, nodeGpu } from '../node/gpu.js';
 import { refBackward, refForward } from './ref.js';
 import { relMax } from './helpers.js';
@@ -70,7 +70,7 @@ interface Case {
   gradScale?: number;
 }
 type RunResult = Awaited<ReturnType<Awaited<ReturnType<Model['plan']>>['run']>>;
-interface Outcome { res: RunResult; x: Float32Array; xr?: Float32Array; seed: Float32Array; model: Model; errs: string[] }
+interface Outcome { res: RunResult; x: Float32Array; xr?: Float32Array; seed: Float32Array; model: Model; plan: Plan; errs: string[] }
 
 /**
  * Loads c.g, runs one plan (forward plus one backward pass per mode) inside a validation error scope, and compares
@@ -108,7 +108,7 @@ async function check(c: Case, more?: (o: Outcome) => void | Promise<void>): Prom
       const ref = refBackward(g, vals, seedAt, f64(seed), N, mode, refVals);
       for (const t of grads) cmp(mode, t, res.passes[k].get(t), ref.get(t));
     });
-    if (more) await more({ res, x, xr, seed, model, errs });
+    if (more) await more({ res, x, xr, seed, model, plan, errs });
     assert.ok(errs.length === 0, errs.join('\n'));
   } finally { model.destroy(); }
 }
@@ -225,6 +225,31 @@ for (const c of ACC_CONVS) {
   const g = b.finish(b.concat([b.flatten(cv), b.flatten(rl)]));
   const name = `conv2d accumulate ${convName(c)} (+ relu of the same input): backward adds to dx (${entriesOf(g)})`;
   test(name, () => check({ family: 'conv2d', name, g, N: c.x[0], read: [cv] }));
+}
+
+/**
+ * Fused forward (a forward-only plan): conv + residual add + activation in one dispatch, every conv entry point,
+ * against the float64 reference; the residual is the input itself or another conv's output (both convs then want
+ * the add: one of them takes it). The last check asserts the plan fused: fewer dispatches than nodes.
+ */
+const FUSED: [string, number[], (b: GraphBuilder, x: string) => string][] = [
+  ['conv 3x3 + relu', [6, 9, 9], (b, x) => b.relu(b.conv(x, 12, 3, { pad: 1 }))],
+  ['conv 3x3 s2 + relu6 (clip 0..6)', [5, 9, 8], (b, x) => b.act(b.conv(x, 10, 3, { stride: 2, pad: 1 }), 'clip', 0, 6)],
+  ['conv 3x3 + leaky relu 0.1', [4, 7, 7], (b, x) => b.act(b.conv(x, 9, 3, { pad: 1 }), 'leakyrelu', 0.1)],
+  ['conv 1x1 GEMM + add(input) + relu', [16, 4, 6], (b, x) => b.relu(b.add(b.conv(x, 16, 1), x))],
+  ['conv 3x3 + add(conv 1x1) + relu (two convs meet one add)', [8, 6, 6], (b, x) => b.relu(b.add(b.conv(x, 12, 3, { pad: 1 }), b.conv(x, 12, 1)))],
+  ['add(input, conv 3x3) no activation (residual on the left)', [8, 5, 5], (b, x) => b.add(x, b.conv(x, 8, 3, { pad: 1 }))],
+  ['depthwise conv + relu6 + add(input)', [8, 7, 7], (b, x) => b.add(b.act(b.conv(x, 8, 3, { pad: 1, group: 8 }), 'clip', 0, 6), x)],
+  ['grouped conv + add(input) + relu', [6, 5, 5], (b, x) => b.relu(b.add(b.conv(x, 6, 3, { pad: 1, group: 2 }), x))],
+];
+for (const [what, shape, make] of FUSED) {
+  const b = new GraphBuilder(shape, hash(what));
+  const g = b.finish(make(b, b.input));
+  const name = `conv2d fused forward x=${shp([2, ...shape])}: ${what} (${entriesOf(g)})`;
+  test(name, () => check({ family: 'conv2d fused', name, g, N: 2, modes: [] }, ({ plan, errs }) => {
+    const nodes = g.nodes.filter((n) => n.op.kind !== 'alias').length;
+    if (!(plan.counts.fused >= 1 && plan.counts.forward < nodes)) errs.push(`not fused: ${plan.counts.forward} dispatches for ${nodes} nodes`);
+  }));
 }
 
 // ------------------------------------------------------------------------------------------------ activations
