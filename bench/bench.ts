@@ -22,6 +22,8 @@ import { ConvOp, Graph, macs, numel } from '../src/graph.js';
 import { Gpu } from '../src/gpu.js';
 import { Model, Plan, Step, convKernels } from '../src/model.js';
 import { refBackward, refForward } from '../tests/ref.js';
+import { Explainer } from '../src/explain.js';
+import { fixtureDir, meta, npy } from '../tests/helpers.js';
 import { median, rand, referenceLogits, relErr } from './common.js';
 
 const args = process.argv.slice(2);
@@ -204,6 +206,8 @@ async function benchConv(gpu: Gpu, s: ConvShape): Promise<LayerResult> {
 interface E2EResult {
   net: string; gmacs: number; logitsErr: number; reference: string; forwardMs: number; gradcamMs: number; gradcamLayer: string;
   saliencyMs: number; forwardGflops: number;
+  /** GPU bytes each plan holds (activations, gradients, read-back staging; weights excluded). */
+  forwardBytes: number; gradcamBytes: number;
   /** GPU-only ms per node (forward) and for the whole backward to the Grad-CAM layer, each dispatch timed alone. */
   breakdown: { node: string; kind: string; ms: number }[]; breakdownSumMs: number; backwardSteps: number; backwardMs: number;
 }
@@ -248,8 +252,49 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): 
     const backwardMs = (await gpuMs(gpu, steps.backward, 1)).wall;
     const breakdownSumMs = breakdown.reduce((a, b) => a + b.ms, 0);
     return { net, gmacs: gm, logitsErr, reference: ref.how, forwardMs, gradcamMs, gradcamLayer, saliencyMs, forwardGflops: gflops(gm * 1e9, forwardMs),
+      forwardBytes: fwd.bytes, gradcamBytes: cam.bytes,
       breakdown, breakdownSumMs, backwardSteps: steps.backward.length, backwardMs };
   } finally { model.destroy(); }
+}
+
+// ---------- perturbation methods: masked forwards per second ----------
+
+interface PerturbResult { model: string; method: string; batch: number; forwards: number; ms: number; perSec: number }
+
+/**
+ * Score-CAM and RISE throughput on the bundled ResNet (64x64 scenes, weights/resnet.onnx): one explanation per
+ * method at perturbation batch 1 and 16 (explain()'s own timing of the method, masks built on the host and
+ * uploaded per batch). Checked first: Score-CAM on the resnet fixture against PyTorch's (tests/fixtures/resnet/cam),
+ * and RISE at batch 16 equal to RISE at batch 1 (the same seeded masks).
+ */
+async function benchPerturbation(gpu: Gpu): Promise<{ check: string; rows: PerturbResult[] }> {
+  const m = meta('resnet'), fx = npy('resnet', 'x.npy'), fixture = await Model.load(gpu, readFileSync(`${fixtureDir('resnet')}/model.onnx`), 'resnet fixture');
+  let check: string;
+  try {
+    const r = await new Explainer(fixture).explain(fx.data, { layer: m.target, targets: m.classes, methods: ['scorecam'], batch: 8 });
+    const raw = Float32Array.from(r.images.flatMap((i) => Array.from(i.methods.scorecam!.raw)));
+    const e = relErr(raw, npy('resnet', 'cam/fixed/scorecam.raw.npy').data);
+    if (!(e <= 1e-4)) throw new Error(`Score-CAM on the resnet fixture differs from PyTorch by ${e.toExponential(2)}`);
+    check = `Score-CAM vs PyTorch (resnet fixture) ${e.toExponential(1)}`;
+  } finally { fixture.destroy(); }
+  const model = await Model.load(gpu, readFileSync('weights/resnet.onnx'), 'resnet (bundled)');
+  const rows: PerturbResult[] = [], n = QUICK ? 256 : 1024, x = rand(numel(model.inputShape), 11);
+  try {
+    const maps: Record<number, Float32Array> = {};
+    for (const method of ['scorecam', 'rise'] as const) for (const batch of [1, 16]) {
+      const ex = new Explainer(model), o = { methods: [method], batch, rise: { n } };
+      try {
+        await ex.explain(x, { ...o, rise: { n: batch } }); // compiles the plans
+        const e = await ex.explain(x, o), ms = e.timings[method], forwards = method === 'scorecam' ? e.layerShape[0] : n;
+        if (method === 'rise') maps[batch] = e.images[0].methods.rise!.map;
+        rows.push({ model: 'resnet (bundled, 64x64)', method, batch, forwards, ms, perSec: (1000 * forwards) / ms });
+      } finally { ex.destroy(); }
+    }
+    const d = relErr(maps[16], maps[1]);
+    if (!(d <= 1e-5)) throw new Error(`RISE at batch 16 differs from batch 1 by ${d.toExponential(2)}`);
+    check += `; RISE batch 16 vs 1 ${d.toExponential(1)}`;
+  } finally { model.destroy(); }
+  return { check, rows };
 }
 
 // ---------- before / after ----------
@@ -310,6 +355,8 @@ console.log('\n## End to end (224, batch 1), plan.run wall time, median\n');
 console.log('| net | GMAC | logits err (vs float64) | forward ms | GFLOP/s | x sgemm | Grad-CAM fwd+bwd ms | layer | saliency fwd+bwd-to-input ms |');
 console.log('|---|--:|--:|--:|--:|--:|--:|---|--:|');
 for (const r of e2e) console.log(`| ${r.net} | ${f2(r.gmacs)} | ${r.logitsErr.toExponential(1)} | ${f1(r.forwardMs)} | ${f2(r.forwardGflops)} | ${f2(r.forwardGflops / base.gflops)} | ${f1(r.gradcamMs)} | ${r.gradcamLayer} | ${f1(r.saliencyMs)} |`);
+const mib = (b: number) => `${f1(b / 2 ** 20)} MiB`;
+for (const r of e2e) console.log(`\n${r.net} GPU memory per plan (weights excluded): forward ${mib(r.forwardBytes)} (buffers reused by lifetime), Grad-CAM ${mib(r.gradcamBytes)}`);
 for (const r of e2e) {
   const byKind = new Map<string, number>();
   for (const b of r.breakdown) byKind.set(b.kind, (byKind.get(b.kind) ?? 0) + b.ms);
@@ -319,11 +366,17 @@ for (const r of e2e) {
   console.log(`top nodes: ${[...r.breakdown].sort((a, b) => b.ms - a.ms).slice(0, 8).map((b) => `${b.node} ${f1(b.ms)}`).join(', ')}`);
 }
 
+const perturb = await benchPerturbation(gpu);
+console.log(`\n## Perturbation methods: masked forwards per second (checked: ${perturb.check})\n`);
+console.log('| model | method | batch | forwards | ms | forwards/s |');
+console.log('|---|---|--:|--:|--:|--:|');
+for (const p of perturb.rows) console.log(`| ${p.model} | ${p.method} | ${p.batch} | ${p.forwards} | ${f1(p.ms)} | ${f1(p.perSec)} |`);
+
 if (COMPARE) compare(JSON.parse(readFileSync(COMPARE, 'utf8')), COMPARE);
 
 // adapter name up to the first ':' ("mesa software llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)" -> mesa-software-llvmpipe)
 const date = new Date().toISOString().slice(0, 10), slug = gpu.adapterInfo.split(':')[0].toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
 const file = `bench/results/${date}-${slug || 'adapter'}${TAG ? `-${TAG}` : ''}.json`;
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, layers, e2e, totalS: (performance.now() - t0) / 1000 }, null, 1));
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, layers, e2e, perturbation: perturb, totalS: (performance.now() - t0) / 1000 }, null, 1));
 console.log(`\nwrote ${file} (${f1((performance.now() - t0) / 1000)} s)`);
 await closeGpu();
