@@ -10,8 +10,8 @@
 // Timing: a kernel is timed alone, on the GPU only: the same dispatch encoded R times in one compute pass,
 // one submit, then onSubmittedWorkDone; ms = wall / R (R sized so a batch takes ~0.2 s; median of 3 batches).
 // That leaves out plan.run's upload, submit and read-back, which the end-to-end numbers (plain plan.run,
-// median of several) include. The per-node breakdown times each dispatch of a plan alone the same way: the
-// adapter may offer 'timestamp-query', but the device node/gpu.ts creates does not request it.
+// median of several) include. The per-node breakdown comes from plan.run({ profile: true }): timestamp queries
+// around every dispatch of a real run (Dawn quantises them to 2^16 ns = 0.066 ms).
 // On a CPU adapter (lavapipe) other processes take cores from the kernels, so the results also keep the process
 // CPU time per dispatch (driver threads included) and the load average; compare CPU times across loaded runs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -241,19 +241,18 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): 
     const sal = await model.plan({ batch: 1, grads: [g.input] });
     const saliencyMs = await medianRun(sal, x, { classes: Int32Array.of(-1) });
     sal.destroy();
-    // Breakdown: each forward dispatch alone (buffers hold this image's activations), grouped by node.
-    const steps = stepsOf(cam), kind = new Map(g.nodes.map((n) => [n.name, n.op.kind]));
+    // Breakdown: the Grad-CAM plan run once more with timestamp queries around every dispatch, grouped by node.
+    const prof = (await cam.run(x, { classes: Int32Array.of(-1), profile: true })).profile!, kind = new Map(g.nodes.map((n) => [n.name, n.op.kind]));
     const breakdown: E2EResult['breakdown'] = [];
-    for (const s of steps.forward) {
-      const node = (s.bind.label ?? '').replace(/\[\d+\]$/, ''), ms = (await gpuMs(gpu, [s], 1)).wall;
-      const last = breakdown[breakdown.length - 1];
-      if (last?.node === node) last.ms += ms; else breakdown.push({ node, kind: node.split('+').map((n) => kind.get(n) ?? '?').join('+'), ms });
+    for (const e of prof.filter((p) => p.phase === 'forward')) {
+      const node = e.label.replace(/\[\d+\]$/, ''), last = breakdown[breakdown.length - 1];
+      if (last?.node === node) last.ms += e.ms; else breakdown.push({ node, kind: node.split('+').map((n) => kind.get(n) ?? n).join('+'), ms: e.ms });
     }
-    const backwardMs = (await gpuMs(gpu, steps.backward, 1)).wall;
+    const back = prof.filter((p) => p.phase === 'backward'), backwardMs = back.reduce((a, p) => a + p.ms, 0);
     const breakdownSumMs = breakdown.reduce((a, b) => a + b.ms, 0);
     return { net, gmacs: gm, logitsErr, reference: ref.how, forwardMs, gradcamMs, gradcamLayer, saliencyMs, forwardGflops: gflops(gm * 1e9, forwardMs),
       forwardBytes: fwd.bytes, gradcamBytes: cam.bytes,
-      breakdown, breakdownSumMs, backwardSteps: steps.backward.length, backwardMs };
+      breakdown, breakdownSumMs, backwardSteps: back.length, backwardMs };
   } finally { model.destroy(); }
 }
 
@@ -360,7 +359,7 @@ for (const r of e2e) console.log(`\n${r.net} GPU memory per plan (weights exclud
 for (const r of e2e) {
   const byKind = new Map<string, number>();
   for (const b of r.breakdown) byKind.set(b.kind, (byKind.get(b.kind) ?? 0) + b.ms);
-  console.log(`\n### ${r.net}: where forward time goes (each dispatch timed alone; sum ${f1(r.breakdownSumMs)} ms vs ${f1(r.forwardMs)} ms per plan.run)\n`);
+  console.log(`\n### ${r.net}: where forward time goes (Grad-CAM plan, timestamp queries around each dispatch; sum ${f1(r.breakdownSumMs)} ms vs ${f1(r.forwardMs)} ms per plan.run)\n`);
   console.log(`by op: ${[...byKind].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${f1(ms)} ms (${f1((100 * ms) / r.breakdownSumMs)}%)`).join(', ')}; `
     + `Grad-CAM backward (${r.backwardSteps} dispatches) ${f1(r.backwardMs)} ms`);
   console.log(`top nodes: ${[...r.breakdown].sort((a, b) => b.ms - a.ms).slice(0, 8).map((b) => `${b.node} ${f1(b.ms)}`).join(', ')}`);

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { Graph, ModelError, Shape, logitsOf, macs, numel, producers } from '../src/graph.js';
 import { GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
-import { Model, candidates } from '../src/model.js';
+import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
 import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
@@ -67,9 +67,10 @@ const COMMANDS: Record<string, Command> = {
       out: { type: 'string', arg: 'LOGITS.npy', help: 'write the logits, float32 (N,classes)' },
       batch: { type: 'string', arg: 'N', help: 'images per GPU run (default: min(N, the largest batch that fits the device))' },
       top: { type: 'string', arg: 'K', help: 'classes to print per image (default 5)' },
+      profile: { type: 'boolean', help: 'time every dispatch on the GPU (timestamp queries) and print where the time goes' },
     },
     run: (v) => classify(v.model as string, v.input as string, v.out as string | undefined,
-      v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string)),
+      v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string), !!v.profile),
   },
   explain: {
     summary: 'explain images: heat-map overlays, a comparison grid, raw maps (.npy) and a JSON summary',
@@ -101,6 +102,7 @@ const COMMANDS: Record<string, Command> = {
       'no-relu': { type: 'boolean', help: 'keep negative evidence (no ReLU on the raw map)' },
       scorecam: { type: 'string', arg: 'pgc|official', help: 'Score-CAM variant: pytorch-grad-cam\'s (default) or the official code\'s' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
+      profile: { type: 'boolean', help: 'time every dispatch of the gradient pass on the GPU (timestamp queries); printed and in summary.json' },
     },
     run: (v, pos) => explainCommand(v, pos),
   },
@@ -183,7 +185,7 @@ function opParams(op: Graph['nodes'][number]['op']): number {
 
 // ============================================================================================= classify
 
-async function classify(modelPath: string, inputPath: string, outPath: string | undefined, batch: number | undefined, top: number) {
+async function classify(modelPath: string, inputPath: string, outPath: string | undefined, batch: number | undefined, top: number, profiled: boolean) {
   const t0 = performance.now();
   const { graph: g } = loadGraph(modelPath);
   const x = readNpy(inputPath);
@@ -208,10 +210,12 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
   ]));
 
   const n1 = numel(per), logits = new Float32Array(N * classes);
+  let profile: ProfileEntry[] | undefined;
   for (let i = 0; i < N; i += B) {
     const k = Math.min(B, N - i);
-    const r = await plan.run(x.data.subarray(i * n1, (i + k) * n1));
+    const r = await plan.run(x.data.subarray(i * n1, (i + k) * n1), { profile: profiled });
     logits.set(r.logits, i * classes);
+    if (r.profile) profile = addProfiles(profile, r.profile);
   }
   const tRun = performance.now();
 
@@ -233,6 +237,7 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
       + `forward ${secs(tRun - tPlan)} (${secs((tRun - tPlan) / N)}/image, ${(2 * macsPer * N / sec / 1e9).toFixed(1)} GFLOP/s)`],
     ...(outPath ? [['logits', `${outPath} (${N},${classes}) float32`]] : []),
   ]));
+  if (profile) printProfile(g, profile, `forward of ${N} image${N > 1 ? 's' : ''} in ${Math.ceil(N / B)} run${N > B ? 's' : ''} of batch ${B}`);
   plan.destroy();
   model.destroy();
 }
@@ -356,11 +361,11 @@ async function explainCommand(v: Values, files: string[]) {
     return w;
   };
   const timings: Record<string, number> = {}, images: Record<string, unknown>[] = [], printed: string[][] = [];
-  let overlays = 0, runs = 0, last: Item | null = null;
+  let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined;
   const opts: ExplainOptions = {
     // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
     methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { rise: { n: a.riseN } } : {}),
+    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile,
   };
   try {
     const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
@@ -374,6 +379,7 @@ async function explainCommand(v: Values, files: string[]) {
       });
       runs++;
       for (const [key, ms] of Object.entries(e.timings)) timings[key] = (timings[key] ?? 0) + ms;
+      if (e.profile) profile = addProfiles(profile, e.profile);
       for (const r of e.images) {
         const it = chunk[r.image], view = views[r.image], stem = named ? `${it.name}.c${r.target}` : it.name;
         const tiles: Rgb[] = [view], files: Record<string, string> = {};
@@ -419,6 +425,7 @@ async function explainCommand(v: Values, files: string[]) {
     options: { class: (v.class as string | undefined) ?? 'top1', score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
       rise_n: a.riseN ?? null, colormap: a.colormap, alpha: a.alpha, batch: a.batch },
     timings_ms: Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms * 100) / 100])),
+    ...(profile ? { profile_ms: profile.map((p) => ({ dispatch: p.label, phase: p.phase, ms: Math.round(p.ms * 1000) / 1000 })) } : {}),
     outputs: { dir: a.outDir, grid: gridPath, raw: a.rawDir ? Object.fromEntries([...raws].map(([n, w]) => [join(a.rawDir!, n), w.shape])) : null },
     images,
   };
@@ -442,6 +449,7 @@ async function explainCommand(v: Values, files: string[]) {
     ...[...raws.values()].map((w, i) => [i ? '' : 'raw', `${w.path} (${w.shape})`]),
     ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
   ]));
+  if (profile) printProfile(g, profile, `gradient pass (forward, backward to ${layer}, CAM epilogue) over ${runs} call${runs > 1 ? 's' : ''}`);
 }
 
 const fmtProb = (p: number) => (p >= 1e-3 || p === 0 ? p.toFixed(4) : p.toExponential(1));
@@ -640,6 +648,24 @@ function human(v: number, unit: string): string {
 }
 
 /** Left-aligned columns, two spaces apart. */
+/**
+ * Where GPU time went, from run({ profile: true }): totals per phase and op (fused dispatches are named by their
+ * nodes joined with '+'), then the slowest dispatches. Timestamps may be quantised by the browser / Dawn.
+ */
+function printProfile(g: Graph, p: ProfileEntry[], what: string) {
+  const kinds = new Map(g.nodes.map((n) => [n.name, n.op.kind as string]));
+  const kindOf = (label: string): string => label.startsWith('ref:') ? `ref:${kindOf(label.slice(4))}` : label.replace(/\.backward\d+/, '').replace(/\[\d+\]$/, '').split('+').map((n) => kinds.get(n) ?? label.split(/[.[]/)[0]).join('+');
+  const total = p.reduce((s, e) => s + e.ms, 0), by = new Map<string, { ms: number; n: number }>();
+  for (const e of p) { const k = `${e.phase} ${kindOf(e.label)}`, v = by.get(k) ?? { ms: 0, n: 0 }; v.ms += e.ms; v.n++; by.set(k, v); }
+  const pct = (ms: number) => `${(100 * ms / total).toFixed(1)}%`;
+  out();
+  out(`profile: ${what}; ${p.length} dispatches, ${secs(total)} of GPU time (timestamp queries, one compute pass per dispatch)`);
+  out(table([['phase', 'op', 'dispatches', 'GPU time', 'share'], ...[...by].sort((a, b) => b[1].ms - a[1].ms)
+    .map(([k, v]) => [...k.split(' '), String(v.n), secs(v.ms), pct(v.ms)])]));
+  out();
+  out(table([['slowest dispatches', 'phase', 'GPU time', 'share'], ...[...p].sort((a, b) => b.ms - a.ms).slice(0, 10).map((e) => [e.label, e.phase, secs(e.ms), pct(e.ms)])]));
+}
+
 function table(rows: string[][]): string {
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => r.map((s, c) => (c === r.length - 1 ? s : s.padEnd(w[c]))).join('  ').trimEnd()).join('\n');

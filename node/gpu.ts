@@ -15,6 +15,7 @@ export function nodeGpu(): Promise<Gpu> {
     const l = adapter.limits;
     const device = await adapter.requestDevice({
       label: 'camgpu',
+      requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [], // for run({ profile: true })
       requiredLimits: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension },
     });
     const gpu = new Gpu(device);
@@ -22,6 +23,15 @@ export function nodeGpu(): Promise<Gpu> {
     return gpu;
   })();
   return shared;
+}
+
+/** Another device on the same Dawn instance with WebGPU's default features and limits: what an application's own
+ *  device may look like (a second Dawn instance in one process crashes lavapipe). */
+export async function plainDevice(label: string): Promise<GPUDevice> {
+  await nodeGpu();
+  const adapter = await instance!.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new GpuError(NO_ADAPTER);
+  return adapter.requestDevice({ label });
 }
 
 /** Destroys the device so Dawn lets the Node event loop end. */

@@ -19,16 +19,18 @@ fn seed_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (n >= p.N) { return; }
   let r = n * p.F;
   var c = cls[n];
-  if (c < 0) { // rank -(c+1): count of logits strictly larger (earlier index wins ties)
-    let want = u32(-c - 1);
-    for (var j = 0u; j < p.F; j++) {
-      var above = 0u;
-      for (var q = 0u; q < p.F; q++) {
-        let lq = logits[r + q]; let lj = logits[r + j];
-        if (lq > lj || (lq == lj && q < j)) { above++; }
+  if (c < 0) { // rank -(c+1): walk down the order (larger logit first, earlier index on ties) one step per rank
+    var prev = -1;
+    for (var t = 0u; t <= u32(-c - 1); t++) {
+      var best = -1;
+      for (var j = 0u; j < p.F; j++) {
+        let lj = logits[r + j];
+        let belowPrev = prev < 0 || lj < logits[r + u32(prev)] || (lj == logits[r + u32(prev)] && i32(j) > prev);
+        if (belowPrev && (best < 0 || lj > logits[r + u32(best)])) { best = i32(j); }
       }
-      if (above == want) { c = i32(j); }
+      prev = best;
     }
+    c = prev;
   }
   chosen[n] = c;
   var m = -3.4e38;

@@ -2,7 +2,7 @@
 // one backward to the target layer (plus LIFT-CAM's head-only DeepLIFT pass) and the fused CAM epilogue, in one
 // submit. Perturbation and pixel methods add their own batched plans. Definitions: shared METHODS.md.
 import { Graph, ModelError, consumers, isConst, logitsOf, numel, producers } from './graph.js';
-import { Model, Plan, Step, candidates } from './model.js';
+import { Model, Plan, ProfileEntry, Step, addProfiles, candidates } from './model.js';
 import { METHODS, METHOD_NAMES, Method, FAST_METHODS } from './methods.js';
 import { mulberry32 } from './builder.js';
 
@@ -33,6 +33,8 @@ export interface ExplainOptions {
   /** GPU bytes a plan may use when choosing the default batch (default 1 GiB). */
   memoryBudget?: number;
   onProgress?: (done: number, total: number, what: string) => void;
+  /** Time every dispatch of the gradient pass with timestamp queries (Explanation.profile; needs 'timestamp-query'). */
+  profile?: boolean;
 }
 export interface MethodResult {
   /** (H, W) at input resolution, in [0,1] unless normalize is 'none'. */
@@ -48,7 +50,11 @@ export interface ImageResult {
   /** Pixel DeepLIFT: sum of contributions and y(x) - y(x'), which must agree; scale = max(|y(x)|, |y(x')|). */
   deepliftDelta?: { sum: number; expected: number; scale: number };
 }
-export interface Explanation { layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>; gpuBytes: number }
+export interface Explanation {
+  layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>; gpuBytes: number;
+  /** With profile: GPU ms per dispatch of the gradient pass, summed over its runs. */
+  profile?: ProfileEntry[];
+}
 
 const RAW_SLOTS = 11, WEIGHT_ROWS = 8;
 
@@ -163,7 +169,7 @@ export class Explainer {
     const needCamSlots = [...camMethods]; if (methods.includes('guided-gradcam') && !needCamSlots.includes('gradcam')) needCamSlots.push('gradcam');
     const lift = methods.includes('liftcam');
     const wantInputGrad = methods.includes('saliency');
-    let gpuBytes = 0;
+    let gpuBytes = 0, profile: ProfileEntry[] | undefined;
 
     for (let r0 = 0; r0 < rows.length; r0 += B) {
       const chunk = rows.slice(r0, r0 + B), k = chunk.length;
@@ -183,7 +189,8 @@ export class Explainer {
       const { plan, cam } = entry;
       gpuBytes = Math.max(gpuBytes, plan.bytes);
       const seed = seedRows ? seedRows.subarray(chunk[0].image * C, (chunk[0].image + k) * C) : undefined;
-      const res = await time('gradient pass', () => plan.run(x, seedRows ? { seed } : { classes: Int32Array.from(chunk.map((r) => r.cls)) }));
+      const res = await time('gradient pass', () => plan.run(x, { ...(seedRows ? { seed } : { classes: Int32Array.from(chunk.map((r) => r.cls)) }), profile: o.profile }));
+      if (res.profile) profile = addProfiles(profile, res.profile);
       const targets = res.targets ? Array.from(res.targets) : chunk.map((_, i) => argmax(seed!.subarray(i * C, (i + 1) * C)));
       const act = res.values.get(A)!, Z = aShape[1] * aShape[2], K = aShape[0];
       let maps = res.extra.get('cam.maps')!, raw = res.extra.get('cam.raw')!, wts = res.extra.get('cam.weights')!;
@@ -229,7 +236,7 @@ export class Explainer {
       o.onProgress?.(Math.min(r0 + B, rows.length), rows.length, 'images');
     }
     timings.total = now() - t0;
-    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes };
+    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, profile };
   }
 
   /** Saliency (from the gradient pass), guided backprop (+ Guided Grad-CAM) and pixel DeepLIFT. */

@@ -26,6 +26,7 @@ export async function requestDevice(gpu?: GPU): Promise<GPUDevice> {
   const l = adapter.limits;
   return adapter.requestDevice({
     label: 'camgpu',
+    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [], // for run({ profile: true })
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize,
       maxStorageBuffersPerShaderStage: Math.min(l.maxStorageBuffersPerShaderStage, 8),

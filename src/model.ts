@@ -40,7 +40,13 @@ export interface RunOptions {
   /** one class per image, chosen on the GPU: c >= 0 that class, -(r+1) the r-th largest logit (-1 = top-1). */
   classes?: Int32Array;
   refInput?: Float32Array;
+  /** Time every dispatch on the GPU with timestamp queries (the device needs 'timestamp-query'); see RunResult.profile. */
+  profile?: boolean;
 }
+/** GPU time of one dispatch (timestamp queries around it, alone in its compute pass). */
+export interface ProfileEntry { label: string; phase: 'forward' | 'backward'; ms: number }
+/** Per-dispatch times of several runs of one plan, added up (the runs replay the same dispatches). */
+export const addProfiles = (a: ProfileEntry[] | undefined, b: ProfileEntry[]) => a ? a.map((e, i) => ({ ...e, ms: e.ms + b[i].ms })) : b;
 export interface RunResult {
   logits: Float32Array; values: Map<string, Float32Array>;
   /** Gradients of the first backward pass; `passes` has every pass. */
@@ -51,6 +57,8 @@ export interface RunResult {
   refLogits?: Float32Array;
   /** Read-backs registered by epilogues (e.g. CAM maps). */
   extra: Map<string, Float32Array>;
+  /** With run({ profile: true }): every dispatch in order (forward, reference, seed, backward, epilogue). */
+  profile?: ProfileEntry[];
 }
 
 export interface LoadOptions {
@@ -608,21 +616,33 @@ export class Plan {
     }
     const enc = dev.createCommandEncoder({ label: 'camgpu.run' });
     if (this.zero) enc.clearBuffer(this.refs.get(this.zero)!);
-    const dispatch = (pass: GPUComputePassEncoder, steps: Step[]) => {
-      for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
-    };
-    let pass = enc.beginComputePass({ label: 'camgpu.forward' });
-    dispatch(pass, [...this.forward, ...this.refForward, ...(o.classes && this.seedStep ? [this.seedStep] : [])]);
-    pass.end();
-    for (let p = 1; p < this.passes.length; p++) enc.copyBufferToBuffer(this.gradBuf(this.seedAt, 0), 0, this.gradBuf(this.seedAt, p), 0, this.size(this.seedAt));
-    pass = enc.beginComputePass({ label: 'camgpu.backward' });
-    dispatch(pass, [...this.backward, ...this.post]);
-    pass.end();
+    const phases = [[...this.forward, ...this.refForward, ...(o.classes && this.seedStep ? [this.seedStep] : [])], [...this.backward, ...this.post]];
+    const timer = o.profile ? this.timer(phases.flat().length) : null;
+    phases.forEach((steps, i) => {
+      if (i === 1) for (let p = 1; p < this.passes.length; p++) enc.copyBufferToBuffer(this.gradBuf(this.seedAt, 0), 0, this.gradBuf(this.seedAt, p), 0, this.size(this.seedAt));
+      const label = i === 0 ? 'camgpu.forward' : 'camgpu.backward';
+      let pass = timer ? null : enc.beginComputePass({ label });
+      for (const s of steps) {
+        // profiling: one pass per dispatch, timestamps written at its start and end
+        if (timer) pass = enc.beginComputePass({ label, timestampWrites: { querySet: timer.set, beginningOfPassWriteIndex: timer.n, endOfPassWriteIndex: timer.n + 1 } });
+        pass!.setPipeline(s.pipeline!); pass!.setBindGroup(0, s.bind); pass!.dispatchWorkgroups(s.groups[0], s.groups[1]);
+        if (timer) { pass!.end(); timer.n += 2; timer.labels.push([s.bind.label, i === 0 ? 'forward' : 'backward']); }
+      }
+      if (!timer) pass!.end();
+    });
+    if (timer) { enc.resolveQuerySet(timer.set, 0, timer.n, timer.resolve, 0); enc.copyBufferToBuffer(timer.resolve, 0, timer.stage, 0, timer.n * 8); }
     for (const r of this.reads) enc.copyBufferToBuffer(r.src, 0, r.stage, 0, r.bytes);
     dev.queue.submit([enc.finish()]);
     gpu.submits++;
-    await Promise.all(this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)));
-    gpu.check();
+    let profile: ProfileEntry[] | undefined;
+    try {
+      await Promise.all([...this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)), timer?.stage.mapAsync(GPUMapMode.READ)]);
+      gpu.check();
+      if (timer) {
+        const t = new BigInt64Array(timer.stage.getMappedRange(0, timer.n * 8).slice(0));
+        profile = timer.labels.map(([label, phase], j) => ({ label, phase, ms: Number(t[2 * j + 1] - t[2 * j]) / 1e6 }));
+      }
+    } finally { if (timer) for (const o of [timer.set, timer.resolve, timer.stage]) o.destroy(); }
     const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map(), passes: this.passes.map(() => new Map()), extra: new Map() };
     for (const r of this.reads) {
       const n = r.perRow ? (r.bytes / 4 / this.batch) * k : r.bytes / 4;
@@ -637,7 +657,20 @@ export class Plan {
     }
     res.grads = res.passes[0] ?? new Map();
     res.logits = res.values.get(m.logits)!;
+    res.profile = profile;
     return res;
+  }
+
+  /** A query set with two timestamps per dispatch and the buffers to read them back (destroyed after the run). */
+  private timer(steps: number) {
+    const dev = this.model.device, count = 2 * steps;
+    if (!dev.features.has('timestamp-query')) throw new GpuError(`profiling needs the 'timestamp-query' feature, which this device was created without${this.model.gpu.adapterInfo ? ` (${this.model.gpu.adapterInfo})` : ''}`);
+    if (count > 4096) throw new ModelError(`profiling times at most 2048 dispatches per run (a query set holds 4096 timestamps); this plan has ${steps}`);
+    return {
+      set: dev.createQuerySet({ label: 'camgpu.profile', type: 'timestamp', count }), n: 0, labels: [] as [string, ProfileEntry['phase']][],
+      resolve: dev.createBuffer({ label: 'camgpu.profile.resolve', size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+      stage: dev.createBuffer({ label: 'camgpu.profile.read', size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+    };
   }
 
   /** Submits extra dispatches against this plan's buffers (after run()), and returns the named epilogue read-backs whole. */

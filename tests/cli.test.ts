@@ -146,6 +146,17 @@ test('classify resnet --batch 1 (2 runs) = --batch 2 (1 run), both match PyTorch
   }
 });
 
+test('classify resnet --batch 1 --profile: the same logits, a per-op GPU time table over both runs', () => {
+  const out = join(tmp, 'resnet-profile.npy');
+  const r = cli(['classify', '--model', model('resnet'), '--input', `${fixtureDir('resnet')}/x.npy`, '--out', out, '--batch', '1', '--profile']);
+  assert.is(r.code, 0, r.err.join('\n'));
+  assert.ok(relMax(parseNpy(readFileSync(out)).data, npy('resnet', 'logits.npy').data) <= 1e-4);
+  const m = /profile: forward of 2 images in 2 runs of batch 1; (\d+) dispatches/.exec(r.out);
+  assert.ok(m, r.out);
+  assert.match(r.out, /forward +conv\+add\+act +\d+ /); // fused bottleneck ends
+  assert.match(r.out, /slowest dispatches +phase +GPU time +share/);
+});
+
 test('classify linear_fc (Softmax output): --out holds the pre-softmax logits, printed probs = probs.npy', () => {
   const out = join(tmp, 'fc-logits.npy');
   const r = cli(['classify', '--model', model('linear_fc'), '--input', `${fixtureDir('linear_fc')}/x.npy`, '--out', out, '--top', '1']);

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Model } from '../src/model.js';
 import { Explainer } from '../src/explain.js';
 import { Method } from '../src/methods.js';
-import { nodeGpu } from '../node/gpu.js';
+import { nodeGpu, plainDevice } from '../node/gpu.js';
 import { fixtureDir, meta, npy } from './helpers.js';
 
 const test = suite('explain');
@@ -59,6 +59,30 @@ test('GAP -> linear head (resnet): CAM = W_fc[c] = Z * Grad-CAM weights = LIFT-C
     }
     head.destroy();
   } finally { ex.destroy(); model.destroy(); }
+});
+
+test('profile: timestamp queries time every dispatch of the gradient pass; results unchanged; a device without the feature is refused', async () => {
+  const model = await open('resnet'), ex = new Explainer(model), x = npy('resnet', 'x.npy');
+  try {
+    const plain = await ex.explain(x.data, { methods: SEVEN });
+    const timed = await ex.explain(x.data, { methods: SEVEN, profile: true });
+    for (const [i, im] of timed.images.entries()) for (const m of SEVEN) assert.equal(Array.from(im.methods[m]!.map), Array.from(plain.images[i].methods[m]!.map), `${m} map unchanged`);
+    const plan = [...(ex as unknown as { plans: Map<string, { plan: { counts: Record<string, number> } }> }).plans.values()][0].plan, c = plan.counts;
+    const p = timed.profile!;
+    assert.is(p.length, c.forward + c.reference + 1 + c.backward + c.epilogue, 'one entry per dispatch (forward, reference, seed, backward, epilogue)');
+    assert.ok(p.every((e) => Number.isFinite(e.ms) && e.ms >= 0), 'finite, non-negative times');
+    assert.is(p.filter((e) => e.phase === 'forward').length, c.forward + c.reference + 1);
+    assert.ok(p.some((e) => e.label.includes('+')), 'fused dispatches are named by their nodes joined with +');
+    assert.is(plain.profile, undefined);
+  } finally { ex.destroy(); model.destroy(); }
+  // a device created without 'timestamp-query': a precise error, nothing run
+  const dev = await plainDevice('no timestamps');
+  const bare = await Model.load(dev, readFileSync(`${fixtureDir('resnet')}/model.onnx`), 'resnet');
+  try {
+    const plan = await bare.plan({ batch: 1 });
+    const err = await plan.run(x.data.subarray(0, x.data.length / 2), { profile: true }).then(() => null, (e: Error) => e.message);
+    assert.match(err ?? '', /profiling needs the 'timestamp-query' feature/);
+  } finally { bare.destroy(); dev.destroy(); }
 });
 
 test('targets: top-3 rows per image in one batched backward; seed vectors; probability score', async () => {
