@@ -20,7 +20,8 @@ import { closeGpu, nodeGpu } from '../node/gpu.js';
 import { GraphBuilder, mulberry32, resnet50, vgg16 } from '../src/builder.js';
 import { ConvOp, Graph, macs, numel } from '../src/graph.js';
 import { Gpu } from '../src/gpu.js';
-import { Model, Plan, Step, convKernels } from '../src/model.js';
+import { Model, Plan, Step, Tile, convKernels, convShape } from '../src/model.js';
+import { tune } from '../src/tune.js';
 import { refBackward, refForward } from '../tests/ref.js';
 import { Explainer } from '../src/explain.js';
 import { fixtureDir, meta, npy } from '../tests/helpers.js';
@@ -121,6 +122,8 @@ interface ConvShape { key: string; C: number; H: number; W: number; op: ConvOp; 
 interface LayerResult {
   shape: string; layers: string[]; kernels: string; macs: number; check: string; fwdErr: number; bwdErr: number;
   fwdMs: number; fwdCpuMs: number; fwdGflops: number; bwdMs: number; bwdCpuMs: number; bwdGflops: number;
+  /** The forward with the tile `camgpu tune` picked on this adapter (checked the same way), when it differs. */
+  tuned?: { tile: string; err: number; ms: number; gflops: number };
 }
 
 /** Distinct conv shapes of a graph, with the names of the layers that have each. */
@@ -167,10 +170,10 @@ function convGradAt(op: ConvOp, s: ConvShape, dy: Float32Array, i: number): numb
 const FULL_REF_MACS = 5e7; // below this the whole layer goes through tests/ref.ts; above, 1024 sampled positions
 const SAMPLES = 1024;
 
-async function benchConv(gpu: Gpu, s: ConvShape): Promise<LayerResult> {
+async function benchConv(gpu: Gpu, s: ConvShape, tiles: Record<string, Tile>): Promise<LayerResult> {
   const op = s.op, b = new GraphBuilder([s.C, s.H, s.W], 1);
   const g = b.finish(b.conv(b.input, op.cout, [op.kh, op.kw], { stride: op.stride, pad: op.pad, dil: op.dil, group: op.group }));
-  const node = g.nodes[0], w = node.op as ConvOp, mac = macs(g, node), k = convKernels(g, node);
+  const node = g.nodes[0], w = node.op as ConvOp, mac = macs(g, node), k = convKernels(g, node), tile = tiles[convShape(g, node)];
   const kernels = `${k.forward.replace('conv2d_', '')}, ${k.backward.replace('conv2d_', '')}`;
   const model = await Model.load(gpu, g, `bench ${s.key}`);
   try {
@@ -178,33 +181,46 @@ async function benchConv(gpu: Gpu, s: ConvShape): Promise<LayerResult> {
     const x = rand(s.C * s.H * s.W, 2), dy = rand(numel(s.out), 3);
     const res = await plan.run(x, { seed: dy });
     const y = res.logits, dx = res.grads.get(g.input)!;
-    let fwdErr: number, bwdErr: number, check: string;
+    // y and dx against float64: the whole layer through tests/ref.ts when small, else SAMPLES positions
+    let yErr: (y: Float32Array) => number, bwdErr: number, check: string;
     if (mac <= FULL_REF_MACS) {
-      const vals = refForward(g, Float64Array.from(x), 1);
-      fwdErr = relErr(y, vals.get(node.output)!);
+      const vals = refForward(g, Float64Array.from(x), 1), ry = vals.get(node.output)!;
+      yErr = (v) => relErr(v, ry);
       bwdErr = relErr(dx, refBackward(g, vals, node.output, Float64Array.from(dy), 1, 'grad').get(g.input)!);
       check = 'ref.ts';
     } else {
-      const r = mulberry32(4), iy = [], ry = [], ix = [], rx = [];
+      const r = mulberry32(4), at: number[] = [], ry: number[] = [], ix = [], rx = [];
       for (let k = 0; k < SAMPLES; k++) {
-        const i = Math.floor(r() * y.length); iy.push(y[i]); ry.push(convAt(w, s, x, i));
+        const i = Math.floor(r() * y.length); at.push(i); ry.push(convAt(w, s, x, i));
         const j = Math.floor(r() * dx.length); ix.push(dx[j]); rx.push(convGradAt(w, s, dy, j));
       }
-      fwdErr = relErr(iy, ry); bwdErr = relErr(ix, rx);
+      yErr = (v) => relErr(at.map((i) => v[i]), ry);
+      bwdErr = relErr(ix, rx);
       check = `${SAMPLES} samples`;
     }
+    const fwdErr = yErr(y);
     if (!(fwdErr <= TOL) || !(bwdErr <= TOL)) throw new Error(`conv ${s.key}: GPU differs from the float64 reference: forward ${fwdErr.toExponential(2)}, backward-input ${bwdErr.toExponential(2)} (tolerance ${TOL})`);
     const { forward, backward } = stepsOf(plan);
     const fwd = await timeSteps(gpu, forward), bwd = await timeSteps(gpu, backward);
-    return { shape: s.key, layers: s.layers, kernels, macs: mac, check, fwdErr, bwdErr, fwdMs: fwd.wall, fwdCpuMs: fwd.cpu, fwdGflops: gflops(mac, fwd.wall),
+    const r: LayerResult = { shape: s.key, layers: s.layers, kernels, macs: mac, check, fwdErr, bwdErr, fwdMs: fwd.wall, fwdCpuMs: fwd.cpu, fwdGflops: gflops(mac, fwd.wall),
       bwdMs: bwd.wall, bwdCpuMs: bwd.cpu, bwdGflops: gflops(mac, bwd.wall) };
+    if (tile) {
+      model.tiles = { [convShape(g, node)]: tile };
+      const tp = await model.plan({ batch: 1 }), err = yErr((await tp.run(x)).logits);
+      if (!(err <= TOL)) throw new Error(`conv ${s.key}, tuned tile ${tile.TK}x${tile.TP}: differs from the float64 reference by ${err.toExponential(2)}`);
+      const t = await timeSteps(gpu, stepsOf(tp).forward);
+      r.tuned = { tile: `${tile.TK}x${tile.TP}`, err, ms: t.wall, gflops: gflops(mac, t.wall) };
+    }
+    return r;
   } finally { model.destroy(); }
 }
 
 // ---------- end to end ----------
 
 interface E2EResult {
-  net: string; gmacs: number; logitsErr: number; reference: string; forwardMs: number; gradcamMs: number; gradcamLayer: string;
+  net: string; gmacs: number; logitsErr: number; reference: string; gradcamLayer: string;
+  /** forward with the default tiles, then everything with the tuned ones */
+  forwardDefaultMs: number; forwardMs: number; gradcamMs: number; tunedShapes: number;
   saliencyMs: number; forwardGflops: number;
   /** GPU bytes each plan holds (activations, gradients, read-back staging; weights excluded). */
   forwardBytes: number; gradcamBytes: number;
@@ -222,10 +238,13 @@ async function medianRun(plan: Plan, x: Float32Array, o: Parameters<Plan['run']>
   return median(t);
 }
 
-async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): Promise<E2EResult> {
+async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string, tiles: Record<string, Tile>): Promise<E2EResult> {
   const model = await Model.load(gpu, g, net), gm = g.nodes.reduce((s, n) => s + macs(g, n), 0) / 1e9;
   try {
     const x = rand(3 * 224 * 224, 5);
+    const plain = await model.plan({ batch: 1 }), forwardDefaultMs = await medianRun(plain, x, {});
+    plain.destroy();
+    model.tiles = tiles; // every plan from here on uses the tuned tiles
     const fwd = await model.plan({ batch: 1 });
     const logits = (await fwd.run(x)).logits;
     let varies = false;
@@ -250,7 +269,9 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string): 
     }
     const back = prof.filter((p) => p.phase === 'backward'), backwardMs = back.reduce((a, p) => a + p.ms, 0);
     const breakdownSumMs = breakdown.reduce((a, b) => a + b.ms, 0);
-    return { net, gmacs: gm, logitsErr, reference: ref.how, forwardMs, gradcamMs, gradcamLayer, saliencyMs, forwardGflops: gflops(gm * 1e9, forwardMs),
+    const mine = new Set(g.nodes.filter((n) => n.op.kind === 'conv').map((n) => convShape(g, n)));
+    return { net, gmacs: gm, logitsErr, reference: ref.how, forwardDefaultMs, forwardMs, gradcamMs, gradcamLayer, saliencyMs, forwardGflops: gflops(gm * 1e9, forwardMs),
+      tunedShapes: Object.keys(tiles).filter((k) => mine.has(k)).length,
       forwardBytes: fwd.bytes, gradcamBytes: cam.bytes,
       breakdown, breakdownSumMs, backwardSteps: back.length, backwardMs };
   } finally { model.destroy(); }
@@ -331,29 +352,36 @@ const graphs = new Map(nets.map(([name, make]) => [name, make()]));
 let shapes = [...graphs].flatMap(([name, g]) => convShapes(g, name));
 if (QUICK) shapes = shapes.filter((s) => ['64x56x56->64 k3 s1 p1', '256x56x56->64 k1 s1', '128x28x28->128 k3 s1 p1', '1024x14x14->256 k1 s1', '256x56x56->256 k3 s1 p1'].includes(s.key));
 
-console.log('## Conv layers (batch 1), GPU-only time per dispatch\n');
-console.log(`| shape (CxHxW->K) | layers | kernels (fwd, bwd-in) | MMAC | check | fwd ms | fwd GFLOP/s | x sgemm | bwd-in ms | bwd-in GFLOP/s | x sgemm |`);
-console.log(`|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|`);
+// The autotuner (src/tune.ts, what `camgpu tune` runs) on every conv shape of the nets run end to end.
+const tiles: Record<string, Tile> = {};
+const tuneT = performance.now();
+for (const [name] of QUICK ? nets.slice(0, 1) : nets) for (const e of await tune(gpu, graphs.get(name)!)) tiles[e.shape] = e.best;
+console.log(`tuned ${Object.keys(tiles).length} conv layer shapes (${QUICK ? 'resnet50' : 'resnet50, vgg16'}) in ${f1((performance.now() - tuneT) / 1000)} s\n`);
+
+console.log('## Conv layers (batch 1), GPU-only time per dispatch: default tile, then the tuned one\n');
+console.log(`| shape (CxHxW->K) | layers | kernels (fwd, bwd-in) | MMAC | check | fwd ms | fwd GFLOP/s | x sgemm | tuned tile | fwd ms | GFLOP/s | x sgemm | bwd-in ms | bwd-in GFLOP/s | x sgemm |`);
+console.log(`|---|---|---|--:|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|`);
 const layers: LayerResult[] = [];
 for (const s of shapes) {
-  const r = await benchConv(gpu, s);
+  const r = await benchConv(gpu, s, tiles), t = r.tuned;
   layers.push(r);
   const names = r.layers.length > 2 ? `${r.layers[0]} +${r.layers.length - 1}` : r.layers.join(', ');
-  console.log(`| ${r.shape} | ${names} | ${r.kernels} | ${f1(r.macs / 1e6)} | ${r.check} | ${f2(r.fwdMs)} | ${f2(r.fwdGflops)} | ${f2(r.fwdGflops / base.gflops)} | ${f2(r.bwdMs)} | ${f2(r.bwdGflops)} | ${f2(r.bwdGflops / base.gflops)} |`);
+  const tuned = t ? `${t.tile} | ${f2(t.ms)} | ${f2(t.gflops)} | ${f2(t.gflops / base.gflops)}` : '(default) | | |';
+  console.log(`| ${r.shape} | ${names} | ${r.kernels} | ${f1(r.macs / 1e6)} | ${r.check} | ${f2(r.fwdMs)} | ${f2(r.fwdGflops)} | ${f2(r.fwdGflops / base.gflops)} | ${tuned} | ${f2(r.bwdMs)} | ${f2(r.bwdGflops)} | ${f2(r.bwdGflops / base.gflops)} |`);
 }
 
 for (const [net] of nets) {
   const own = layers.filter((l) => l.layers.some((n) => n.startsWith(`${net}:`)));
   const sum = (f: (l: LayerResult) => number) => own.reduce((a, l) => a + f(l) * l.layers.filter((n) => n.startsWith(`${net}:`)).length, 0);
-  if (own.length) console.log(`\n${net}, every conv layer once (${QUICK ? 'the shapes above only' : 'sum of shape time x count'}): forward ${f1(sum((l) => l.fwdMs))} ms, backward-input ${f1(sum((l) => l.bwdMs))} ms`);
+  if (own.length) console.log(`\n${net}, every conv layer once (${QUICK ? 'the shapes above only' : 'sum of shape time x count'}): forward ${f1(sum((l) => l.fwdMs))} ms (tuned ${f1(sum((l) => l.tuned?.ms ?? l.fwdMs))} ms), backward-input ${f1(sum((l) => l.bwdMs))} ms`);
 }
 
 const e2e: E2EResult[] = [];
-for (const [name, , layer] of QUICK ? nets.slice(0, 1) : nets) e2e.push(await benchNet(gpu, name, graphs.get(name)!, layer));
-console.log('\n## End to end (224, batch 1), plan.run wall time, median\n');
-console.log('| net | GMAC | logits err (vs float64) | forward ms | GFLOP/s | x sgemm | Grad-CAM fwd+bwd ms | layer | saliency fwd+bwd-to-input ms |');
-console.log('|---|--:|--:|--:|--:|--:|--:|---|--:|');
-for (const r of e2e) console.log(`| ${r.net} | ${f2(r.gmacs)} | ${r.logitsErr.toExponential(1)} | ${f1(r.forwardMs)} | ${f2(r.forwardGflops)} | ${f2(r.forwardGflops / base.gflops)} | ${f1(r.gradcamMs)} | ${r.gradcamLayer} | ${f1(r.saliencyMs)} |`);
+for (const [name, , layer] of QUICK ? nets.slice(0, 1) : nets) e2e.push(await benchNet(gpu, name, graphs.get(name)!, layer, tiles));
+console.log('\n## End to end (224, batch 1), plan.run wall time, median; tuned tiles except the first forward column\n');
+console.log('| net | GMAC | logits err (vs float64) | forward ms, default tiles | forward ms, tuned | GFLOP/s | x sgemm | Grad-CAM fwd+bwd ms | layer | saliency fwd+bwd-to-input ms |');
+console.log('|---|--:|--:|--:|--:|--:|--:|--:|---|--:|');
+for (const r of e2e) console.log(`| ${r.net} | ${f2(r.gmacs)} | ${r.logitsErr.toExponential(1)} | ${f1(r.forwardDefaultMs)} | ${f1(r.forwardMs)} | ${f2(r.forwardGflops)} | ${f2(r.forwardGflops / base.gflops)} | ${f1(r.gradcamMs)} | ${r.gradcamLayer} | ${f1(r.saliencyMs)} |`);
 const mib = (b: number) => `${f1(b / 2 ** 20)} MiB`;
 for (const r of e2e) console.log(`\n${r.net} GPU memory per plan (weights excluded): forward ${mib(r.forwardBytes)} (buffers reused by lifetime), Grad-CAM ${mib(r.gradcamBytes)}`);
 for (const r of e2e) {
@@ -376,6 +404,6 @@ if (COMPARE) compare(JSON.parse(readFileSync(COMPARE, 'utf8')), COMPARE);
 // adapter name up to the first ':' ("mesa software llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)" -> mesa-software-llvmpipe)
 const date = new Date().toISOString().slice(0, 10), slug = gpu.adapterInfo.split(':')[0].toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
 const file = `bench/results/${date}-${slug || 'adapter'}${TAG ? `-${TAG}` : ''}.json`;
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, layers, e2e, perturbation: perturb, totalS: (performance.now() - t0) / 1000 }, null, 1));
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, tiles, layers, e2e, perturbation: perturb, totalS: (performance.now() - t0) / 1000 }, null, 1));
 console.log(`\nwrote ${file} (${f1((performance.now() - t0) / 1000)} s)`);
 await closeGpu();

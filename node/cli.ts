@@ -8,9 +8,11 @@ import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { Graph, ModelError, Shape, logitsOf, macs, numel, producers } from '../src/graph.js';
-import { GpuError } from '../src/gpu.js';
+import { Gpu, GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
-import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
+import { Model, ProfileEntry, Tile, addProfiles, candidates, convShape } from '../src/model.js';
+import { TuneEntry, tune } from '../src/tune.js';
+import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
 import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
@@ -131,6 +133,21 @@ const COMMANDS: Record<string, Command> = {
     },
     run: (v) => evalCommand(v),
   },
+  tune: {
+    summary: 'time every conv tile of a model on this GPU and cache the fastest per layer shape (later commands use it)',
+    usage: '--model MODEL.onnx [--runs N]',
+    about: 'For each distinct conv layer shape, runs the forward conv with every register tile camgpu has (output channels\n'
+      + 'x pixels per invocation, WGSL override constants), checks its output against the default tile\'s (1e-5 of the\n'
+      + 'max), times it with timestamp queries (median of --runs, default 3) and keeps the fastest. The picks are\n'
+      + 'cached per adapter and driver in $CAMGPU_TUNE_CACHE, else $XDG_CACHE_HOME/camgpu/tiles.json, else\n'
+      + '~/.cache/camgpu/tiles.json; classify, explain and eval load them. Needs the adapter\'s timestamp-query feature.',
+    positionals: [],
+    options: {
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model', required: true },
+      runs: { type: 'string', arg: 'N', help: 'timed runs per tile (default 3)' },
+    },
+    run: (v) => tuneCommand(v.model as string, v.runs === undefined ? 3 : posInt('--runs', v.runs as string)),
+  },
   layers: {
     summary: 'list the CAM target layers of an ONNX model with their shapes and the default (no GPU)',
     usage: 'MODEL.onnx',
@@ -197,15 +214,14 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
   if (N < 1) throw new CliError(`${inputPath} holds no images (shape (${x.shape}))`);
   const tImport = performance.now();
 
-  const gpu = await nodeGpu();
-  const model = await Model.load(gpu, g, basename(modelPath));
+  const { gpu, model, tuned } = await loadTuned(g, modelPath);
   const tLoad = performance.now();
   const B = batch ?? Math.min(N, model.maxBatch());
   const plan = await model.plan({ batch: B });
   const tPlan = performance.now();
   out(table([
     ['model', `${modelPath}: (${per}) -> ${classes} classes`],
-    ['adapter', gpu.adapterInfo || '(unknown)'],
+    ['adapter', `${gpu.adapterInfo || '(unknown)'}; ${tuned}`],
     ['input', `${inputPath}: ${N} image${N > 1 ? 's' : ''}, batch ${B} (at most ${model.maxBatch()} on this device), ${Math.ceil(N / B)} run${N > B ? 's' : ''}`],
   ]));
 
@@ -240,6 +256,36 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
   if (profile) printProfile(g, profile, `forward of ${N} image${N > 1 ? 's' : ''} in ${Math.ceil(N / B)} run${N > B ? 's' : ''} of batch ${B}`);
   plan.destroy();
   model.destroy();
+}
+
+/** Loads a graph onto the Dawn device with the tiles `camgpu tune` cached for this adapter. */
+async function loadTuned(g: Graph, path: string): Promise<{ gpu: Gpu; model: Model; tuned: string }> {
+  const gpu = await nodeGpu(), file = tuneCachePath();
+  let tiles;
+  try { tiles = cachedTiles(gpu.adapterInfo, file); } catch (e) { throw new CliError((e as Error).message); }
+  const mine = new Set(g.nodes.filter((n) => n.op.kind === 'conv').map((n) => convShape(g, n))), n = Object.keys(tiles).filter((k) => mine.has(k)).length;
+  return { gpu, model: await Model.load(gpu, g, basename(path), { tiles }), tuned: n ? `conv tiles tuned for ${n} of ${mine.size} layer shapes (${file})` : 'default conv tiles (run camgpu tune)' };
+}
+
+async function tuneCommand(path: string, runs: number) {
+  const t0 = performance.now(), { graph: g } = loadGraph(path), gpu = await nodeGpu(), file = tuneCachePath();
+  let entries: TuneEntry[], progress: Progress | null = null;
+  try { entries = await tune(gpu, g, { runs, onProgress: (d, n, shape) => { progress ??= new Progress(n, 'layer shapes'); progress.show(d, shape); } }); }
+  finally { (progress as Progress | null)?.end(); }
+  try { saveTiles(gpu.adapterInfo, Object.fromEntries(entries.map((e) => [e.shape, e.best])), file); }
+  catch (e) { throw new CliError((e as Error).message.startsWith('tuning cache') ? (e as Error).message : `cannot write '${file}': ${errno(e)}`); }
+  const tile = (t: Tile) => `${t.TK}x${t.TP}`, count = (e: TuneEntry) => e.layers.length;
+  const sum = (f: (e: TuneEntry) => number) => entries.reduce((s, e) => s + f(e) * count(e), 0);
+  out(`${basename(path)} on ${gpu.adapterInfo}: ${entries.length} conv layer shapes, ${runs} timed runs per tile\n`);
+  out(table([['layer shape', 'layers', 'default', 'ms', 'best', 'ms', 'GFLOP/s', 'speed-up', 'tried (ms)'], ...entries.map((e) => [
+    e.shape, String(count(e)), tile(e.defaultTile), e.defaultMs.toFixed(2), tile(e.best), e.ms.toFixed(2), (2 * e.macs / e.ms / 1e6).toFixed(1),
+    `${(e.defaultMs / e.ms).toFixed(2)}x`, e.tried.map((t) => `${tile(t.tile)} ${t.ms?.toFixed(2) ?? t.error}`).join(', ')])]));
+  out();
+  out(table([
+    ['conv layers', `${secs(sum((e) => e.defaultMs))} with the default tiles, ${secs(sum((e) => e.ms))} tuned (${(sum((e) => e.defaultMs) / sum((e) => e.ms)).toFixed(2)}x), every conv once, GPU time`],
+    ['cache', `${file} (${entries.length} shapes for this adapter)`],
+    ['time', secs(performance.now() - t0)],
+  ]));
 }
 
 // ============================================================================================== explain
@@ -351,8 +397,7 @@ async function explainCommand(v: Values, files: string[]) {
   if (a.rawDir) makeDir(a.rawDir);
   const [, H, W] = inShape, layerShape = g.tensors.get(layer)!.shape, cmap = lut(a.colormap);
 
-  const gpu = await nodeGpu();
-  const model = await Model.load(gpu, g, basename(a.model));
+  const { gpu, model, tuned } = await loadTuned(g, a.model);
   const explainer = new Explainer(model), progress = new Progress(items.length);
   const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
   const raw = (name: string, shape: number[]) => {
@@ -434,7 +479,7 @@ async function explainCommand(v: Values, files: string[]) {
   out(table([
     ['model', `${a.model}: (${inShape}) -> ${classes} classes; ${side.path ? `preprocessing from ${side.path}` : 'no sidecar, ImageNet preprocessing'}:`
       + ` resize ${side.resize}, crop ${H}x${W}`],
-    ['adapter', gpu.adapterInfo || '(unknown)'],
+    ['adapter', `${gpu.adapterInfo || '(unknown)'}; ${tuned}`],
     ['layer', `${layer} ${shapeN(layerShape)}${a.layer ? '' : side.layer ? ', from the sidecar' : ', the default'}`],
     ['methods', a.methods.join(', ')],
     ['inputs', `${items.length} image${items.length > 1 ? 's' : ''}, ${rows} row${rows > 1 ? 's' : ''} (image x target), ${runs} run${runs > 1 ? 's' : ''} of at most ${a.batch}`],
@@ -495,12 +540,12 @@ class NpyWriter {
 /** A one-line progress bar on stderr, only when stderr is a terminal; redrawn at most 10 times a second. */
 class Progress {
   private on = process.stderr.isTTY === true; private last = 0;
-  constructor(readonly total: number) {}
+  constructor(readonly total: number, readonly unit = 'images') {}
   show(done: number, what = '') {
     if (!this.on || (performance.now() - this.last < 100 && done < this.total)) return;
     this.last = performance.now();
     const w = 30, f = Math.round((w * done) / this.total);
-    process.stderr.write(`\r[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${this.total} images${what ? `  ${what}` : ''}\x1b[K`);
+    process.stderr.write(`\r[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${this.total} ${this.unit}${what ? `  ${what}` : ''}\x1b[K`);
   }
   end() { if (this.on) process.stderr.write('\r\x1b[K'); }
 }
@@ -525,7 +570,7 @@ async function evalCommand(v: Values) {
   let scenes;
   try { scenes = readScenes(dir); } catch (e) { throw new CliError((e as Error).message); }
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
-  const model = await Model.load(await nodeGpu(), g, basename(path));
+  const { model } = await loadTuned(g, path);
   if (v.accuracy) {
     const a = await accuracy(model, side, dir, { limit, batch: int('batch') });
     out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);

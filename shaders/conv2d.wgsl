@@ -36,8 +36,18 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 override WG: u32 = 64;
-const KT = 8u; // channels per invocation in the tiled entry points (two vec4 of w)
-const PX = 8u; // pixels per invocation in the tiled entry points
+// Forward register tile, picked per layer (camgpu tune): TK output channels (a multiple of 4) x TP pixels per
+// invocation. Private arrays need a const size, so they are sized for the largest tile and the loops run to the
+// override (constants once the pipeline is made, so the compiler unrolls them and drops the unused elements).
+// Keep TKMAX x TPMAX the largest tile tried: on lavapipe a tile that used a small part of a bigger array fell off a
+// cliff (16 x 32 in 32 x 32 arrays, 32 x 16 in 64 x 16 ones: 4-8x slower than their neighbours).
+override TK: u32 = 8u;
+override TP: u32 = 8u;
+const TKMAX = 32u;
+const TPMAX = 16u;
+// Backward tile (conv2d_backward): KT input channels x PX pixels.
+const KT = 8u;
+const PX = 8u;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
@@ -54,27 +64,27 @@ fn epilogue(v: f32, i: u32) -> f32 {
 }
 
 // acc[q][j]: output channels k0+4q .. k0+4q+3 at pixel j of the tile.
-alias Tile = array<array<vec4<f32>, PX>, KT / 4u>;
+alias Tile = array<array<vec4<f32>, TPMAX>, TKMAX / 4u>;
 
 fn biasTile(k0: u32) -> Tile {
   var acc: Tile;
-  for (var q = 0u; q < KT / 4u; q++) { let bq = b4[k0 / 4u + q]; for (var j = 0u; j < PX; j++) { acc[q][j] = bq; } }
+  for (var q = 0u; q < TK / 4u; q++) { let bq = b4[k0 / 4u + q]; for (var j = 0u; j < TP; j++) { acc[q][j] = bq; } }
   return acc;
 }
 
 // Adds one tap: acc[q][j] += w[c, ky, kx, k0+4q..+3] * xv[j]; wi = the w4 index of (c, ky, kx, k0).
-fn fma8x8(acc: ptr<function, Tile>, wi: u32, xv: array<f32, PX>) {
-  for (var q = 0u; q < KT / 4u; q++) {
+fn fmaTile(acc: ptr<function, Tile>, wi: u32, xv: array<f32, TPMAX>) {
+  for (var q = 0u; q < TK / 4u; q++) {
     let wv = w4[wi + q];
-    for (var j = 0u; j < PX; j++) { (*acc)[q][j] += wv * xv[j]; }
+    for (var j = 0u; j < TP; j++) { (*acc)[q][j] += wv * xv[j]; }
   }
 }
 
 // Writes the tile to y at output channels k0.. and flattened pixels p0 + j, skipping those before `start`.
 fn storeTile(acc: ptr<function, Tile>, n: u32, k0: u32, p0: u32, start: u32) {
   let HW = p.OH * p.OW;
-  for (var q = 0u; q < KT / 4u; q++) {
-    for (var j = 0u; j < PX; j++) {
+  for (var q = 0u; q < TK / 4u; q++) {
+    for (var j = 0u; j < TP; j++) {
       for (var i = 0u; i < 4u; i++) {
         let k = k0 + 4u * q + i; let o = (n * p.K + k) * HW + p0 + j;
         if (k < p.K && p0 + j >= start && p0 + j < HW) { y[o] = epilogue((*acc)[q][j][i], o); }
@@ -85,16 +95,16 @@ fn storeTile(acc: ptr<function, Tile>, n: u32, k0: u32, p0: u32, start: u32) {
 
 @compute @workgroup_size(WG)
 fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let HW = p.OH * p.OW; let tiles = (HW + PX - 1u) / PX; let KB = (p.K + KT - 1u) / KT;
+  let HW = p.OH * p.OW; let tiles = (HW + TP - 1u) / TP; let KB = (p.K + TK - 1u) / TK;
   var t = index(gid, nwg);
   if (t >= p.N * KB * tiles) { return; }
-  let p0 = (t % tiles) * PX; t = t / tiles;
-  let k0 = (t % KB) * KT; let n = t / KB;
+  let p0 = (t % tiles) * TP; t = t / tiles;
+  let k0 = (t % KB) * TK; let n = t / KB;
   let CG = p.C / p.G; let c0 = (k0 / (p.K / p.G)) * CG;
   let iH = i32(p.H); let iW = i32(p.W); let HWin = p.H * p.W;
   // top-left input tap of each pixel (negative inside the padding)
-  var iy0: array<i32, PX>; var ix0: array<i32, PX>;
-  for (var j = 0u; j < PX; j++) {
+  var iy0: array<i32, TPMAX>; var ix0: array<i32, TPMAX>;
+  for (var j = 0u; j < TP; j++) {
     let q = min(p0 + j, HW - 1u);
     iy0[j] = i32((q / p.OW) * p.SH) - i32(p.PT); ix0[j] = i32((q % p.OW) * p.SW) - i32(p.PL);
   }
@@ -102,17 +112,17 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   for (var ky = 0u; ky < p.KH; ky++) {
     for (var kx = 0u; kx < p.KW; kx++) {
       // where each pixel of the tile reads through this tap, in channel c0's plane (0 and masked when in the padding)
-      var off: array<u32, PX>; var ok: array<bool, PX>;
-      for (var j = 0u; j < PX; j++) {
+      var off: array<u32, TPMAX>; var ok: array<bool, TPMAX>;
+      for (var j = 0u; j < TP; j++) {
         let iy = iy0[j] + i32(ky * p.DH); let ix = ix0[j] + i32(kx * p.DW);
         ok[j] = iy >= 0 && iy < iH && ix >= 0 && ix < iW;
         off[j] = (n * p.C + c0) * HWin + u32(select(0, iy * iW + ix, ok[j]));
       }
       var wi = ((ky * p.KW + kx) * p.KP + k0) / 4u;
       for (var c = 0u; c < CG; c++) {
-        var xv: array<f32, PX>;
-        for (var j = 0u; j < PX; j++) { xv[j] = select(0.0, x[off[j] + c * HWin], ok[j]); }
-        fma8x8(&acc, wi, xv);
+        var xv: array<f32, TPMAX>;
+        for (var j = 0u; j < TP; j++) { xv[j] = select(0.0, x[off[j] + c * HWin], ok[j]); }
+        fmaTile(&acc, wi, xv);
         wi += p.KH * p.KW * p.KP / 4u;
       }
     }
@@ -122,18 +132,18 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 
 @compute @workgroup_size(WG)
 fn conv2d_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let HW = p.OH * p.OW; let tiles = (HW + PX - 1u) / PX; let KB = (p.K + KT - 1u) / KT;
+  let HW = p.OH * p.OW; let tiles = (HW + TP - 1u) / TP; let KB = (p.K + TK - 1u) / TK;
   var t = index(gid, nwg);
   if (t >= p.N * KB * tiles) { return; }
-  let start = (t % tiles) * PX; t = t / tiles;
-  let p0 = min(start, HW - PX); // the last tile shifts back to stay whole (vec4 loads); it stores only from `start` on
-  let k0 = (t % KB) * KT; let n = t / KB;
+  let start = (t % tiles) * TP; t = t / tiles;
+  let p0 = min(start, HW - TP); // the last tile shifts back to stay whole (vec4 loads); it stores only from `start` on
+  let k0 = (t % KB) * TK; let n = t / KB;
   var acc = biasTile(k0);
   var xi = (n * p.C * HW + p0) / 4u; var wi = k0 / 4u;
   for (var c = 0u; c < p.C; c++) {
-    var xv: array<f32, PX>;
-    for (var j = 0u; j < PX / 4u; j++) { let v = x4[xi + j]; xv[4u * j] = v.x; xv[4u * j + 1u] = v.y; xv[4u * j + 2u] = v.z; xv[4u * j + 3u] = v.w; }
-    fma8x8(&acc, wi, xv);
+    var xv: array<f32, TPMAX>;
+    for (var j = 0u; j < TP / 4u; j++) { let v = x4[xi + j]; xv[4u * j] = v.x; xv[4u * j + 1u] = v.y; xv[4u * j + 2u] = v.z; xv[4u * j + 3u] = v.w; }
+    fmaTile(&acc, wi, xv);
     xi += HW / 4u; wi += p.KP / 4u;
   }
   storeTile(&acc, n, k0, p0, start);

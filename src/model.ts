@@ -64,6 +64,8 @@ export interface RunResult {
 export interface LoadOptions {
   /** Caps the storage-binding size camgpu plans for (default: the device's limit); tests use it to force weight chunking. */
   maxBinding?: number;
+  /** Forward conv tiles by layer shape (convShape), as `camgpu tune` measures them for an adapter (else defaultTile). */
+  tiles?: Record<string, Tile>;
 }
 
 export interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
@@ -78,6 +80,7 @@ export class Model {
   readonly limits: { binding: number; buffer: number; maxDim: number };
 
   private owner = true; // a head() shares its parent's weight buffers and does not free them
+  tiles: Record<string, Tile> = {}; // tuned forward conv tiles by convShape
 
   private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
     const l = gpu.device.limits;
@@ -90,6 +93,7 @@ export class Model {
     const graph = source instanceof Uint8Array ? importOnnx(source) : source;
     const m = new Model(gpu, graph, name);
     if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
+    if (opts.tiles) m.tiles = opts.tiles;
     await gpu.scoped(`${name}: weights`, () => m.upload());
     await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
     return m;
@@ -109,7 +113,7 @@ export class Model {
     if (!down.has(g.output)) throw new ModelError(`'${tensor}' does not lead to the output`);
     const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
     const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
-    h.weights = this.weights; h.consts = this.consts; h.owner = false;
+    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles;
     return h;
   }
 
@@ -157,7 +161,7 @@ export class Model {
     const out: [Family, string, Record<string, number>][] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
     for (const n of this.graph.nodes) {
       const op = n.op;
-      if (op.kind === 'conv') { const k = convKernels(this.graph, n); out.push(['conv2d', k.forward, {}], ['conv2d', k.backward, {}]); }
+      if (op.kind === 'conv') { const k = this.convKernels(n); out.push(['conv2d', k.forward, k.forwardConsts], ['conv2d', k.backward, {}]); }
       else if (op.kind === 'act') { out.push(['act', 'act_forward', { FN: ACT_ID[op.fn] }]); for (const M of [0, 1, 2]) out.push(['act', 'act_backward', { FN: ACT_ID[op.fn], MODE: M }]); }
       else if (op.kind === 'affine') out.push(['act', 'affine_forward', {}], ['act', 'affine_backward', {}]);
       else if (op.kind === 'add' || op.kind === 'mul') { const OP = op.kind === 'mul' ? 1 : 0; out.push(['binary', 'binary_forward', { OP }], ['binary', 'binary_backward', { OP, MODE: 0 }], ['binary', 'binary_backward', { OP, MODE: 2 }]); }
@@ -193,6 +197,8 @@ export class Model {
   }
 
   weightsOf(n: Node) { return this.weights.get(n.name)!; }
+  /** A conv's kernels with its tuned forward tile (LoadOptions.tiles), else the default. */
+  convKernels(n: Node) { return convKernels(this.graph, n, this.tiles[convShape(this.graph, n)]); }
   constOf(t: string) { return this.consts.get(t); }
   forget(p: Plan) { this.plans.delete(p); }
 
@@ -205,21 +211,36 @@ export class Model {
   }
 }
 
-/** Output channels of a conv's weight and bias on the GPU: K rounded up to the 8 channels a tiled invocation reads. */
-const convKP = (cout: number) => Math.ceil(cout / 8) * 8;
+/** Output channels of a conv's weight and bias on the GPU: K rounded up to the 16 channels the widest tile reads. */
+const convKP = (cout: number) => Math.ceil(cout / 32) * 32;
 
-/** The conv2d.wgsl entry points for one conv node and their invocation counts per image (the shader's header
- *  lists each entry point's tile and the shapes it takes). */
-export function convKernels(g: Graph, n: Node): { forward: string; forwardThreads: number; backward: string; backwardThreads: number } {
+/** A forward register tile of conv2d.wgsl's tiled entry points: TK output channels x TP pixels per invocation. */
+export interface Tile { TK: number; TP: number }
+/** The tiles `camgpu tune` tries (conv2d.wgsl: TK a multiple of 4 up to TKMAX = 32, TP up to TPMAX = 16, TP % 4 = 0
+ *  for 1x1). Wider ones did not pay on lavapipe (64 x 8, 64 x 16 no faster than 32 x 16). */
+export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 16 }, { TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 }];
+/** The untuned tile: 16 x 16 where the layer fills it (1.3-1.5x faster than 8 x 8 on lavapipe), else smaller. */
+export function defaultTile(K: number, pixels: number): Tile { return { TK: K >= 16 ? 16 : 8, TP: pixels >= 256 ? 16 : 8 }; }
+
+/** A conv layer's shape as tuning results are keyed: "CxHxW->K k3x3 s1x1 p1,1,1,1 d1x1 g1". */
+export function convShape(g: Graph, n: Node): string {
+  const op = n.op;
+  if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
+  return `${g.tensors.get(n.inputs[0])!.shape.join('x')}->${op.cout} k${op.kh}x${op.kw} s${op.stride.join('x')} p${op.pad.join(',')} d${op.dil.join('x')} g${op.group}`;
+}
+
+/** The conv2d.wgsl entry points for one conv node, the forward's override constants and the invocation counts per
+ *  image (the shader's header lists each entry point's tile and the shapes it takes). */
+export function convKernels(g: Graph, n: Node, tile?: Tile): { forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number } {
   const op = n.op;
   if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
   const [C, H, W] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape, [SH, SW] = op.stride;
-  const tiles = (v: number) => Math.ceil(v / 8); // 8 channels or 8 pixels per tiled invocation
-  const plain = op.group === 1;
-  const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= 8;
-  const forward = plain || (K / op.group) % 8 === 0
-    ? { forward: gemm ? 'conv2d_forward_1x1' : 'conv2d_forward', forwardThreads: tiles(K) * tiles(OH * OW) }
-    : { forward: 'conv2d_forward_grouped', forwardThreads: K * OH * Math.ceil(OW / 4) };
+  const tiles = (v: number) => Math.ceil(v / 8); // backward: 8 channels or 8 pixels per tiled invocation
+  const { TK, TP } = tile ?? defaultTile(K, OH * OW), plain = op.group === 1;
+  const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= TP;
+  const forward = plain || (K / op.group) % TK === 0
+    ? { forward: gemm ? 'conv2d_forward_1x1' : 'conv2d_forward', forwardConsts: { TK, TP }, forwardThreads: Math.ceil(K / TK) * Math.ceil(OH * OW / TP) }
+    : { forward: 'conv2d_forward_grouped', forwardConsts: {} as Record<string, number>, forwardThreads: K * OH * Math.ceil(OW / 4) };
   // backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase
   const backward = plain
     ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
@@ -458,8 +479,8 @@ export class Plan {
     const add = rest.find((n) => n.op.kind === 'add'), a = rest.find((n) => n.op.kind === 'act')?.op;
     const act = a?.kind === 'act' ? { id: CONV_ACT[a.fn]!, alpha: a.alpha, beta: a.beta } : undefined;
     const res = add?.inputs.find((i) => i !== c.output);
-    const xs = this.g.tensors.get(c.inputs[0])!.shape, ys = this.g.tensors.get(c.output)!.shape, w = this.model.weightsOf(c), k = convKernels(this.g, c);
-    return [this.step('conv2d', k.forward, {}, u.nodes.map((n) => n.name).join('+'), convParams(op, xs, ys, N, 0, act, !!res),
+    const xs = this.g.tensors.get(c.inputs[0])!.shape, ys = this.g.tensors.get(c.output)!.shape, w = this.model.weightsOf(c), k = this.model.convKernels(c);
+    return [this.step('conv2d', k.forward, k.forwardConsts, u.nodes.map((n) => n.name).join('+'), convParams(op, xs, ys, N, 0, act, !!res),
       [this.buf(c.inputs[0]), w.w[0], w.b[0], res ? this.buf(res) : this.dummy, this.buf(u.output)], N * k.forwardThreads)];
   }
 
@@ -468,8 +489,8 @@ export class Plan {
     const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
     switch (op.kind) {
       case 'conv': {
-        const w = this.model.weightsOf(n), k = convKernels(this.g, n);
-        return [this.step('conv2d', k.forward, {}, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], this.dummy, Y], N * k.forwardThreads)];
+        const w = this.model.weightsOf(n), k = this.model.convKernels(n);
+        return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], this.dummy, Y], N * k.forwardThreads)];
       }
       case 'act': return [this.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, L, [N * numel(xs), 0, { f: op.alpha }, { f: op.beta }, 1, 1], [X, X, X, Y], N * numel(xs))];
       case 'affine': { const w = this.model.weightsOf(n); return [this.step('act', 'affine_forward', {}, L, [N * numel(xs), 0, { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [X, w.w[0], w.b[0], Y], N * numel(xs))]; }
@@ -521,7 +542,7 @@ export class Plan {
     switch (op.kind) {
       case 'conv': {
         if (!need.has(x)) break;
-        const w = this.model.weightsOf(n), k = convKernels(this.g, n);
+        const w = this.model.weightsOf(n), k = this.model.convKernels(n);
         steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], this.dummy, dx(x)], N * k.backwardThreads));
         break;
       }

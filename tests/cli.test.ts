@@ -157,6 +157,25 @@ test('classify resnet --batch 1 --profile: the same logits, a per-op GPU time ta
   assert.match(r.out, /slowest dispatches +phase +GPU time +share/);
 });
 
+test('tune resnet (own cache file): a table of tiles per conv shape; classify then loads them and matches PyTorch; a bad cache is one line', () => {
+  const env = { ...process.env, CAMGPU_TUNE_CACHE: join(tmp, 'tiles.json') };
+  const before = cli(['classify', '--model', model('resnet'), '--input', `${fixtureDir('resnet')}/x.npy`], env);
+  assert.match(field(before.out, 'adapter'), 'default conv tiles (run camgpu tune)');
+  const r = cli(['tune', '--model', model('resnet'), '--runs', '1'], env);
+  assert.is(r.code, 0, r.err.join('\n'));
+  assert.match(r.out, /layer shape +layers +default +ms +best +ms +GFLOP\/s +speed-up +tried/);
+  assert.match(field(r.out, 'cache'), `${env.CAMGPU_TUNE_CACHE} (8 shapes for this adapter)`);
+  const cache = JSON.parse(readFileSync(env.CAMGPU_TUNE_CACHE, 'utf8'));
+  assert.is(Object.keys(Object.values(cache.adapters)[0] as object).length, 8);
+  const out = join(tmp, 'resnet-tuned.npy');
+  const c = cli(['classify', '--model', model('resnet'), '--input', `${fixtureDir('resnet')}/x.npy`, '--out', out], env);
+  assert.is(c.code, 0, c.err.join('\n'));
+  assert.match(field(c.out, 'adapter'), `conv tiles tuned for 8 of 8 layer shapes (${env.CAMGPU_TUNE_CACHE})`);
+  assert.ok(relMax(parseNpy(readFileSync(out)).data, npy('resnet', 'logits.npy').data) <= 1e-4);
+  writeFileSync(env.CAMGPU_TUNE_CACHE, '{"version": 1, "adapters": {"x": {"s": {"TK": 3, "TP": 8}}}}');
+  fails(['classify', '--model', model('resnet'), '--input', `${fixtureDir('resnet')}/x.npy`], 1, /tuning cache .*tiles\.json: adapter 'x', layer s: .* is not one of the tiles .*camgpu tune/, env);
+});
+
 test('classify linear_fc (Softmax output): --out holds the pre-softmax logits, printed probs = probs.npy', () => {
   const out = join(tmp, 'fc-logits.npy');
   const r = cli(['classify', '--model', model('linear_fc'), '--input', `${fixtureDir('linear_fc')}/x.npy`, '--out', out, '--top', '1']);

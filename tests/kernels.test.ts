@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel, validate } from '../src/graph.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
-import { Model, Mode, Plan, convKernels } from '../src/model.js';
+import { Model, Mode, Plan, TILES, Tile, convKernels, convShape } from '../src/model.js';
 import { closeGpu, nodeGpu } from '../node/gpu.js';
 import { refBackward, refForward } from './ref.js';
 import { relMax } from './helpers.js';
@@ -64,6 +64,7 @@ interface Case {
   seedAt?: string;         // default the logits
   seed?: Float32Array;     // default U(-1, 1)
   maxBinding?: number;
+  tiles?: Record<string, Tile>; // forward conv tiles by convShape (default: defaultTile)
   tol?: Partial<Record<Col, number>>; // per column (default 1e-5)
   /** Backward errors are max |gpu - ref| / gradScale instead of / max |ref| (where the true gradient is tiny next to
    *  the quantities it is computed from, so float32 cancellation sets the floor: a saturated softmax). */
@@ -79,10 +80,10 @@ interface Outcome { res: RunResult; x: Float32Array; xr?: Float32Array; seed: Fl
  */
 async function check(c: Case, more?: (o: Outcome) => void | Promise<void>): Promise<void> {
   const gpu = await nodeGpu(), r = mulberry32(hash(c.name) ^ 0x9e3779b9), g = c.g, N = c.N;
-  const model = await Model.load(gpu, g, c.family, c.maxBinding ? { maxBinding: c.maxBinding } : {});
+  const model = await Model.load(gpu, g, c.family, { ...(c.maxBinding ? { maxBinding: c.maxBinding } : {}), tiles: c.tiles });
   try {
     for (const n of g.nodes) {
-      if (n.op.kind === 'conv') { const k = convKernels(g, n); entries.add(k.forward); entries.add(k.backward); }
+      if (n.op.kind === 'conv') { const k = model.convKernels(n); entries.add(k.forward); entries.add(k.backward); }
       if (n.op.kind === 'linear') entries.add(n.op.in % 4 === 0 ? 'linear_forward/linear_backward' : 'linear_forward_scalar/linear_backward_scalar');
     }
     const seedAt = c.seedAt ?? logitsOf(g), inShape = g.tensors.get(g.input)!.shape;
@@ -205,6 +206,18 @@ for (const c of CONVS) {
   const g = convGraph(c, hash(convName(c)));
   const name = `conv2d ${convName(c)}: forward, backward (${entriesOf(g)})`;
   test(name, () => check({ family: 'conv2d', name, g, N: c.x[0] }));
+}
+
+/** Every tile `camgpu tune` may pick, on shapes that leave partial tiles (K and pixels not multiples of it). */
+const TILED: ConvCfg[] = [
+  { x: [2, 5, 9, 7], k: 37, kk: 3, s: 1, p: 1 },   // 63 pixels, 37 channels
+  { x: [1, 6, 6, 10], k: 20, kk: 1 },              // 1x1 GEMM, 60 pixels
+  { x: [1, 8, 7, 7], k: 32, kk: 3, p: 1, g: 2 },   // grouped, K/G = 16: tiled when TK divides it, else the grouped kernel
+];
+for (const c of TILED) for (const t of TILES) {
+  const g = convGraph(c, hash(convName(c)) + 7), n = g.nodes.find((m) => m.op.kind === 'conv')!;
+  const k = convKernels(g, n, t), name = `conv2d tile ${t.TK}x${t.TP} ${convName(c)} (${k.forward}): forward, backward`;
+  test(name, () => check({ family: 'conv2d tiles', name, g, N: c.x[0], tiles: { [convShape(g, n)]: t } }));
 }
 
 /**

@@ -1,0 +1,35 @@
+// The tuning cache on disk: conv tiles by layer shape, per adapter (its name and driver version), written by
+// `camgpu tune` and read by every command that loads a model. One JSON file:
+//   { "version": 1, "adapters": { "<adapter info>": { "<convShape>": { "TK": 16, "TP": 16 }, ... } } }
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { TILES, Tile } from '../src/model.js';
+
+/** $CAMGPU_TUNE_CACHE, else $XDG_CACHE_HOME/camgpu/tiles.json, else ~/.cache/camgpu/tiles.json. */
+export const tuneCachePath = () => process.env.CAMGPU_TUNE_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'camgpu', 'tiles.json');
+
+type Cache = { version: 1; adapters: Record<string, Record<string, Tile>> };
+
+function readCache(file: string): Cache {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch { return { version: 1, adapters: {} }; } // no cache yet
+  const bad = (why: string): never => { throw new Error(`tuning cache ${file}: ${why}; delete it or run \`camgpu tune\` again`); };
+  let c: Cache;
+  try { c = JSON.parse(text); } catch (e) { return bad(`not JSON (${(e as Error).message})`); }
+  if (c?.version !== 1 || typeof c.adapters !== 'object' || c.adapters === null) bad('not a version 1 camgpu tuning cache');
+  for (const [a, tiles] of Object.entries(c.adapters)) for (const [shape, t] of Object.entries(tiles ?? {}))
+    if (!TILES.some((u) => u.TK === t?.TK && u.TP === t?.TP)) bad(`adapter '${a}', layer ${shape}: ${JSON.stringify(t)} is not one of the tiles camgpu has (${TILES.map((u) => `${u.TK}x${u.TP}`).join(', ')})`);
+  return c;
+}
+
+/** The cached tiles of an adapter ({} when it was never tuned). */
+export const cachedTiles = (adapter: string, file = tuneCachePath()): Record<string, Tile> => readCache(file).adapters[adapter] ?? {};
+
+/** Merges tiles into the adapter's entry (other shapes and adapters are kept). */
+export function saveTiles(adapter: string, tiles: Record<string, Tile>, file = tuneCachePath()) {
+  const c = readCache(file);
+  c.adapters[adapter] = { ...c.adapters[adapter], ...tiles };
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(c, null, 1) + '\n');
+}
