@@ -7,6 +7,7 @@
 //   npm run bench -- --compare=bench/results/FILE.json   adds before/after tables against an earlier run
 // Writes bench/results/<date>-<adapter>[-NAME].json and prints markdown tables.
 //
+// GFLOP/s counts a direct convolution's 2 x MACs, also for Winograd layers (which multiply 2.25x less): an effective rate.
 // Timing: a kernel is timed alone, on the GPU only: the same dispatch encoded R times in one compute pass,
 // one submit, then onSubmittedWorkDone; ms = wall / R (R sized so a batch takes ~0.2 s; median of 3 batches).
 // That leaves out plan.run's upload, submit and read-back, which the end-to-end numbers (plain plan.run,
@@ -209,7 +210,7 @@ async function benchConv(gpu: Gpu, s: ConvShape, tiles: Record<string, Tile>): P
       const tp = await model.plan({ batch: 1 }), err = yErr((await tp.run(x)).logits);
       if (!(err <= TOL)) throw new Error(`conv ${s.key}, tuned tile ${tile.TK}x${tile.TP}: differs from the float64 reference by ${err.toExponential(2)}`);
       const t = await timeSteps(gpu, stepsOf(tp).forward);
-      r.tuned = { tile: `${tile.TK}x${tile.TP}`, err, ms: t.wall, gflops: gflops(mac, t.wall) };
+      r.tuned = { tile: `${tile.TK}x${tile.TP}${tile.wino ? " wino" : ""}`, err, ms: t.wall, gflops: gflops(mac, t.wall) };
     }
     return r;
   } finally { model.destroy(); }

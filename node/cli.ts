@@ -274,7 +274,7 @@ async function tuneCommand(path: string, runs: number) {
   finally { (progress as Progress | null)?.end(); }
   try { saveTiles(gpu.adapterInfo, Object.fromEntries(entries.map((e) => [e.shape, e.best])), file); }
   catch (e) { throw new CliError((e as Error).message.startsWith('tuning cache') ? (e as Error).message : `cannot write '${file}': ${errno(e)}`); }
-  const tile = (t: Tile) => `${t.TK}x${t.TP}`, count = (e: TuneEntry) => e.layers.length;
+  const tile = (t: Tile) => `${t.TK}x${t.TP}${t.wino ? ' wino' : ''}`, count = (e: TuneEntry) => e.layers.length;
   const sum = (f: (e: TuneEntry) => number) => entries.reduce((s, e) => s + f(e) * count(e), 0);
   out(`${basename(path)} on ${gpu.adapterInfo}: ${entries.length} conv layer shapes, ${runs} timed runs per tile\n`);
   out(table([['layer shape', 'layers', 'default', 'ms', 'best', 'ms', 'GFLOP/s', 'speed-up', 'tried (ms)'], ...entries.map((e) => [

@@ -19,7 +19,7 @@ function readCache(file: string): Cache {
   try { c = JSON.parse(text); } catch (e) { return bad(`not JSON (${(e as Error).message})`); }
   if (c?.version !== 1 || typeof c.adapters !== 'object' || c.adapters === null) bad('not a version 1 camgpu tuning cache');
   for (const [a, tiles] of Object.entries(c.adapters)) for (const [shape, t] of Object.entries(tiles ?? {}))
-    if (!TILES.some((u) => u.TK === t?.TK && u.TP === t?.TP)) bad(`adapter '${a}', layer ${shape}: ${JSON.stringify(t)} is not one of the tiles camgpu has (${TILES.map((u) => `${u.TK}x${u.TP}`).join(', ')})`);
+    if (!TILES.some((u) => u.TK === t?.TK && u.TP === t?.TP && !u.wino === !t?.wino)) bad(`adapter '${a}', layer ${shape}: ${JSON.stringify(t)} is not one of the tiles camgpu has (${TILES.map((u) => `${u.TK}x${u.TP}${u.wino ? ' wino' : ''}`).join(', ')})`);
   return c;
 }
 

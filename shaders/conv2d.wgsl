@@ -10,8 +10,9 @@
 // Entry points; the dispatch code (src/model.ts convKernels) picks one per layer from its shape:
 //   conv2d_forward          G == 1 or K/G % 8 == 0: 8 output channels x 8 output pixels (flattened) per invocation;
 //                           taps outside, input channels inside, so the pixels' input offsets are set once per tap
-//   conv2d_forward_1x1      1x1, stride 1, no padding, G == 1, OH*OW % 4 == 0 and >= 8: the same tile as a GEMM over
-//                           pixels, x read as vec4
+//   conv2d_forward_1x1      1x1, stride 1, no padding, G == 1, OH*OW % 4 == 0 and >= TP: the same tile as a GEMM over
+//                           pixels, x read as vec4. With wrep > 1, image n uses weight set n % wrep (w holds wrep sets
+//                           of (C, KP)): winograd.wgsl's 16 GEMMs, one per tile position, as N*16 images
 //   conv2d_forward_grouped  other grouped convs (depthwise): 1 channel x 4 pixels
 //   conv2d_backward         G == 1: 8 input channels x 8 pixels of one dx row that share their phase modulo the
 //                           stride (so they meet the same taps), 4 output channels per step
@@ -23,7 +24,7 @@
 struct Params {
   N: u32, C: u32, H: u32, W: u32, K: u32, OH: u32, OW: u32, KH: u32,
   KW: u32, SH: u32, SW: u32, PT: u32, PL: u32, DH: u32, DW: u32, G: u32,
-  KP: u32, acc: u32, act: u32, alpha: f32, beta: f32, res: u32,
+  KP: u32, acc: u32, act: u32, alpha: f32, beta: f32, res: u32, wrep: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -139,7 +140,7 @@ fn conv2d_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
   let p0 = min(start, HW - TP); // the last tile shifts back to stay whole (vec4 loads); it stores only from `start` on
   let k0 = (t % KB) * TK; let n = t / KB;
   var acc = biasTile(k0);
-  var xi = (n * p.C * HW + p0) / 4u; var wi = k0 / 4u;
+  var xi = (n * p.C * HW + p0) / 4u; var wi = ((n % p.wrep) * p.C * p.KP + k0) / 4u; // wrep: see the header
   for (var c = 0u; c < p.C; c++) {
     var xv: array<f32, TPMAX>;
     for (var j = 0u; j < TP / 4u; j++) { let v = x4[xi + j]; xv[4u * j] = v.x; xv[4u * j + 1u] = v.y; xv[4u * j + 2u] = v.z; xv[4u * j + 3u] = v.w; }

@@ -1,6 +1,6 @@
 // A loaded model (weights on the GPU, pipelines compiled) and its static plans: buffers, bind groups and
 // dispatches made once per (batch, outputs, gradients, mode) and replayed with one submit per request.
-import { Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
+import { ConvOp, Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
 import { Family, FAMILIES, Gpu, GpuError, grid } from './gpu.js';
 import { importOnnx } from './import.js';
 
@@ -81,6 +81,7 @@ export class Model {
 
   private owner = true; // a head() shares its parent's weight buffers and does not free them
   tiles: Record<string, Tile> = {}; // tuned forward conv tiles by convShape
+  private wino = new Map<string, GPUBuffer>(); // Winograd weights by conv node
 
   private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
     const l = gpu.device.limits;
@@ -113,7 +114,7 @@ export class Model {
     if (!down.has(g.output)) throw new ModelError(`'${tensor}' does not lead to the output`);
     const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
     const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
-    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles;
+    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.wino = this.wino;
     return h;
   }
 
@@ -161,7 +162,12 @@ export class Model {
     const out: [Family, string, Record<string, number>][] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
     for (const n of this.graph.nodes) {
       const op = n.op;
-      if (op.kind === 'conv') { const k = this.convKernels(n); out.push(['conv2d', k.forward, k.forwardConsts], ['conv2d', k.backward, {}]); }
+      if (op.kind === 'conv') {
+        const k = this.convKernels(n);
+        if (k.wino) out.push(['winograd', 'winograd_input', {}], ['conv2d', 'conv2d_forward_1x1', k.forwardConsts], ['winograd', 'winograd_output', {}]);
+        else out.push(['conv2d', k.forward, k.forwardConsts]);
+        out.push(['conv2d', k.backward, {}]);
+      }
       else if (op.kind === 'act') { out.push(['act', 'act_forward', { FN: ACT_ID[op.fn] }]); for (const M of [0, 1, 2]) out.push(['act', 'act_backward', { FN: ACT_ID[op.fn], MODE: M }]); }
       else if (op.kind === 'affine') out.push(['act', 'affine_forward', {}], ['act', 'affine_backward', {}]);
       else if (op.kind === 'add' || op.kind === 'mul') { const OP = op.kind === 'mul' ? 1 : 0; out.push(['binary', 'binary_forward', { OP }], ['binary', 'binary_backward', { OP, MODE: 0 }], ['binary', 'binary_backward', { OP, MODE: 2 }]); }
@@ -197,6 +203,27 @@ export class Model {
   }
 
   weightsOf(n: Node) { return this.weights.get(n.name)!; }
+  /** U = G g G^T of a 3x3 conv, (16, C, KP): the weights of the Winograd GEMMs (made on first use). */
+  winogradWeights(n: Node): GPUBuffer {
+    let u = this.wino.get(n.name);
+    if (u) return u;
+    const op = n.op;
+    if (op.kind !== 'conv' || !winogradFits(op)) throw new Error(`internal: '${n.name}' is not a Winograd conv`);
+    const K = op.cout, C = op.w.length / (9 * K), KP = convKP(K), U = new Float32Array(16 * C * KP);
+    const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
+    for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) {
+      const g = op.w.subarray((k * C + c) * 9, (k * C + c) * 9 + 9);
+      for (let a = 0; a < 4; a++) for (let j = 0; j < 4; j++) {
+        let v = 0; // (G g G^T)[a, j] in float64
+        for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) v += G[a][y] * g[y * 3 + x] * G[j][x];
+        U[((4 * a + j) * C + c) * KP + k] = v;
+      }
+    }
+    u = this.gpu.buffer(`${n.name}.winograd`, U.byteLength, GPUBufferUsage.STORAGE, U);
+    this.wino.set(n.name, u);
+    return u;
+  }
+
   /** A conv's kernels with its tuned forward tile (LoadOptions.tiles), else the default. */
   convKernels(n: Node) { return convKernels(this.graph, n, this.tiles[convShape(this.graph, n)]); }
   constOf(t: string) { return this.consts.get(t); }
@@ -206,21 +233,28 @@ export class Model {
     for (const p of [...this.plans]) p.destroy();
     if (!this.owner) return;
     for (const w of this.weights.values()) for (const b of [...w.w, ...w.b]) b.destroy();
-    for (const b of this.consts.values()) b.destroy();
-    this.weights.clear(); this.consts.clear();
+    for (const b of [...this.consts.values(), ...this.wino.values()]) b.destroy();
+    this.weights.clear(); this.consts.clear(); this.wino.clear();
   }
 }
 
 /** Output channels of a conv's weight and bias on the GPU: K rounded up to the 16 channels the widest tile reads. */
 const convKP = (cout: number) => Math.ceil(cout / 32) * 32;
 
-/** A forward register tile of conv2d.wgsl's tiled entry points: TK output channels x TP pixels per invocation. */
-export interface Tile { TK: number; TP: number }
+/** A forward register tile of conv2d.wgsl's tiled entry points: TK output channels x TP pixels per invocation;
+ *  wino: the layer runs as Winograd F(2x2, 3x3) (winograd.wgsl) with that tile for its 16 GEMMs. */
+export interface Tile { TK: number; TP: number; wino?: boolean }
 /** The tiles `camgpu tune` tries (conv2d.wgsl: TK a multiple of 4 up to TKMAX = 32, TP up to TPMAX = 16, TP % 4 = 0
  *  for 1x1). Wider ones did not pay on lavapipe (64 x 8, 64 x 16 no faster than 32 x 16). */
-export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 16 }, { TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 }];
-/** The untuned tile: 16 x 16 where the layer fills it (1.3-1.5x faster than 8 x 8 on lavapipe), else smaller. */
-export function defaultTile(K: number, pixels: number): Tile { return { TK: K >= 16 ? 16 : 8, TP: pixels >= 256 ? 16 : 8 }; }
+export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 16 }, { TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 },
+  { TK: 16, TP: 16, wino: true }, { TK: 32, TP: 8, wino: true }, { TK: 32, TP: 16, wino: true }];
+/** The untuned tile of a conv: 16 x 16 where the layer fills it (1.3-1.5x faster than 8 x 8 on lavapipe), else smaller;
+ *  Winograd for 3x3 stride-1 layers with at least 32 channels in and out (1.1-2.3x faster than the best direct tile
+ *  on lavapipe for ResNet-50's and VGG16's; fewer channels leave the transforms too large a share). */
+export function defaultTile(g: Graph, n: Node): Tile {
+  const op = n.op as ConvOp, [C] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape;
+  return { TK: K >= 16 ? 16 : 8, TP: OH * OW >= 256 ? 16 : 8, ...(winogradFits(op) && C >= 32 && K >= 32 ? { wino: true } : {}) };
+}
 
 /** A conv layer's shape as tuning results are keyed: "CxHxW->K k3x3 s1x1 p1,1,1,1 d1x1 g1". */
 export function convShape(g: Graph, n: Node): string {
@@ -231,22 +265,33 @@ export function convShape(g: Graph, n: Node): string {
 
 /** The conv2d.wgsl entry points for one conv node, the forward's override constants and the invocation counts per
  *  image (the shader's header lists each entry point's tile and the shapes it takes). */
-export function convKernels(g: Graph, n: Node, tile?: Tile): { forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number } {
+export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
   const op = n.op;
   if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
   const [C, H, W] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape, [SH, SW] = op.stride;
   const tiles = (v: number) => Math.ceil(v / 8); // backward: 8 channels or 8 pixels per tiled invocation
-  const { TK, TP } = tile ?? defaultTile(K, OH * OW), plain = op.group === 1;
+  const { TK, TP, wino } = tile ?? defaultTile(g, n), plain = op.group === 1;
+  const backward = plain
+    ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
+    : { backward: 'conv2d_backward_grouped', backwardThreads: C * H * W };
+  if (wino && winogradFits(op)) {
+    const TW = Math.ceil(OW / 2), T = TW * Math.ceil(OH / 2), T4 = Math.ceil(T / 16) * 16;
+    return { forward: 'winograd', forwardConsts: { TK, TP }, forwardThreads: 0, wino: { TW, T, T4 }, ...backward };
+  }
   const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= TP;
   const forward = plain || (K / op.group) % TK === 0
     ? { forward: gemm ? 'conv2d_forward_1x1' : 'conv2d_forward', forwardConsts: { TK, TP }, forwardThreads: Math.ceil(K / TK) * Math.ceil(OH * OW / TP) }
     : { forward: 'conv2d_forward_grouped', forwardConsts: {} as Record<string, number>, forwardThreads: K * OH * Math.ceil(OW / 4) };
-  // backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase
-  const backward = plain
-    ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
-    : { backward: 'conv2d_backward_grouped', backwardThreads: C * H * W };
   return { ...forward, ...backward };
 }
+/** backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase (conv2d_backward) */
+export interface ConvKernels {
+  forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number;
+  /** Winograd: tiles per row, tiles, tiles rounded up for the GEMM (winograd.wgsl) */
+  wino?: { TW: number; T: number; T4: number };
+}
+/** Convs Winograd F(2x2, 3x3) computes: 3x3, stride 1, no dilation, no groups (any padding up to 2). */
+export const winogradFits = (op: ConvOp) => op.kh === 3 && op.kw === 3 && op.stride.every((v) => v === 1) && op.dil.every((v) => v === 1) && op.group === 1 && op.pad.every((v) => v <= 2);
 
 /** The linear.wgsl entry points for a layer with `inputs` features: vec4 loads along the features when they come in fours. */
 const linearKernels = (inputs: number) => inputs % 4 === 0
@@ -274,6 +319,7 @@ export class Plan {
   readonly seedAt: string;
   private queue: Promise<unknown> = Promise.resolve();
   private dummy!: GPUBuffer;
+  private winoScratch: [GPUBuffer, GPUBuffer] | null = null; private winoZero: GPUBuffer | null = null;
   bytes = 0;
   readonly counts = { forward: 0, fused: 0, reference: 0, backward: 0, epilogue: 0 };
 
@@ -317,6 +363,7 @@ export class Plan {
     for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
     this.known(this.seedAt, 'seed tensor');
     this.dummy = this.alloc('dummy', 16);
+    this.allocateWinograd();
     const needs = this.passes.map((pass) => this.gradientPath(pass.grads));
     const units = this.units(needs);
     this.allocateActivations(units);
@@ -356,6 +403,20 @@ export class Plan {
    * node's output takes the smallest pooled buffer that is large enough (the input, the read-back tensors and the
    * logits are never released), so peak memory is a few activations instead of all of them.
    */
+  /** Winograd's transformed input and GEMM output (one pair for every Winograd conv: they run one after another),
+   *  and the zero bias its GEMM reads. */
+  private allocateWinograd() {
+    let v = 0, mm = 0, kp = 0;
+    for (const n of this.g.nodes) {
+      if (n.op.kind !== 'conv') continue;
+      const k = this.convKernels(n);
+      if (!k.wino) continue;
+      const [C] = this.g.tensors.get(n.inputs[0])!.shape, K = n.op.cout, T4 = k.wino.T4;
+      v = Math.max(v, this.batch * 16 * C * T4 * 4); mm = Math.max(mm, this.batch * 16 * K * T4 * 4); kp = Math.max(kp, convKP(K) * 4);
+    }
+    if (v) this.winoScratch = [this.alloc('winograd.V', v), this.alloc('winograd.M', mm)], this.winoZero = this.alloc('winograd.zero-bias', kp);
+  }
+
   private allocateActivations(units: Unit[]) {
     const g = this.g, inner = new Set(units.flatMap((u) => u.nodes.slice(0, -1).map((n) => this.root(n.output))));
     const roots = [...g.tensors].filter(([n, t]) => !t.data && this.root(n) === n && !inner.has(n)).map(([n]) => n);
@@ -474,24 +535,43 @@ export class Plan {
 
   /** A fused unit: the conv's kernel with the residual and activation in its epilogue, writing the unit's output. */
   private encodeFused(u: Unit): Step[] {
-    const [c, ...rest] = u.nodes, op = c.op, N = this.batch;
+    const [c, ...rest] = u.nodes, op = c.op;
     if (op.kind !== 'conv') throw new Error(`internal: fused unit starts with '${c.name}', not a conv`);
     const add = rest.find((n) => n.op.kind === 'add'), a = rest.find((n) => n.op.kind === 'act')?.op;
     const act = a?.kind === 'act' ? { id: CONV_ACT[a.fn]!, alpha: a.alpha, beta: a.beta } : undefined;
     const res = add?.inputs.find((i) => i !== c.output);
-    const xs = this.g.tensors.get(c.inputs[0])!.shape, ys = this.g.tensors.get(c.output)!.shape, w = this.model.weightsOf(c), k = this.model.convKernels(c);
-    return [this.step('conv2d', k.forward, k.forwardConsts, u.nodes.map((n) => n.name).join('+'), convParams(op, xs, ys, N, 0, act, !!res),
-      [this.buf(c.inputs[0]), w.w[0], w.b[0], res ? this.buf(res) : this.dummy, this.buf(u.output)], N * k.forwardThreads)];
+    return this.convForward(c, u.nodes.map((n) => n.name).join('+'), this.buf(c.inputs[0]), res ? this.buf(res) : null, this.buf(u.output), act);
+  }
+
+  /** A conv's forward dispatches: one conv2d kernel, or Winograd's three (input transform, 16 GEMMs, output transform). */
+  private convForward(n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: { id: number; alpha: number; beta: number }): Step[] {
+    const op = n.op, N = this.batch, k = this.convKernels(n), w = this.model.weightsOf(n);
+    if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
+    const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, [K, OH, OW] = ys;
+    if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, 0, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
+    const { TW, T, T4 } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!;
+    const wp = [N, C, H, W, K, OH, OW, op.pad[0], op.pad[1], TW, T, T4, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, R ? 1 : 0];
+    const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16];
+    return [
+      this.step('winograd', 'winograd_input', {}, `${L}[0]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
+      this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[1]`, gemm, [V, this.model.winogradWeights(n), this.winoZero!, this.dummy, M], 16 * N * Math.ceil(K / TK) * (T4 / TP)),
+      this.step('winograd', 'winograd_output', {}, `${L}[2]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T),
+    ];
+  }
+
+  /** The model's kernels for a conv, but the direct kernel where Winograd's scratch would not fit one binding at this batch. */
+  private convKernels(n: Node): ConvKernels {
+    const k = this.model.convKernels(n);
+    if (!k.wino) return k;
+    const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape;
+    return this.batch * 16 * Math.max(C, K) * k.wino.T4 * 4 <= this.model.limits.binding ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
   }
 
   private encodeForward(n: Node, ref: boolean): Step[] {
     const op = n.op, N = this.batch, L = (ref ? 'ref:' : '') + n.name, X = this.buf(n.inputs[0], ref), Y = this.buf(n.output, ref);
     const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
     switch (op.kind) {
-      case 'conv': {
-        const w = this.model.weightsOf(n), k = this.model.convKernels(n);
-        return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, xs, ys, N, 0), [X, w.w[0], w.b[0], this.dummy, Y], N * k.forwardThreads)];
-      }
+      case 'conv': return this.convForward(n, L, X, null, Y);
       case 'act': return [this.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, L, [N * numel(xs), 0, { f: op.alpha }, { f: op.beta }, 1, 1], [X, X, X, Y], N * numel(xs))];
       case 'affine': { const w = this.model.weightsOf(n); return [this.step('act', 'affine_forward', {}, L, [N * numel(xs), 0, { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [X, w.w[0], w.b[0], Y], N * numel(xs))]; }
       case 'add': case 'mul': {
@@ -542,7 +622,7 @@ export class Plan {
     switch (op.kind) {
       case 'conv': {
         if (!need.has(x)) break;
-        const w = this.model.weightsOf(n), k = this.model.convKernels(n);
+        const w = this.model.weightsOf(n), k = this.convKernels(n);
         steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], this.dummy, dx(x)], N * k.backwardThreads));
         break;
       }
@@ -733,10 +813,10 @@ function rank4(N: number, s: number[], n: Node): number[] {
 }
 
 /** conv2d.wgsl's Params; act and res describe a fused epilogue (forward only). */
-function convParams(op: Extract<Node['op'], { kind: 'conv' }>, xs: number[], ys: number[], N: number, acc: number,
+function convParams(op: ConvOp, xs: number[], ys: number[], N: number, acc: number,
   act?: { id: number; alpha: number; beta: number }, res = false): (number | { f: number })[] {
   return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0];
+    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, 1];
 }
 
 function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {

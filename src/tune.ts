@@ -20,7 +20,7 @@ export interface TuneOptions {
   onProgress?: (done: number, total: number, shape: string) => void;
 }
 
-const same = (a: Tile, b: Tile) => a.TK === b.TK && a.TP === b.TP;
+const same = (a: Tile, b: Tile) => a.TK === b.TK && a.TP === b.TP && !a.wino === !b.wino;
 
 /** A graph of one conv node (its weights travel in the op), fed and read at its own tensors. */
 function single(g: Graph, n: Node): Graph {
@@ -37,7 +37,7 @@ export async function tune(gpu: Gpu, g: Graph, o: TuneOptions = {}): Promise<Tun
   let done = 0;
   for (const [shape, nodes] of byShape) {
     o.onProgress?.(done++, byShape.size, shape);
-    const n = nodes[0], sg = single(g, n), [K, OH, OW] = g.tensors.get(n.output)!.shape, def = defaultTile(K, OH * OW);
+    const n = nodes[0], sg = single(g, n), def = defaultTile(g, n);
     // one try per distinct kernel: tiles a grouped conv cannot use all fall back to the same grouped kernel
     const variant = (t: Tile) => { const k = convKernels(sg, n, t); return `${k.forward} ${JSON.stringify(k.forwardConsts)}`; };
     const tiles = [def, ...TILES].filter((t, i, all) => all.findIndex((u) => variant(u) === variant(t)) === i);
@@ -56,7 +56,7 @@ export async function tune(gpu: Gpu, g: Graph, o: TuneOptions = {}): Promise<Tun
             if (!(d <= tol * (m || 1))) return { y, error: `output differs from the default tile's by ${(d / (m || 1)).toExponential(1)}` };
           }
           const ms: number[] = [];
-          for (let r = 0; r < runs; r++) ms.push((await plan.run(xb, { profile: true })).profile![0].ms);
+          for (let r = 0; r < runs; r++) ms.push((await plan.run(xb, { profile: true })).profile!.reduce((s, e) => s + e.ms, 0)); // Winograd: 3 dispatches
           return { y, ms: ms.sort((a, b) => a - b)[runs >> 1] };
         } finally { plan.destroy(); }
       };

@@ -208,15 +208,17 @@ for (const c of CONVS) {
   test(name, () => check({ family: 'conv2d', name, g, N: c.x[0] }));
 }
 
-/** Every tile `camgpu tune` may pick, on shapes that leave partial tiles (K and pixels not multiples of it). */
+/** Every tile `camgpu tune` may pick (Winograd on the 3x3 stride-1 ones), on shapes that leave partial tiles. */
 const TILED: ConvCfg[] = [
   { x: [2, 5, 9, 7], k: 37, kk: 3, s: 1, p: 1 },   // 63 pixels, 37 channels
   { x: [1, 6, 6, 10], k: 20, kk: 1 },              // 1x1 GEMM, 60 pixels
   { x: [1, 8, 7, 7], k: 32, kk: 3, p: 1, g: 2 },   // grouped, K/G = 16: tiled when TK divides it, else the grouped kernel
+  { x: [2, 4, 8, 10], k: 6, kk: 3, p: 0 },          // Winograd tiles: no padding, even output 6x8
+  { x: [1, 3, 5, 6], k: 17, kk: 3, p: [2, 1, 0, 2] }, // Winograd tiles: asymmetric padding up to 2, odd output
 ];
 for (const c of TILED) for (const t of TILES) {
   const g = convGraph(c, hash(convName(c)) + 7), n = g.nodes.find((m) => m.op.kind === 'conv')!;
-  const k = convKernels(g, n, t), name = `conv2d tile ${t.TK}x${t.TP} ${convName(c)} (${k.forward}): forward, backward`;
+  const k = convKernels(g, n, t), name = `conv2d tile ${t.TK}x${t.TP}${t.wino ? ' winograd' : ''} ${convName(c)} (${k.forward}): forward, backward`;
   test(name, () => check({ family: 'conv2d tiles', name, g, N: c.x[0], tiles: { [convShape(g, n)]: t } }));
 }
 
