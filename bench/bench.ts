@@ -175,9 +175,10 @@ async function benchConv(gpu: Gpu, s: ConvShape, tiles: Record<string, Tile>): P
   const op = s.op, b = new GraphBuilder([s.C, s.H, s.W], 1);
   const g = b.finish(b.conv(b.input, op.cout, [op.kh, op.kw], { stride: op.stride, pad: op.pad, dil: op.dil, group: op.group }));
   const node = g.nodes[0], w = node.op as ConvOp, mac = macs(g, node), k = convKernels(g, node), tile = tiles[convShape(g, node)];
-  const kernels = `${k.forward.replace('conv2d_', '')}, ${k.backward.replace('conv2d_', '')}`;
   const model = await Model.load(gpu, g, `bench ${s.key}`);
   try {
+    const t = model.transposed(node); // stride 1: the backward runs as a forward conv
+    const kernels = `${k.forward.replace('conv2d_', '')}, ${t ? `${model.convKernels(t).forward.replace('conv2d_', '')} (transposed)` : k.backward.replace('conv2d_', '')}`;
     const plan = await model.plan({ batch: 1, grads: [g.input] });
     const x = rand(s.C * s.H * s.W, 2), dy = rand(numel(s.out), 3);
     const res = await plan.run(x, { seed: dy });

@@ -52,16 +52,20 @@ const PX = 8u;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
-// The fused epilogue of a forward output element at flat index i: residual, then activation
-// (p.act: 0 none, 1 relu, 2 clip(alpha, beta), 3 leaky relu(alpha); the same formulas as act.wgsl).
+// The epilogue of a forward output element at flat index i: fused residual, then activation (p.act: 0 none, 1 relu,
+// 2 clip(alpha, beta), 3 leaky relu(alpha); act.wgsl's formulas), then p.acc adds what y holds. Uniform branches, so
+// nothing is read that is not used.
 fn epilogue(v: f32, i: u32) -> f32 {
-  let s = v + select(0.0, r[i], p.res != 0u);
+  var s = v;
+  if (p.res != 0u) { s += r[i]; }
   switch p.act {
-    case 1u: { return max(s, 0.0); }
-    case 2u: { return clamp(s, p.alpha, p.beta); }
-    case 3u: { return select(p.alpha * s, s, s > 0.0); }
-    default: { return s; }
+    case 1u: { s = max(s, 0.0); }
+    case 2u: { s = clamp(s, p.alpha, p.beta); }
+    case 3u: { s = select(p.alpha * s, s, s > 0.0); }
+    default: {}
   }
+  if (p.acc != 0u) { s += y[i]; } // a backward-as-forward conv adding into a gradient
+  return s;
 }
 
 // acc[q][j]: output channels k0+4q .. k0+4q+3 at pixel j of the tile.

@@ -11,7 +11,7 @@
 // Tiles: TW = ceil(OW/2) per row, T = TW * ceil(OH/2), T4 = T rounded up for the GEMM's vec4 pixel tiles.
 struct Params {
   N: u32, C: u32, H: u32, W: u32, K: u32, OH: u32, OW: u32, PT: u32,
-  PL: u32, TW: u32, T: u32, T4: u32, act: u32, alpha: f32, beta: f32, res: u32,
+  PL: u32, TW: u32, T: u32, T4: u32, act: u32, alpha: f32, beta: f32, res: u32, acc: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -56,15 +56,18 @@ fn winograd_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   }
 }
 
-// The fused residual and activation of conv2d.wgsl's epilogue.
-fn epilogue(v: f32, o: u32) -> f32 {
-  let s = v + select(0.0, r[o], p.res != 0u);
+// conv2d.wgsl's epilogue: fused residual and activation, and accumulation (p.acc).
+fn epilogue(v: f32, i: u32) -> f32 {
+  var s = v;
+  if (p.res != 0u) { s += r[i]; }
   switch p.act {
-    case 1u: { return max(s, 0.0); }
-    case 2u: { return clamp(s, p.alpha, p.beta); }
-    case 3u: { return select(p.alpha * s, s, s > 0.0); }
-    default: { return s; }
+    case 1u: { s = max(s, 0.0); }
+    case 2u: { s = clamp(s, p.alpha, p.beta); }
+    case 3u: { s = select(p.alpha * s, s, s > 0.0); }
+    default: {}
   }
+  if (p.acc != 0u) { s += y[i]; } // a backward-as-forward conv adding into a gradient
+  return s;
 }
 
 @compute @workgroup_size(WG)

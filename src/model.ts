@@ -82,6 +82,7 @@ export class Model {
   private owner = true; // a head() shares its parent's weight buffers and does not free them
   tiles: Record<string, Tile> = {}; // tuned forward conv tiles by convShape
   private wino = new Map<string, GPUBuffer>(); // Winograd weights by conv node
+  private transposedNodes = new Map<string, Node>(); // backward-as-forward convs by conv node (transposed())
 
   private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
     const l = gpu.device.limits;
@@ -114,7 +115,7 @@ export class Model {
     if (!down.has(g.output)) throw new ModelError(`'${tensor}' does not lead to the output`);
     const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
     const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
-    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.wino = this.wino;
+    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.wino = this.wino; h.transposedNodes = this.transposedNodes;
     return h;
   }
 
@@ -123,21 +124,46 @@ export class Model {
   get inputShape() { return this.graph.tensors.get(this.graph.input)!.shape; }
   get numClasses() { return numel(this.graph.tensors.get(this.logits)!.shape); }
 
+  /** A conv's weight, (K, C/G, KH, KW) -> (C/G, KH, KW, KP): output channels side by side for vec4 loads, zero-padded
+   *  to KP; and its bias, zero-padded. */
+  private uploadConv(n: Node) {
+    const op = n.op as ConvOp, gpu = this.gpu;
+    const per = op.w.length / op.cout, KP = convKP(op.cout), wt = new Float32Array(per * KP);
+    for (let k = 0; k < op.cout; k++) for (let i = 0; i < per; i++) wt[i * KP + k] = op.w[k * per + i];
+    const bp = new Float32Array(KP); bp.set(op.b);
+    if (wt.byteLength > this.limits.binding) throw new ModelError(`node '${n.name}' (${n.source}): the weight needs ${wt.byteLength} bytes, over this device's storage binding limit of ${this.limits.binding}`);
+    this.weights.set(n.name, { w: [gpu.buffer(`${n.name}.w`, wt.byteLength, GPUBufferUsage.STORAGE, wt)], b: [gpu.buffer(`${n.name}.b`, bp.byteLength, GPUBufferUsage.STORAGE, bp)], rows: [KP] });
+  }
+
+  /**
+   * The backward to a stride-1 conv's input as a forward conv, so it runs on the forward kernels (tuned tiles,
+   * Winograd): dx[c] = sum_k conv(dy[k], w[k, c] rotated 180 degrees) with padding KH-1-p. A node of its own
+   * (input dy, output dx, weights made on first use); null for strided, dilated or grouped convs and pads >= the kernel.
+   */
+  transposed(n: Node): Node | null {
+    const op = n.op;
+    if (op.kind !== 'conv' || op.group !== 1 || op.stride.some((s) => s !== 1) || op.dil.some((d) => d !== 1)
+      || Math.max(op.pad[0], op.pad[2]) > op.kh - 1 || Math.max(op.pad[1], op.pad[3]) > op.kw - 1) return null;
+    let t = this.transposedNodes.get(n.name);
+    if (!t) {
+      const K = op.cout, KH = op.kh, KW = op.kw, C = op.w.length / (K * KH * KW), w = new Float32Array(op.w.length);
+      for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) for (let y = 0; y < KH; y++) for (let x = 0; x < KW; x++)
+        w[((c * K + k) * KH + y) * KW + x] = op.w[((k * C + c) * KH + KH - 1 - y) * KW + KW - 1 - x];
+      t = { name: `${n.name}.T`, source: `${n.source} backward`, inputs: [n.output], output: n.inputs[0], op: {
+        kind: 'conv', w, b: new Float32Array(C), cout: C, kh: KH, kw: KW, stride: [1, 1], dil: [1, 1], group: 1,
+        pad: [KH - 1 - op.pad[0], KW - 1 - op.pad[1], KH - 1 - op.pad[2], KW - 1 - op.pad[3]] } };
+      this.uploadConv(t);
+      this.transposedNodes.set(n.name, t);
+    }
+    return t;
+  }
+
   private upload() {
     const { gpu, graph } = this;
-    const fits = (n: Node, what: string, bytes: number) => {
-      if (bytes > this.limits.binding) throw new ModelError(`node '${n.name}' (${n.source}): ${what} needs ${bytes} bytes, over this device's storage binding limit of ${this.limits.binding}`);
-    };
     for (const n of graph.nodes) {
       const op = n.op;
-      if (op.kind === 'conv') {
-        // (K, C/G, KH, KW) -> (C/G, KH, KW, KP): output channels side by side for vec4 loads, zero-padded to KP
-        const per = op.w.length / op.cout, KP = convKP(op.cout), wt = new Float32Array(per * KP);
-        for (let k = 0; k < op.cout; k++) for (let i = 0; i < per; i++) wt[i * KP + k] = op.w[k * per + i];
-        const bp = new Float32Array(KP); bp.set(op.b);
-        fits(n, 'the weight', wt.byteLength);
-        this.weights.set(n.name, { w: [gpu.buffer(`${n.name}.w`, wt.byteLength, GPUBufferUsage.STORAGE, wt)], b: [gpu.buffer(`${n.name}.b`, bp.byteLength, GPUBufferUsage.STORAGE, bp)], rows: [KP] });
-      } else if (op.kind === 'linear') {
+      if (op.kind === 'conv') this.uploadConv(n);
+      else if (op.kind === 'linear') {
         const rowsPer = Math.max(1, Math.floor(this.limits.binding / (op.in * 4)));
         const w: GPUBuffer[] = [], b: GPUBuffer[] = [], rows: number[] = [];
         for (let o0 = 0; o0 < op.out; o0 += rowsPer) {
@@ -234,7 +260,7 @@ export class Model {
     if (!this.owner) return;
     for (const w of this.weights.values()) for (const b of [...w.w, ...w.b]) b.destroy();
     for (const b of [...this.consts.values(), ...this.wino.values()]) b.destroy();
-    this.weights.clear(); this.consts.clear(); this.wino.clear();
+    this.weights.clear(); this.consts.clear(); this.wino.clear(); this.transposedNodes.clear();
   }
 }
 
@@ -363,8 +389,8 @@ export class Plan {
     for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
     this.known(this.seedAt, 'seed tensor');
     this.dummy = this.alloc('dummy', 16);
-    this.allocateWinograd();
     const needs = this.passes.map((pass) => this.gradientPath(pass.grads));
+    this.allocateWinograd(needs);
     const units = this.units(needs);
     this.allocateActivations(units);
     for (const u of units) this.forward.push(...(u.nodes.length > 1 ? this.encodeFused(u) : this.encodeForward(u.nodes[0], false)));
@@ -405,9 +431,11 @@ export class Plan {
    */
   /** Winograd's transformed input and GEMM output (one pair for every Winograd conv: they run one after another),
    *  and the zero bias its GEMM reads. */
-  private allocateWinograd() {
+  private allocateWinograd(needs: Set<string>[]) {
     let v = 0, mm = 0, kp = 0;
-    for (const n of this.g.nodes) {
+    const convs = this.g.nodes.filter((n) => n.op.kind === 'conv');
+    const back = convs.filter((n) => needs.some((s) => s.has(n.inputs[0]))).map((n) => this.model.transposed(n)).filter((t) => t !== null);
+    for (const n of [...convs, ...back]) {
       if (n.op.kind !== 'conv') continue;
       const k = this.convKernels(n);
       if (!k.wino) continue;
@@ -544,13 +572,13 @@ export class Plan {
   }
 
   /** A conv's forward dispatches: one conv2d kernel, or Winograd's three (input transform, 16 GEMMs, output transform). */
-  private convForward(n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: { id: number; alpha: number; beta: number }): Step[] {
+  private convForward(n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: { id: number; alpha: number; beta: number }, acc = 0): Step[] {
     const op = n.op, N = this.batch, k = this.convKernels(n), w = this.model.weightsOf(n);
     if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
     const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, [K, OH, OW] = ys;
-    if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, 0, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
+    if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, acc, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
     const { TW, T, T4 } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!;
-    const wp = [N, C, H, W, K, OH, OW, op.pad[0], op.pad[1], TW, T, T4, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, R ? 1 : 0];
+    const wp = [N, C, H, W, K, OH, OW, op.pad[0], op.pad[1], TW, T, T4, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, R ? 1 : 0, acc];
     const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16];
     return [
       this.step('winograd', 'winograd_input', {}, `${L}[0]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
@@ -622,6 +650,8 @@ export class Plan {
     switch (op.kind) {
       case 'conv': {
         if (!need.has(x)) break;
+        const t = this.model.transposed(n);
+        if (t) { steps.push(...this.convForward(t, L, D, null, dx(x), undefined, acc(x))); break; }
         const w = this.model.weightsOf(n), k = this.convKernels(n);
         steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], this.dummy, dx(x)], N * k.backwardThreads));
         break;

@@ -83,7 +83,10 @@ async function check(c: Case, more?: (o: Outcome) => void | Promise<void>): Prom
   const model = await Model.load(gpu, g, c.family, { ...(c.maxBinding ? { maxBinding: c.maxBinding } : {}), tiles: c.tiles });
   try {
     for (const n of g.nodes) {
-      if (n.op.kind === 'conv') { const k = model.convKernels(n); entries.add(k.forward); entries.add(k.backward); }
+      if (n.op.kind === 'conv') { // a stride-1 conv's backward runs as a forward conv (Model.transposed)
+        const k = model.convKernels(n), t = model.transposed(n);
+        entries.add(k.forward); entries.add(t ? `${model.convKernels(t).forward} (as backward)` : k.backward);
+      }
       if (n.op.kind === 'linear') entries.add(n.op.in % 4 === 0 ? 'linear_forward/linear_backward' : 'linear_forward_scalar/linear_backward_scalar');
     }
     const seedAt = c.seedAt ?? logitsOf(g), inShape = g.tensors.get(g.input)!.shape;
@@ -747,8 +750,9 @@ for (const [what, score, tied, classes, expected] of SEEDS) {
 
 // ------------------------------------------------------------------------------------------------ coverage and report
 
-test('coverage: every conv2d and linear entry point ran; every branch of the DeepLIFT max-pool rule was taken', () => {
-  const all = ['conv2d_forward', 'conv2d_forward_1x1', 'conv2d_forward_grouped', 'conv2d_backward', 'conv2d_backward_grouped',
+test('coverage: every conv2d, winograd and linear entry point ran, forward and as a backward; every branch of the DeepLIFT max-pool rule was taken', () => {
+  const all = ['conv2d_forward', 'conv2d_forward_1x1', 'conv2d_forward_grouped', 'winograd', 'conv2d_backward', 'conv2d_backward_grouped',
+    'conv2d_forward (as backward)', 'conv2d_forward_1x1 (as backward)', 'winograd (as backward)',
     'linear_forward/linear_backward', 'linear_forward_scalar/linear_backward_scalar'];
   assert.equal(all.filter((e) => !entries.has(e)), [], 'entry points never selected');
   assert.ok(branches.actual > 0 && branches.reference > 0 && branches.neither > 0, `DeepLIFT max-pool branches taken: ${JSON.stringify(branches)}`);
