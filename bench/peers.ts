@@ -35,6 +35,7 @@ import { Model } from '../src/model.js';
 import { Explainer, defaultLayer } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { importOnnx } from '../src/import.js';
+import { tune } from '../src/tune.js';
 import { median, rand, referenceLogits, relErr } from './common.js';
 
 type TF = typeof import('@tensorflow/tfjs');
@@ -500,8 +501,11 @@ for (const [net, title, make] of QUICK ? nets.slice(1) : nets) {
   results.set(net, { forward: {}, gradcam: {}, seven: {} });
   console.error(`\n## ${title} (CAM layer ${A})`);
 
-  // camgpu: logits against float64, then the reference outputs for every peer
-  const model = await Model.load(gpu, g, net), fwd = await model.plan({ batch: 1 }), ex = new Explainer(model);
+  // camgpu, with the conv tiles its autotuner picks on this adapter (what `camgpu tune` caches): logits against
+  // float64, then the reference outputs for every peer
+  const tuneT = performance.now(), tiles = Object.fromEntries((await tune(gpu, g)).map((e) => [e.shape, e.best]));
+  notes.push(`${title}: camgpu ran with the conv tiles its autotuner picked in this run (${Object.keys(tiles).length} layer shapes, ${f1((performance.now() - tuneT) / 1000)} s)`);
+  const model = await Model.load(gpu, g, net, { tiles }), fwd = await model.plan({ batch: 1 }), ex = new Explainer(model);
   const logits = (await fwd.run(x)).logits;
   const camOne = (await ex.explain(x, { methods: ['gradcam'] })).images[0];
   const camSeven = (await ex.explain(x, { methods: SEVEN })).images[0];
