@@ -2,29 +2,37 @@
 //   forward:  y[n,k,oy,ox] = b[k] + sum_{c in group(k), ky, kx} w[c,ky,kx,k] * x[n, c, oy*SH-PT+ky*DH, ox*SW-PL+kx*DW]
 //             optionally fused: y = act(conv + r) with r a residual of y's shape (p.res) and act relu, clip or leaky relu
 //   backward: dx[n,c,iy,ix] = sum_{k in group(c), ky, kx with oy=(iy+PT-ky*DH)/SH integral and in range} w[c,ky,kx,k] * dy[n,k,oy,ox]
-// Bindings: x (N,C,H,W), w (C/G,KH,KW,KP) transposed at load so output channels are contiguous (KP = K rounded up to 8,
+//   Winograd F(2x2, 3x3) for 3x3 stride-1 convs (Lavin & Gray 2016): per 2x2 output tile t and channels c -> k,
+//             y[k, t] = A^T [ sum_c (G g[k,c] G^T) * (B^T d[c,t] B) ] A   (* element-wise over the 4x4 tile), 16
+//             multiplies per tile and channel pair instead of 36; the sum over c is 16 GEMMs, one per tile position e
+//             B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   A^T = [1 1 1 0; 0 1 -1 -1]
+// Bindings: x (N,C,H,W), w (C/G,KH,KW,KP) transposed at load so output channels are contiguous (KP = K rounded up to 32,
 //           zero-padded), b (KP, zero-padded), r (N,K,OH,OW) residual (read when p.res = 1), y (N,K,OH,OW);
 //           backward: dy (N,K,OH,OW) in x's slot, dx (N,C,H,W) in y's, r unused.
 //           x4, w4 and b4 are vec4 views of the same bindings.
 //
-// Entry points; the dispatch code (src/model.ts convKernels) picks one per layer from its shape:
-//   conv2d_forward          G == 1 or K/G % 8 == 0: 8 output channels x 8 output pixels (flattened) per invocation;
+// Entry points; the dispatch code (src/model.ts convKernels) picks them per layer from its shape and tile:
+//   conv2d_forward          G == 1 or K/G % TK == 0: TK output channels x TP output pixels (flattened) per invocation;
 //                           taps outside, input channels inside, so the pixels' input offsets are set once per tap
 //   conv2d_forward_1x1      1x1, stride 1, no padding, G == 1, OH*OW % 4 == 0 and >= TP: the same tile as a GEMM over
 //                           pixels, x read as vec4. With wrep > 1, image n uses weight set n % wrep (w holds wrep sets
-//                           of (C, KP)): winograd.wgsl's 16 GEMMs, one per tile position, as N*16 images
+//                           of (C, KP)): Winograd's 16 GEMMs M[n,e] = U[e] V[n,e] as N*16 images
+//   winograd_input          V[n,e,c,t] = (B^T d B)[e], d the 4x4 input patch of tile t (zeros outside): x -> y = V
+//                           (N,16,C,T4); tiles TW = ceil(OW/2) per row, T in all, T4 = T rounded up to 16
+//   winograd_output         y[n,k,2ty+i,2tx+j] = epilogue((A^T M[n,:,k,t] A)[i,j] + b[k]): x = M (N,16,K,T4) -> y
 //   conv2d_forward_grouped  other grouped convs (depthwise): 1 channel x 4 pixels
 //   conv2d_backward         G == 1: 8 input channels x 8 pixels of one dx row that share their phase modulo the
-//                           stride (so they meet the same taps), 4 output channels per step
+//                           stride (so they meet the same taps), 4 output channels per step (stride-1 convs instead
+//                           run their backward as a forward conv with rotated, transposed weights: Model.transposed)
 //   conv2d_backward_grouped G > 1: one element per invocation, gathering over its group
 // Why these tiles: a load from a storage buffer costs far more than an FMA, most of all on a CPU adapter (lavapipe
-// loads lane by lane); an 8 x 8 register tile reads 16 values (8 of them as two vec4 weight loads) for 64 FMAs,
-// where a 4 x 4 tile reads 8 for 16. The tile sizes are WGSL consts, not overrides: WGSL only allows private
-// arrays of const size.
+// loads lane by lane, with a bounds check each, whether or not the address is uniform: measured the same); a 16 x 16
+// register tile reads 32 values (16 of them as four vec4 weight loads) for 256 FMAs, an 8 x 8 one 16 for 64.
 struct Params {
   N: u32, C: u32, H: u32, W: u32, K: u32, OH: u32, OW: u32, KH: u32,
   KW: u32, SH: u32, SW: u32, PT: u32, PL: u32, DH: u32, DW: u32, G: u32,
-  KP: u32, acc: u32, act: u32, alpha: f32, beta: f32, res: u32, wrep: u32,
+  KP: u32, acc: u32, act: u32, alpha: f32, beta: f32, res: u32, wrep: u32, TW: u32,
+  T: u32, T4: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -182,6 +190,63 @@ fn conv2d_forward_grouped(@builtin(global_invocation_id) gid: vec3<u32>, @builti
   for (var j = 0u; j < 4u; j++) {
     let o = ((n * p.K + k) * p.OH + oy) * p.OW + ox0 + j;
     if (ox0 + j < p.OW) { y[o] = epilogue(acc[j], o); }
+  }
+}
+
+// ---------- Winograd F(2x2, 3x3): the transforms around the GEMMs (conv2d_forward_1x1 with wrep = 16) ----------
+
+// B^T v for a column (or row) v of the tile.
+fn bt(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(v.x - v.z, v.y + v.z, v.z - v.y, v.y - v.w); }
+
+@compute @workgroup_size(WG)
+fn winograd_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  var i = index(gid, nwg);
+  if (i >= p.N * p.C * p.T) { return; }
+  let t = i % p.T; i = i / p.T;
+  let c = i % p.C; let n = i / p.C;
+  let iy0 = i32(2u * (t / p.TW)) - i32(p.PT); let ix0 = i32(2u * (t % p.TW)) - i32(p.PL);
+  let plane = (n * p.C + c) * p.H * p.W;
+  var d: array<vec4<f32>, 4>; // d[row] = the patch's row, columns in x..w
+  for (var a = 0u; a < 4u; a++) {
+    let iy = iy0 + i32(a);
+    var row = vec4<f32>(0.0);
+    if (iy >= 0 && iy < i32(p.H)) {
+      for (var j = 0u; j < 4u; j++) {
+        let ix = ix0 + i32(j);
+        if (ix >= 0 && ix < i32(p.W)) { row[j] = x[plane + u32(iy) * p.W + u32(ix)]; }
+      }
+    }
+    d[a] = row;
+  }
+  // rows of B^T d, then B^T applied along each row: V = B^T d B
+  let m = array<vec4<f32>, 4>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
+  let base = n * 16u * p.C * p.T4 + c * p.T4 + t;
+  for (var a = 0u; a < 4u; a++) {
+    let v = bt(m[a]);
+    for (var j = 0u; j < 4u; j++) { y[base + (4u * a + j) * p.C * p.T4] = v[j]; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn winograd_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  var i = index(gid, nwg);
+  if (i >= p.N * p.K * p.T) { return; }
+  let t = i % p.T; i = i / p.T;
+  let k = i % p.K; let n = i / p.K;
+  let base = n * 16u * p.K * p.T4 + k * p.T4 + t; let step = p.K * p.T4;
+  var m: array<vec4<f32>, 4>;
+  for (var a = 0u; a < 4u; a++) {
+    m[a] = vec4<f32>(x[base + (4u * a) * step], x[base + (4u * a + 1u) * step], x[base + (4u * a + 2u) * step], x[base + (4u * a + 3u) * step]);
+  }
+  // A^T M A: rows first (s0 = m0 + m1 + m2, s1 = m1 - m2 - m3), then the same along each row
+  let s = array<vec4<f32>, 2>(m[0] + m[1] + m[2], m[1] - m[2] - m[3]);
+  let oy0 = 2u * (t / p.TW); let ox0 = 2u * (t % p.TW);
+  for (var a = 0u; a < 2u; a++) {
+    let v = vec2<f32>(s[a].x + s[a].y + s[a].z, s[a].y - s[a].z - s[a].w) + b[k];
+    for (var j = 0u; j < 2u; j++) {
+      let oy = oy0 + a; let ox = ox0 + j;
+      if (oy < p.OH && ox < p.OW) { let o = ((n * p.K + k) * p.OH + oy) * p.OW + ox; y[o] = epilogue(v[j], o); }
+    }
   }
 }
 

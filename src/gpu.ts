@@ -9,7 +9,6 @@ import copy from '../shaders/copy.wgsl';
 import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
-import winograd from '../shaders/winograd.wgsl';
 
 export class GpuError extends Error {
   constructor(message: string) { super(message); this.name = 'GpuError'; }
@@ -41,7 +40,6 @@ const R: Slot = 'read', W: Slot = 'rw', U: Slot = 'uniform';
 /** Shader families: source and the fixed binding list (uniform params, read-only inputs, outputs). */
 export const FAMILIES = {
   conv2d: { code: conv2d, slots: [U, R, R, R, R, W], wg: 64 },
-  winograd: { code: winograd, slots: [U, R, R, R, R, W], wg: 64 },
   act: { code: act, slots: [U, R, R, R, W], wg: 256 },
   binary: { code: binary, slots: [U, R, R, R, W], wg: 256 },
   pool: { code: pool, slots: [U, R, R, R, R, R, W, W], wg: 256 },

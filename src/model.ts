@@ -190,7 +190,7 @@ export class Model {
       const op = n.op;
       if (op.kind === 'conv') {
         const k = this.convKernels(n);
-        if (k.wino) out.push(['winograd', 'winograd_input', {}], ['conv2d', 'conv2d_forward_1x1', k.forwardConsts], ['winograd', 'winograd_output', {}]);
+        if (k.wino) out.push(['conv2d', 'winograd_input', {}], ['conv2d', 'conv2d_forward_1x1', k.forwardConsts], ['conv2d', 'winograd_output', {}]);
         else out.push(['conv2d', k.forward, k.forwardConsts]);
         out.push(['conv2d', k.backward, {}]);
       }
@@ -268,7 +268,7 @@ export class Model {
 const convKP = (cout: number) => Math.ceil(cout / 32) * 32;
 
 /** A forward register tile of conv2d.wgsl's tiled entry points: TK output channels x TP pixels per invocation;
- *  wino: the layer runs as Winograd F(2x2, 3x3) (winograd.wgsl) with that tile for its 16 GEMMs. */
+ *  wino: the layer runs as Winograd F(2x2, 3x3) (conv2d.wgsl) with that tile for its 16 GEMMs. */
 export interface Tile { TK: number; TP: number; wino?: boolean }
 /** The tiles `camgpu tune` tries (conv2d.wgsl: TK a multiple of 4 up to TKMAX = 32, TP up to TPMAX = 16, TP % 4 = 0
  *  for 1x1). Wider ones did not pay on lavapipe (64 x 8, 64 x 16 no faster than 32 x 16). */
@@ -313,7 +313,7 @@ export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
 /** backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase (conv2d_backward) */
 export interface ConvKernels {
   forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number;
-  /** Winograd: tiles per row, tiles, tiles rounded up for the GEMM (winograd.wgsl) */
+  /** Winograd: tiles per row, tiles, tiles rounded up for the GEMM (conv2d.wgsl) */
   wino?: { TW: number; T: number; T4: number };
 }
 /** Convs Winograd F(2x2, 3x3) computes: 3x3, stride 1, no dilation, no groups (any padding up to 2). */
@@ -321,7 +321,7 @@ export const winogradFits = (op: ConvOp) => op.kh === 3 && op.kw === 3 && op.str
 
 /** The linear.wgsl entry points for a layer with `inputs` features: vec4 loads along the features when they come in fours. */
 const linearKernels = (inputs: number) => inputs % 4 === 0
-  ? { forward: 'linear_forward', backward: 'linear_backward', backwardPer: 4 }
+  ? { forward: 'linear_forward', backward: 'linear_backward', backwardPer: 16 }
   : { forward: 'linear_forward_scalar', backward: 'linear_backward_scalar', backwardPer: 1 };
 
 /** One static execution plan. */
@@ -575,15 +575,15 @@ export class Plan {
   private convForward(n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: { id: number; alpha: number; beta: number }, acc = 0): Step[] {
     const op = n.op, N = this.batch, k = this.convKernels(n), w = this.model.weightsOf(n);
     if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
-    const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, [K, OH, OW] = ys;
+    const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, K = ys[0];
     if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, acc, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
-    const { TW, T, T4 } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!;
-    const wp = [N, C, H, W, K, OH, OW, op.pad[0], op.pad[1], TW, T, T4, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, R ? 1 : 0, acc];
-    const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16];
+    const { T, T4 } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!;
+    const wp = convParams(op, [C, H, W], ys, N, acc, act, !!R, k.wino);
+    const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16, 0, 0, 0];
     return [
-      this.step('winograd', 'winograd_input', {}, `${L}[0]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
+      this.step('conv2d', 'winograd_input', {}, `${L}[0]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
       this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[1]`, gemm, [V, this.model.winogradWeights(n), this.winoZero!, this.dummy, M], 16 * N * Math.ceil(K / TK) * (T4 / TP)),
-      this.step('winograd', 'winograd_output', {}, `${L}[2]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T),
+      this.step('conv2d', 'winograd_output', {}, `${L}[2]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T),
     ];
   }
 
@@ -692,7 +692,7 @@ export class Plan {
         if (!need.has(x)) break;
         const w = this.model.weightsOf(n); let o0 = 0;
         const k = linearKernels(op.in);
-        w.rows.forEach((oc, c) => { steps.push(this.step('linear', k.backward, {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, acc(x)], [D, w.w[c], w.b[c], dx(x)], N * op.in / k.backwardPer)); o0 += oc; });
+        w.rows.forEach((oc, c) => { steps.push(this.step('linear', k.backward, {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, acc(x)], [D, w.w[c], w.b[c], dx(x)], N * Math.ceil(op.in / k.backwardPer))); o0 += oc; });
         break;
       }
       case 'concat': {
@@ -842,11 +842,11 @@ function rank4(N: number, s: number[], n: Node): number[] {
   return [N, ...Array(3 - s.length).fill(1), ...s];
 }
 
-/** conv2d.wgsl's Params; act and res describe a fused epilogue (forward only). */
+/** conv2d.wgsl's Params; act and res describe a fused epilogue, wino Winograd's tiling. */
 function convParams(op: ConvOp, xs: number[], ys: number[], N: number, acc: number,
-  act?: { id: number; alpha: number; beta: number }, res = false): (number | { f: number })[] {
+  act?: { id: number; alpha: number; beta: number }, res = false, wino?: { TW: number; T: number; T4: number }): (number | { f: number })[] {
   return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, 1];
+    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, 1, wino?.TW ?? 0, wino?.T ?? 0, wino?.T4 ?? 0];
 }
 
 function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {
