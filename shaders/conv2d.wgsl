@@ -17,9 +17,10 @@
 //   conv2d_forward_1x1      1x1, stride 1, no padding, G == 1, OH*OW % 4 == 0 and >= TP: the same tile as a GEMM over
 //                           pixels, x read as vec4. With wrep > 1, image n uses weight set n % wrep (w holds wrep sets
 //                           of (C, KP)): Winograd's 16 GEMMs M[n,e] = U[e] V[n,e] as N*16 images
-//   winograd_input          V[n,e,c,t] = (B^T d B)[e], d the 4x4 input patch of tile t (zeros outside): x -> y = V
-//                           (N,16,C,T4); tiles TW = ceil(OW/2) per row, T in all, T4 = T rounded up to 16
-//   winograd_output         y[n,k,2ty+i,2tx+j] = epilogue((A^T M[n,:,k,t] A)[i,j] + b[k]): x = M (N,16,K,T4) -> y
+//   winograd_input          V[n,e,c,t] = (B^T d B)[e], d the 4x4 input patch of tile t0 + t (zeros outside): x -> y = V
+//                           (N,16,C,T4); TW = ceil(OW/2) tiles per row; a dispatch takes the T tiles from t0 on
+//                           (T4 = T rounded up to 16), so the scratch stays small (src/model.ts winogradChunk)
+//   winograd_output         y at tile t0 + t = epilogue((A^T M[n,:,k,t] A)[i,j] + b[k]): x = M (N,16,K,T4) -> y
 //   conv2d_forward_grouped  other grouped convs (depthwise): 1 channel x 4 pixels
 //   conv2d_backward         G == 1: 8 input channels x 8 pixels of one dx row that share their phase modulo the
 //                           stride (so they meet the same taps), 4 output channels per step (stride-1 convs instead
@@ -32,7 +33,7 @@ struct Params {
   N: u32, C: u32, H: u32, W: u32, K: u32, OH: u32, OW: u32, KH: u32,
   KW: u32, SH: u32, SW: u32, PT: u32, PL: u32, DH: u32, DW: u32, G: u32,
   KP: u32, acc: u32, act: u32, alpha: f32, beta: f32, res: u32, wrep: u32, TW: u32,
-  T: u32, T4: u32,
+  T: u32, T4: u32, t0: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -203,8 +204,8 @@ fn winograd_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   var i = index(gid, nwg);
   if (i >= p.N * p.C * p.T) { return; }
   let t = i % p.T; i = i / p.T;
-  let c = i % p.C; let n = i / p.C;
-  let iy0 = i32(2u * (t / p.TW)) - i32(p.PT); let ix0 = i32(2u * (t % p.TW)) - i32(p.PL);
+  let c = i % p.C; let n = i / p.C; let g = p.t0 + t; // g: the tile in the image
+  let iy0 = i32(2u * (g / p.TW)) - i32(p.PT); let ix0 = i32(2u * (g % p.TW)) - i32(p.PL);
   let plane = (n * p.C + c) * p.H * p.W;
   var d: array<vec4<f32>, 4>; // d[row] = the patch's row, columns in x..w
   for (var a = 0u; a < 4u; a++) {
@@ -240,7 +241,7 @@ fn winograd_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
   }
   // A^T M A: rows first (s0 = m0 + m1 + m2, s1 = m1 - m2 - m3), then the same along each row
   let s = array<vec4<f32>, 2>(m[0] + m[1] + m[2], m[1] - m[2] - m[3]);
-  let oy0 = 2u * (t / p.TW); let ox0 = 2u * (t % p.TW);
+  let g = p.t0 + t; let oy0 = 2u * (g / p.TW); let ox0 = 2u * (g % p.TW);
   for (var a = 0u; a < 2u; a++) {
     let v = vec2<f32>(s[a].x + s[a].y + s[a].z, s[a].y - s[a].z - s[a].w) + b[k];
     for (var j = 0u; j < 2u; j++) {

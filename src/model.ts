@@ -66,6 +66,9 @@ export interface LoadOptions {
   maxBinding?: number;
   /** Forward conv tiles by layer shape (convShape), as `camgpu tune` measures them for an adapter (else defaultTile). */
   tiles?: Record<string, Tile>;
+  /** Bytes each of a plan's two Winograd scratch buffers may take (default 32 MiB): a layer's tiles go through them
+   *  in chunks, and a layer where not even 16 tiles fit runs the direct kernel. */
+  winogradScratch?: number;
 }
 
 export interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
@@ -81,6 +84,7 @@ export class Model {
 
   private owner = true; // a head() shares its parent's weight buffers and does not free them
   tiles: Record<string, Tile> = {}; // tuned forward conv tiles by convShape
+  winogradScratch = 32 * 2 ** 20;
   private wino = new Map<string, GPUBuffer>(); // Winograd weights by conv node
   private transposedNodes = new Map<string, Node>(); // backward-as-forward convs by conv node (transposed())
 
@@ -96,6 +100,7 @@ export class Model {
     const m = new Model(gpu, graph, name);
     if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
     if (opts.tiles) m.tiles = opts.tiles;
+    if (opts.winogradScratch) m.winogradScratch = opts.winogradScratch;
     await gpu.scoped(`${name}: weights`, () => m.upload());
     await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
     return m;
@@ -115,7 +120,7 @@ export class Model {
     if (!down.has(g.output)) throw new ModelError(`'${tensor}' does not lead to the output`);
     const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
     const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
-    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.wino = this.wino; h.transposedNodes = this.transposedNodes;
+    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.winogradScratch = this.winogradScratch; h.wino = this.wino; h.transposedNodes = this.transposedNodes;
     return h;
   }
 
@@ -301,8 +306,8 @@ export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
     ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
     : { backward: 'conv2d_backward_grouped', backwardThreads: C * H * W };
   if (wino && winogradFits(op)) {
-    const TW = Math.ceil(OW / 2), T = TW * Math.ceil(OH / 2), T4 = Math.ceil(T / 16) * 16;
-    return { forward: 'winograd', forwardConsts: { TK, TP }, forwardThreads: 0, wino: { TW, T, T4 }, ...backward };
+    const TW = Math.ceil(OW / 2);
+    return { forward: 'winograd', forwardConsts: { TK, TP }, forwardThreads: 0, wino: { TW, T: TW * Math.ceil(OH / 2) }, ...backward };
   }
   const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= TP;
   const forward = plain || (K / op.group) % TK === 0
@@ -313,8 +318,8 @@ export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
 /** backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase (conv2d_backward) */
 export interface ConvKernels {
   forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number;
-  /** Winograd: tiles per row, tiles, tiles rounded up for the GEMM (conv2d.wgsl) */
-  wino?: { TW: number; T: number; T4: number };
+  /** Winograd: 2x2 output tiles per row and in all (conv2d.wgsl) */
+  wino?: { TW: number; T: number };
 }
 /** Convs Winograd F(2x2, 3x3) computes: 3x3, stride 1, no dilation, no groups (any padding up to 2). */
 export const winogradFits = (op: ConvOp) => op.kh === 3 && op.kw === 3 && op.stride.every((v) => v === 1) && op.dil.every((v) => v === 1) && op.group === 1 && op.pad.every((v) => v <= 2);
@@ -439,7 +444,7 @@ export class Plan {
       if (n.op.kind !== 'conv') continue;
       const k = this.convKernels(n);
       if (!k.wino) continue;
-      const [C] = this.g.tensors.get(n.inputs[0])!.shape, K = n.op.cout, T4 = k.wino.T4;
+      const [C] = this.g.tensors.get(n.inputs[0])!.shape, K = n.op.cout, T4 = this.winogradChunk(n, k.wino.T);
       v = Math.max(v, this.batch * 16 * C * T4 * 4); mm = Math.max(mm, this.batch * 16 * K * T4 * 4); kp = Math.max(kp, convKP(K) * 4);
     }
     if (v) this.winoScratch = [this.alloc('winograd.V', v), this.alloc('winograd.M', mm)], this.winoZero = this.alloc('winograd.zero-bias', kp);
@@ -577,22 +582,32 @@ export class Plan {
     if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
     const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, K = ys[0];
     if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, acc, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
-    const { T, T4 } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!;
-    const wp = convParams(op, [C, H, W], ys, N, acc, act, !!R, k.wino);
-    const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16, 0, 0, 0];
-    return [
-      this.step('conv2d', 'winograd_input', {}, `${L}[0]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
-      this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[1]`, gemm, [V, this.model.winogradWeights(n), this.winoZero!, this.dummy, M], 16 * N * Math.ceil(K / TK) * (T4 / TP)),
-      this.step('conv2d', 'winograd_output', {}, `${L}[2]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T),
-    ];
+    const { TW } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!, chunk = this.winogradChunk(n, k.wino.T), steps: Step[] = [];
+    for (let t0 = 0; t0 < k.wino.T; t0 += chunk) { // the image's 2x2 tiles, a chunk at a time through the scratch
+      const T = Math.min(chunk, k.wino.T - t0), T4 = Math.ceil(T / 16) * 16, j = steps.length;
+      const wp = convParams(op, [C, H, W], ys, N, acc, act, !!R, { TW, T, T4, t0 });
+      const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16, 0, 0, 0, 0];
+      steps.push(
+        this.step('conv2d', 'winograd_input', {}, `${L}[${j}]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
+        this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[${j + 1}]`, gemm, [V, this.model.winogradWeights(n), this.winoZero!, this.dummy, M], 16 * N * Math.ceil(K / TK) * (T4 / TP)),
+        this.step('conv2d', 'winograd_output', {}, `${L}[${j + 2}]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T));
+    }
+    return steps;
   }
 
-  /** The model's kernels for a conv, but the direct kernel where Winograd's scratch would not fit one binding at this batch. */
+  /** Winograd tiles per dispatch (a multiple of 16): as many as keep its scratch, N x 16 x max(C, K) floats a tile,
+   *  within LoadOptions.winogradScratch and one binding; 0 when not even 16 fit (the layer then runs a direct kernel). */
+  private winogradChunk(n: Node, tiles: number): number {
+    const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape;
+    const perTile = this.batch * 16 * Math.max(C, K) * 4, fit = Math.floor(Math.min(this.model.winogradScratch, this.model.limits.binding) / perTile / 16) * 16;
+    return Math.min(fit, Math.ceil(tiles / 16) * 16);
+  }
+
+  /** The model's kernels for a conv, but the direct kernel where not even 16 Winograd tiles fit the scratch at this batch. */
   private convKernels(n: Node): ConvKernels {
     const k = this.model.convKernels(n);
     if (!k.wino) return k;
-    const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape;
-    return this.batch * 16 * Math.max(C, K) * k.wino.T4 * 4 <= this.model.limits.binding ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
+    return this.winogradChunk(n, k.wino.T) >= 16 ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
   }
 
   private encodeForward(n: Node, ref: boolean): Step[] {
@@ -844,9 +859,9 @@ function rank4(N: number, s: number[], n: Node): number[] {
 
 /** conv2d.wgsl's Params; act and res describe a fused epilogue, wino Winograd's tiling. */
 function convParams(op: ConvOp, xs: number[], ys: number[], N: number, acc: number,
-  act?: { id: number; alpha: number; beta: number }, res = false, wino?: { TW: number; T: number; T4: number }): (number | { f: number })[] {
+  act?: { id: number; alpha: number; beta: number }, res = false, wino?: { TW: number; T: number; T4: number; t0: number }): (number | { f: number })[] {
   return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, 1, wino?.TW ?? 0, wino?.T ?? 0, wino?.T4 ?? 0];
+    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, 1, wino?.TW ?? 0, wino?.T ?? 0, wino?.T4 ?? 0, wino?.t0 ?? 0];
 }
 
 function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {

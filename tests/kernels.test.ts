@@ -65,6 +65,7 @@ interface Case {
   seed?: Float32Array;     // default U(-1, 1)
   maxBinding?: number;
   tiles?: Record<string, Tile>; // forward conv tiles by convShape (default: defaultTile)
+  winogradScratch?: number;     // bytes per Winograd scratch buffer (default 32 MiB)
   tol?: Partial<Record<Col, number>>; // per column (default 1e-5)
   /** Backward errors are max |gpu - ref| / gradScale instead of / max |ref| (where the true gradient is tiny next to
    *  the quantities it is computed from, so float32 cancellation sets the floor: a saturated softmax). */
@@ -80,7 +81,7 @@ interface Outcome { res: RunResult; x: Float32Array; xr?: Float32Array; seed: Fl
  */
 async function check(c: Case, more?: (o: Outcome) => void | Promise<void>): Promise<void> {
   const gpu = await nodeGpu(), r = mulberry32(hash(c.name) ^ 0x9e3779b9), g = c.g, N = c.N;
-  const model = await Model.load(gpu, g, c.family, { ...(c.maxBinding ? { maxBinding: c.maxBinding } : {}), tiles: c.tiles });
+  const model = await Model.load(gpu, g, c.family, { ...(c.maxBinding ? { maxBinding: c.maxBinding } : {}), tiles: c.tiles, winogradScratch: c.winogradScratch });
   try {
     for (const n of g.nodes) {
       if (n.op.kind === 'conv') { // a stride-1 conv's backward runs as a forward conv (Model.transposed)
@@ -223,6 +224,18 @@ for (const c of TILED) for (const t of TILES) {
   const g = convGraph(c, hash(convName(c)) + 7), n = g.nodes.find((m) => m.op.kind === 'conv')!;
   const k = convKernels(g, n, t), name = `conv2d tile ${t.TK}x${t.TP}${t.wino ? ' winograd' : ''} ${convName(c)} (${k.forward}): forward, backward`;
   test(name, () => check({ family: 'conv2d tiles', name, g, N: c.x[0], tiles: { [convShape(g, n)]: t } }));
+}
+
+/** Winograd in chunks: a scratch of 32 tiles' worth makes the layer's 2x2 tiles go through it in several dispatches
+ *  (the last one partial), forward and as the backward; and one too small for 16 tiles falls back to the direct kernel. */
+for (const [tiles, what] of [[32, 'chunks of 32 tiles'], [8, 'too small: direct kernel']] as const) {
+  const c: ConvCfg = { x: [2, 40, 13, 11], k: 36, kk: 3, p: 1 }, g = convGraph(c, hash(convName(c)) + tiles);
+  const bytes = tiles * 2 * 16 * 40 * 4, name = `conv2d winograd scratch ${bytes} B (${what}) ${convName(c)}: forward, backward`;
+  test(name, () => check({ family: 'conv2d tiles', name, g, N: 2, winogradScratch: bytes }, ({ plan, errs }) => {
+    const fwd = (plan as unknown as { forward: { bind: GPUBindGroup }[] }).forward.filter((s) => s.bind.label.startsWith(g.nodes[0].name)).length;
+    const want = tiles === 32 ? 3 * Math.ceil(Math.ceil(13 / 2) * Math.ceil(11 / 2) / 32) : 1;
+    if (fwd !== want) errs.push(`${fwd} forward dispatches, want ${want}`);
+  }));
 }
 
 /**
