@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { TILES, Tile } from '../src/model.js';
+import { TILES, Tile } from '../src/conv.js';
 
 /** $CAMGPU_TUNE_CACHE, else $XDG_CACHE_HOME/camgpu/tiles.json, else ~/.cache/camgpu/tiles.json. */
 export const tuneCachePath = () => process.env.CAMGPU_TUNE_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'camgpu', 'tiles.json');

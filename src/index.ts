@@ -1,6 +1,8 @@
 // camgpu core: browser-safe (no Node imports). The Node layer (node/) only adds Dawn and files.
-export { Model, Plan, candidates, convShape, defaultTile, TILES, addProfiles } from './model.js';
-export type { Mode, PlanOptions, RunOptions, RunResult, LoadOptions, ProfileEntry, Tile } from './model.js';
+export { Model, Plan, candidates, addProfiles } from './model.js';
+export type { Mode, PlanOptions, RunOptions, RunResult, LoadOptions, ProfileEntry } from './model.js';
+export { convShape, defaultTile, TILES } from './conv.js';
+export type { Tile } from './conv.js';
 export { tune } from './tune.js';
 export type { TuneEntry, TuneOptions } from './tune.js';
 export { Gpu, GpuError, requestDevice, NO_ADAPTER } from './gpu.js';

@@ -3,7 +3,8 @@
 // (tiles by convShape) goes to Model.load({ tiles }); node/tune.ts caches it per adapter (`camgpu tune`).
 import { Graph, Node, macs, numel } from './graph.js';
 import { Gpu, GpuError } from './gpu.js';
-import { Model, TILES, Tile, convKernels, convShape, defaultTile } from './model.js';
+import { Model } from './model.js';
+import { TILES, Tile, convKernels, convShape, defaultTile } from './conv.js';
 
 export interface TuneEntry {
   shape: string; layers: string[]; macs: number;

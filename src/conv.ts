@@ -1,0 +1,92 @@
+// Convolution choices, shared by the plan builder and the tuner: weight layout, register tiles, which conv2d.wgsl
+// entry points run a layer, Winograd's transformed weights and the backward-as-forward (transposed) conv.
+import { ConvOp, Graph, Node } from './graph.js';
+
+/** Output channels of a conv's weight and bias on the GPU: K rounded up to the 32 channels the widest tile reads. */
+export const convKP = (cout: number) => Math.ceil(cout / 32) * 32;
+
+/** A forward register tile of conv2d.wgsl's tiled entry points: TK output channels x TP pixels per invocation;
+ *  wino: the layer runs as Winograd F(2x2, 3x3) (conv2d.wgsl) with that tile for its 16 GEMMs. */
+export interface Tile { TK: number; TP: number; wino?: boolean }
+/** The tiles `camgpu tune` tries (conv2d.wgsl: TK a multiple of 4 up to TKMAX = 32, TP up to TPMAX = 16, TP % 4 = 0
+ *  for 1x1). Wider ones did not pay on lavapipe (64 x 8, 64 x 16 no faster than 32 x 16). */
+export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 16 }, { TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 },
+  { TK: 16, TP: 16, wino: true }, { TK: 32, TP: 8, wino: true }, { TK: 32, TP: 16, wino: true }];
+/** The untuned tile of a conv: 16 x 16 where the layer fills it (1.3-1.5x faster than 8 x 8 on lavapipe), else smaller;
+ *  Winograd for 3x3 stride-1 layers with at least 32 channels in and out (1.1-2.3x faster than the best direct tile
+ *  on lavapipe for ResNet-50's and VGG16's; fewer channels leave the transforms too large a share). */
+export function defaultTile(g: Graph, n: Node): Tile {
+  const op = n.op as ConvOp, [C] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape;
+  return { TK: K >= 16 ? 16 : 8, TP: OH * OW >= 256 ? 16 : 8, ...(winogradFits(op) && C >= 32 && K >= 32 ? { wino: true } : {}) };
+}
+
+/** A conv layer's shape as tuning results are keyed: "CxHxW->K k3x3 s1x1 p1,1,1,1 d1x1 g1". */
+export function convShape(g: Graph, n: Node): string {
+  const op = n.op;
+  if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
+  return `${g.tensors.get(n.inputs[0])!.shape.join('x')}->${op.cout} k${op.kh}x${op.kw} s${op.stride.join('x')} p${op.pad.join(',')} d${op.dil.join('x')} g${op.group}`;
+}
+
+/** The conv2d.wgsl entry points for one conv node, the forward's override constants and the invocation counts per
+ *  image (the shader's header lists each entry point's tile and the shapes it takes). */
+export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
+  const op = n.op;
+  if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
+  const [C, H, W] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape, [SH, SW] = op.stride;
+  const tiles = (v: number) => Math.ceil(v / 8); // backward: 8 channels or 8 pixels per tiled invocation
+  const { TK, TP, wino } = tile ?? defaultTile(g, n), plain = op.group === 1;
+  const backward = plain
+    ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
+    : { backward: 'conv2d_backward_grouped', backwardThreads: C * H * W };
+  if (wino && winogradFits(op)) {
+    const TW = Math.ceil(OW / 2);
+    return { forward: 'winograd', forwardConsts: { TK, TP }, forwardThreads: 0, wino: { TW, T: TW * Math.ceil(OH / 2) }, ...backward };
+  }
+  const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= TP;
+  const forward = plain || (K / op.group) % TK === 0
+    ? { forward: gemm ? 'conv2d_forward_1x1' : 'conv2d_forward', forwardConsts: { TK, TP }, forwardThreads: Math.ceil(K / TK) * Math.ceil(OH * OW / TP) }
+    : { forward: 'conv2d_forward_grouped', forwardConsts: {} as Record<string, number>, forwardThreads: K * OH * Math.ceil(OW / 4) };
+  return { ...forward, ...backward };
+}
+/** backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase (conv2d_backward) */
+export interface ConvKernels {
+  forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number;
+  /** Winograd: 2x2 output tiles per row and in all (conv2d.wgsl) */
+  wino?: { TW: number; T: number };
+}
+/** Convs Winograd F(2x2, 3x3) computes: 3x3, stride 1, no dilation, no groups (any padding up to 2). */
+export const winogradFits = (op: ConvOp) => op.kh === 3 && op.kw === 3 && op.stride.every((v) => v === 1) && op.dil.every((v) => v === 1) && op.group === 1 && op.pad.every((v) => v <= 2);
+
+/** U = G g G^T per (k, c) of a 3x3 conv, laid out (16, C, KP) as the Winograd GEMMs read it (float64 products). */
+export function winogradWeights(n: Node): Float32Array {
+  const op = n.op;
+  if (op.kind !== 'conv' || !winogradFits(op)) throw new Error(`internal: '${n.name}' is not a Winograd conv`);
+  const K = op.cout, C = op.w.length / (9 * K), KP = convKP(K), U = new Float32Array(16 * C * KP);
+  const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
+  for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) {
+    const g = op.w.subarray((k * C + c) * 9, (k * C + c) * 9 + 9);
+    for (let a = 0; a < 4; a++) for (let j = 0; j < 4; j++) {
+      let v = 0;
+      for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) v += G[a][y] * g[y * 3 + x] * G[j][x];
+      U[((4 * a + j) * C + c) * KP + k] = v;
+    }
+  }
+  return U;
+}
+
+/**
+ * The backward to a stride-1 conv's input as a forward conv, so it runs on the forward kernels (tuned tiles,
+ * Winograd): dx[c] = sum_k conv(dy[k], w[k, c] rotated 180 degrees) with padding KH-1-p. A node of its own (input dy,
+ * output dx); null for strided, dilated or grouped convs and pads >= the kernel.
+ */
+export function transposedConv(n: Node): Node | null {
+  const op = n.op;
+  if (op.kind !== 'conv' || op.group !== 1 || op.stride.some((s) => s !== 1) || op.dil.some((d) => d !== 1)
+    || Math.max(op.pad[0], op.pad[2]) > op.kh - 1 || Math.max(op.pad[1], op.pad[3]) > op.kw - 1) return null;
+  const K = op.cout, KH = op.kh, KW = op.kw, C = op.w.length / (K * KH * KW), w = new Float32Array(op.w.length);
+  for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) for (let y = 0; y < KH; y++) for (let x = 0; x < KW; x++)
+    w[((c * K + k) * KH + y) * KW + x] = op.w[((k * C + c) * KH + KH - 1 - y) * KW + KW - 1 - x];
+  return { name: `${n.name}.T`, source: `${n.source} backward`, inputs: [n.output], output: n.inputs[0], op: {
+    kind: 'conv', w, b: new Float32Array(C), cout: C, kh: KH, kw: KW, stride: [1, 1], dil: [1, 1], group: 1,
+    pad: [KH - 1 - op.pad[0], KW - 1 - op.pad[1], KH - 1 - op.pad[2], KW - 1 - op.pad[3]] } };
+}
