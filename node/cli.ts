@@ -138,7 +138,8 @@ const COMMANDS: Record<string, Command> = {
     summary: 'time every conv tile of a model on this GPU and cache the fastest per layer shape (later commands use it)',
     usage: '--model MODEL.onnx [--runs N]',
     about: 'For each distinct conv layer shape, runs the forward conv with every register tile camgpu has (output channels\n'
-      + 'x pixels per invocation, WGSL override constants), checks its output against the default tile\'s (1e-5 of the\n'
+      + 'x pixels per invocation, WGSL override constants; Winograd F(2x2,3x3) with three tiles for 3x3 stride-1 layers),\n'
+      + 'checks its output against the default tile\'s (1e-5 of the\n'
       + 'max), times it with timestamp queries (median of --runs, default 3) and keeps the fastest. The picks are\n'
       + 'cached per adapter and driver in $CAMGPU_TUNE_CACHE, else $XDG_CACHE_HOME/camgpu/tiles.json, else\n'
       + '~/.cache/camgpu/tiles.json; classify, explain and eval load them. Needs the adapter\'s timestamp-query feature.',
