@@ -1,6 +1,6 @@
 // Convolution choices, shared by the plan builder and the tuner: weight layout, register tiles, which conv2d.wgsl
 // entry points run a layer, Winograd's transformed weights and the backward-as-forward (transposed) conv.
-import { ConvOp, Graph, Node } from './graph.js';
+import type { ConvOp, Graph, Node } from './graph.js';
 
 /** Output channels of a conv's weight and bias on the GPU: K rounded up to the 32 channels the widest tile reads. */
 export const convKP = (cout: number) => Math.ceil(cout / 32) * 32;
