@@ -22,7 +22,7 @@ import { GraphBuilder, mulberry32, resnet50, vgg16 } from '../src/builder.js';
 import { ConvOp, Graph, macs, numel } from '../src/graph.js';
 import { Gpu } from '../src/gpu.js';
 import { Model, Plan, Step } from '../src/model.js';
-import { Tile, convKernels, convShape } from '../src/conv.js';
+import { Tile, convKernels, convShape, tileName } from '../src/conv.js';
 import { tune } from '../src/tune.js';
 import { refBackward, refForward } from '../tests/ref.js';
 import { Explainer } from '../src/explain.js';
@@ -212,7 +212,7 @@ async function benchConv(gpu: Gpu, s: ConvShape, tiles: Record<string, Tile>): P
       const tp = await model.plan({ batch: 1 }), err = yErr((await tp.run(x)).logits);
       if (!(err <= TOL)) throw new Error(`conv ${s.key}, tuned tile ${tile.TK}x${tile.TP}: differs from the float64 reference by ${err.toExponential(2)}`);
       const t = await timeSteps(gpu, stepsOf(tp).forward);
-      r.tuned = { tile: `${tile.TK}x${tile.TP}${tile.wino ? " wino" : ""}`, err, ms: t.wall, gflops: gflops(mac, t.wall) };
+      r.tuned = { tile: tileName(tile), err, ms: t.wall, gflops: gflops(mac, t.wall) };
     }
     return r;
   } finally { model.destroy(); }

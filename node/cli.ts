@@ -11,7 +11,7 @@ import { Graph, ModelError, Shape, logitsOf, macs, numel, producers } from '../s
 import { Gpu, GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
 import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
-import { Tile, convShape } from '../src/conv.js';
+import { convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
 import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
@@ -276,7 +276,7 @@ async function tuneCommand(path: string, runs: number) {
   finally { (progress as Progress | null)?.end(); }
   try { saveTiles(gpu.adapterInfo, Object.fromEntries(entries.map((e) => [e.shape, e.best])), file); }
   catch (e) { throw new CliError((e as Error).message.startsWith('tuning cache') ? (e as Error).message : `cannot write '${file}': ${errno(e)}`); }
-  const tile = (t: Tile) => `${t.TK}x${t.TP}${t.wino ? ' wino' : ''}`, count = (e: TuneEntry) => e.layers.length;
+  const tile = tileName, count = (e: TuneEntry) => e.layers.length;
   const sum = (f: (e: TuneEntry) => number) => entries.reduce((s, e) => s + f(e) * count(e), 0);
   out(`${basename(path)} on ${gpu.adapterInfo}: ${entries.length} conv layer shapes, ${runs} timed runs per tile\n`);
   out(table([['layer shape', 'layers', 'default', 'ms', 'best', 'ms', 'GFLOP/s', 'speed-up', 'tried (ms)'], ...entries.map((e) => [

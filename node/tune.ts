@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { TILES, Tile } from '../src/conv.js';
+import { TILES, Tile, sameTile, tileName } from '../src/conv.js';
 
 /** $CAMGPU_TUNE_CACHE, else $XDG_CACHE_HOME/camgpu/tiles.json, else ~/.cache/camgpu/tiles.json. */
 export const tuneCachePath = () => process.env.CAMGPU_TUNE_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'camgpu', 'tiles.json');
@@ -19,7 +19,7 @@ function readCache(file: string): Cache {
   try { c = JSON.parse(text); } catch (e) { return bad(`not JSON (${(e as Error).message})`); }
   if (c?.version !== 1 || typeof c.adapters !== 'object' || c.adapters === null) bad('not a version 1 camgpu tuning cache');
   for (const [a, tiles] of Object.entries(c.adapters)) for (const [shape, t] of Object.entries(tiles ?? {}))
-    if (!TILES.some((u) => u.TK === t?.TK && u.TP === t?.TP && !u.wino === !t?.wino)) bad(`adapter '${a}', layer ${shape}: ${JSON.stringify(t)} is not one of the tiles camgpu has (${TILES.map((u) => `${u.TK}x${u.TP}${u.wino ? ' wino' : ''}`).join(', ')})`);
+    if (!TILES.some((u) => t && sameTile(u, t))) bad(`adapter '${a}', layer ${shape}: ${JSON.stringify(t)} is not one of the tiles camgpu has (${TILES.map(tileName).join(', ')})`);
   return c;
 }
 

@@ -21,6 +21,7 @@
 //                           (N,16,C,T4); TW = ceil(OW/2) tiles per row; a dispatch takes the T tiles from t0 on
 //                           (T4 = T rounded up to 16), so the scratch stays small (src/model.ts winogradChunk)
 //   winograd_output         y at tile t0 + t = epilogue((A^T M[n,:,k,t] A)[i,j] + b[k]): x = M (N,16,K,T4) -> y
+//   winograd4_input/_output the same for F(4x4, 3x3): 6x6 input tiles, 36 GEMMs, 4x4 output tiles
 //   conv2d_forward_grouped  other grouped convs (depthwise): 1 channel x 4 pixels
 //   conv2d_backward         G == 1: 8 input channels x 8 pixels of one dx row that share their phase modulo the
 //                           stride (so they meet the same taps), 4 output channels per step (stride-1 convs instead
@@ -245,6 +246,68 @@ fn winograd_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
   for (var a = 0u; a < 2u; a++) {
     let v = vec2<f32>(s[a].x + s[a].y + s[a].z, s[a].y - s[a].z - s[a].w) + b[k];
     for (var j = 0u; j < 2u; j++) {
+      let oy = oy0 + a; let ox = ox0 + j;
+      if (oy < p.OH && ox < p.OW) { let o = ((n * p.K + k) * p.OH + oy) * p.OW + ox; y[o] = epilogue(v[j], o); }
+    }
+  }
+}
+
+// ---------- Winograd F(4x4, 3x3): 6x6 input tiles, 36 GEMMs (wrep = 36), 4x4 output tiles ----------
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+// 2.25x fewer multiplies than F(2x2, 3x3) in the GEMMs for larger transforms; its points (0, +-1, +-2) keep fp32
+// error near the direct conv's (the kernel tests hold it to 1e-5 of the max like every tile).
+
+alias R6 = array<f32, 6>;
+fn bt6(v: R6) -> R6 {
+  return R6(4.0 * v[0] - 5.0 * v[2] + v[4], -4.0 * (v[1] + v[2]) + v[3] + v[4], 4.0 * (v[1] - v[2]) - v[3] + v[4],
+            2.0 * (v[3] - v[1]) - v[2] + v[4], 2.0 * (v[1] - v[3]) - v[2] + v[4], 4.0 * v[1] - 5.0 * v[3] + v[5]);
+}
+fn at6(v: R6) -> vec4<f32> {
+  return vec4<f32>(v[0] + v[1] + v[2] + v[3] + v[4], v[1] - v[2] + 2.0 * (v[3] - v[4]), v[1] + v[2] + 4.0 * (v[3] + v[4]), v[1] - v[2] + 8.0 * (v[3] - v[4]) + v[5]);
+}
+
+@compute @workgroup_size(WG)
+fn winograd4_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  var i = index(gid, nwg);
+  if (i >= p.N * p.C * p.T) { return; }
+  let t = i % p.T; i = i / p.T;
+  let c = i % p.C; let n = i / p.C; let g = p.t0 + t;
+  let iy0 = i32(4u * (g / p.TW)) - i32(p.PT); let ix0 = i32(4u * (g % p.TW)) - i32(p.PL);
+  let plane = (n * p.C + c) * p.H * p.W;
+  var d: array<R6, 6>; // d[column][row]: columns first, so B^T runs down each column
+  for (var a = 0u; a < 6u; a++) {
+    let iy = iy0 + i32(a);
+    if (iy < 0 || iy >= i32(p.H)) { continue; }
+    for (var j = 0u; j < 6u; j++) {
+      let ix = ix0 + i32(j);
+      if (ix >= 0 && ix < i32(p.W)) { d[j][a] = x[plane + u32(iy) * p.W + u32(ix)]; }
+    }
+  }
+  var m: array<R6, 6>; // m[row of B^T d][column]
+  for (var j = 0u; j < 6u; j++) { let col = bt6(d[j]); for (var a = 0u; a < 6u; a++) { m[a][j] = col[a]; } }
+  let base = n * 36u * p.C * p.T4 + c * p.T4 + t;
+  for (var a = 0u; a < 6u; a++) {
+    let v = bt6(m[a]);
+    for (var j = 0u; j < 6u; j++) { y[base + (6u * a + j) * p.C * p.T4] = v[j]; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn winograd4_output(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  var i = index(gid, nwg);
+  if (i >= p.N * p.K * p.T) { return; }
+  let t = i % p.T; i = i / p.T;
+  let k = i % p.K; let n = i / p.K;
+  let base = n * 36u * p.K * p.T4 + k * p.T4 + t; let step = p.K * p.T4;
+  var col: array<R6, 6>; // col[j][a] = M[a][j]
+  for (var a = 0u; a < 6u; a++) { for (var j = 0u; j < 6u; j++) { col[j][a] = x[base + (6u * a + j) * step]; } }
+  var s: array<R6, 4>; // s[row of A^T M][column]
+  for (var j = 0u; j < 6u; j++) { let v = at6(col[j]); for (var a = 0u; a < 4u; a++) { s[a][j] = v[a]; } }
+  let g = p.t0 + t; let oy0 = 4u * (g / p.TW); let ox0 = 4u * (g % p.TW);
+  for (var a = 0u; a < 4u; a++) {
+    let v = at6(s[a]) + b[k];
+    for (var j = 0u; j < 4u; j++) {
       let oy = oy0 + a; let ox = ox0 + j;
       if (oy < p.OH && ox < p.OW) { let o = ((n * p.K + k) * p.OH + oy) * p.OW + ox; y[o] = epilogue(v[j], o); }
     }

@@ -6,18 +6,23 @@ import type { ConvOp, Graph, Node } from './graph.js';
 export const convKP = (cout: number) => Math.ceil(cout / 32) * 32;
 
 /** A forward register tile of conv2d.wgsl's tiled entry points: TK output channels x TP pixels per invocation;
- *  wino: the layer runs as Winograd F(2x2, 3x3) (conv2d.wgsl) with that tile for its 16 GEMMs. */
-export interface Tile { TK: number; TP: number; wino?: boolean }
+ *  wino: m, the layer runs as Winograd F(m x m, 3x3) (conv2d.wgsl) with that tile for its (m+2)^2 GEMMs. */
+export interface Tile { TK: number; TP: number; wino?: 2 | 4 }
+export const sameTile = (a: Tile, b: Tile) => a.TK === b.TK && a.TP === b.TP && (a.wino ?? 0) === (b.wino ?? 0);
+export const tileName = (t: Tile) => `${t.TK}x${t.TP}${t.wino ? ` F${t.wino}` : ''}`;
 /** The tiles `camgpu tune` tries (conv2d.wgsl: TK a multiple of 4 up to TKMAX = 32, TP up to TPMAX = 16, TP % 4 = 0
  *  for 1x1). Wider ones did not pay on lavapipe (64 x 8, 64 x 16 no faster than 32 x 16). */
 export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 16 }, { TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 },
-  { TK: 16, TP: 16, wino: true }, { TK: 32, TP: 8, wino: true }, { TK: 32, TP: 16, wino: true }];
+  ...[2, 4].flatMap((wino) => [{ TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 }].map((t) => ({ ...t, wino: wino as 2 | 4 })))];
 /** The untuned tile of a conv: 16 x 16 where the layer fills it (1.3-1.5x faster than 8 x 8 on lavapipe), else smaller;
- *  Winograd for 3x3 stride-1 layers with at least 32 channels in and out (1.1-2.3x faster than the best direct tile
- *  on lavapipe for ResNet-50's and VGG16's; fewer channels leave the transforms too large a share). */
+ *  Winograd for 3x3 stride-1 layers with at least 32 channels in and out (fewer leave the transforms too large a
+ *  share): F(4x4, 3x3) where it makes >= 16 output tiles (on lavapipe 1.5-2.5x faster than F(2x2), which is 1.1-2.3x
+ *  faster than the best direct tile, for ResNet-50's and VGG16's layers from 14x14 up), else F(2x2, 3x3) (7x7:
+ *  F(4x4)'s 4 tiles would pad its GEMMs to 16). */
 export function defaultTile(g: Graph, n: Node): Tile {
   const op = n.op as ConvOp, [C] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape;
-  return { TK: K >= 16 ? 16 : 8, TP: OH * OW >= 256 ? 16 : 8, ...(winogradFits(op) && C >= 32 && K >= 32 ? { wino: true } : {}) };
+  const wino = Math.ceil(OH / 4) * Math.ceil(OW / 4) >= 16 ? 4 : 2;
+  return { TK: K >= 16 ? 16 : 8, TP: OH * OW >= 256 ? 16 : 8, ...(winogradFits(op) && C >= 32 && K >= 32 ? { wino: wino as 2 | 4 } : {}) };
 }
 
 /** A conv layer's shape as tuning results are keyed: "CxHxW->K k3x3 s1x1 p1,1,1,1 d1x1 g1". */
@@ -39,8 +44,8 @@ export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
     ? { backward: 'conv2d_backward', backwardThreads: tiles(C) * SH * SW * Math.ceil(H / SH) * tiles(Math.ceil(W / SW)) }
     : { backward: 'conv2d_backward_grouped', backwardThreads: C * H * W };
   if (wino && winogradFits(op)) {
-    const TW = Math.ceil(OW / 2);
-    return { forward: 'winograd', forwardConsts: { TK, TP }, forwardThreads: 0, wino: { TW, T: TW * Math.ceil(OH / 2) }, ...backward };
+    const TW = Math.ceil(OW / wino);
+    return { forward: wino === 4 ? 'winograd4' : 'winograd', forwardConsts: { TK, TP }, forwardThreads: 0, wino: { m: wino, TW, T: TW * Math.ceil(OH / wino) }, ...backward };
   }
   const gemm = plain && op.kh === 1 && op.kw === 1 && SH === 1 && SW === 1 && op.pad.every((v) => v === 0) && (OH * OW) % 4 === 0 && OH * OW >= TP;
   const forward = plain || (K / op.group) % TK === 0
@@ -51,24 +56,29 @@ export function convKernels(g: Graph, n: Node, tile?: Tile): ConvKernels {
 /** backward: one invocation per 8 channels x 8 same-phase pixels of a row, for each row and phase (conv2d_backward) */
 export interface ConvKernels {
   forward: string; forwardConsts: Record<string, number>; forwardThreads: number; backward: string; backwardThreads: number;
-  /** Winograd: 2x2 output tiles per row and in all (conv2d.wgsl) */
-  wino?: { TW: number; T: number };
+  /** Winograd F(m x m, 3x3): m x m output tiles per row and in all (conv2d.wgsl) */
+  wino?: { m: 2 | 4; TW: number; T: number };
 }
-/** Convs Winograd F(2x2, 3x3) computes: 3x3, stride 1, no dilation, no groups (any padding up to 2). */
+/** Convs Winograd F(m x m, 3x3) computes: 3x3, stride 1, no dilation, no groups (any padding up to 2). */
 export const winogradFits = (op: ConvOp) => op.kh === 3 && op.kw === 3 && op.stride.every((v) => v === 1) && op.dil.every((v) => v === 1) && op.group === 1 && op.pad.every((v) => v <= 2);
 
-/** U = G g G^T per (k, c) of a 3x3 conv, laid out (16, C, KP) as the Winograd GEMMs read it (float64 products). */
-export function winogradWeights(n: Node): Float32Array {
+/** Winograd's G (filter transform) for F(2x2, 3x3) and F(4x4, 3x3) (Lavin & Gray 2016). */
+const WINO_G = {
+  2: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+  4: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+};
+
+/** U = G g G^T per (k, c) of a 3x3 conv, laid out ((m+2)^2, C, KP) as the Winograd GEMMs read it (float64 products). */
+export function winogradWeights(n: Node, m: 2 | 4): Float32Array {
   const op = n.op;
   if (op.kind !== 'conv' || !winogradFits(op)) throw new Error(`internal: '${n.name}' is not a Winograd conv`);
-  const K = op.cout, C = op.w.length / (9 * K), KP = convKP(K), U = new Float32Array(16 * C * KP);
-  const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]];
+  const G = WINO_G[m], a = m + 2, K = op.cout, C = op.w.length / (9 * K), KP = convKP(K), U = new Float32Array(a * a * C * KP);
   for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) {
     const g = op.w.subarray((k * C + c) * 9, (k * C + c) * 9 + 9);
-    for (let a = 0; a < 4; a++) for (let j = 0; j < 4; j++) {
+    for (let i = 0; i < a; i++) for (let j = 0; j < a; j++) {
       let v = 0;
-      for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) v += G[a][y] * g[y * 3 + x] * G[j][x];
-      U[((4 * a + j) * C + c) * KP + k] = v;
+      for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) v += G[i][y] * g[y * 3 + x] * G[j][x];
+      U[((a * i + j) * C + c) * KP + k] = v;
     }
   }
   return U;

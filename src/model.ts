@@ -185,7 +185,7 @@ export class Model {
       const op = n.op;
       if (op.kind === 'conv') {
         const k = this.convKernels(n);
-        if (k.wino) out.push(['conv2d', 'winograd_input', {}], ['conv2d', 'conv2d_forward_1x1', k.forwardConsts], ['conv2d', 'winograd_output', {}]);
+        if (k.wino) out.push(['conv2d', `${k.forward}_input`, {}], ['conv2d', 'conv2d_forward_1x1', k.forwardConsts], ['conv2d', `${k.forward}_output`, {}]);
         else out.push(['conv2d', k.forward, k.forwardConsts]);
         out.push(['conv2d', k.backward, {}]);
       }
@@ -224,10 +224,11 @@ export class Model {
   }
 
   weightsOf(n: Node) { return this.weights.get(n.name)!; }
-  /** U = G g G^T of a 3x3 conv (conv.ts winogradWeights), made on first use. */
-  winogradWeights(n: Node): GPUBuffer {
-    let u = this.wino.get(n.name);
-    if (!u) { const U = winogradWeights(n); u = this.gpu.buffer(`${n.name}.winograd`, U.byteLength, GPUBufferUsage.STORAGE, U); this.wino.set(n.name, u); }
+  /** U = G g G^T of a 3x3 conv for F(m x m, 3x3) (conv.ts winogradWeights), made on first use. */
+  winogradWeights(n: Node, m: 2 | 4): GPUBuffer {
+    const key = `${n.name} F${m}`;
+    let u = this.wino.get(key);
+    if (!u) { const U = winogradWeights(n, m); u = this.gpu.buffer(`${n.name}.winograd${m}`, U.byteLength, GPUBufferUsage.STORAGE, U); this.wino.set(key, u); }
     return u;
   }
 
@@ -365,8 +366,8 @@ export class Plan {
       if (n.op.kind !== 'conv') continue;
       const k = this.convKernels(n);
       if (!k.wino) continue;
-      const [C] = this.g.tensors.get(n.inputs[0])!.shape, K = n.op.cout, T4 = this.winogradChunk(n, k.wino.T);
-      v = Math.max(v, this.batch * 16 * C * T4 * 4); mm = Math.max(mm, this.batch * 16 * K * T4 * 4); kp = Math.max(kp, convKP(K) * 4);
+      const [C] = this.g.tensors.get(n.inputs[0])!.shape, K = n.op.cout, T4 = this.winogradChunk(n, k.wino), E = (k.wino.m + 2) ** 2;
+      v = Math.max(v, this.batch * E * C * T4 * 4); mm = Math.max(mm, this.batch * E * K * T4 * 4); kp = Math.max(kp, convKP(K) * 4);
     }
     if (v) this.winoScratch = [this.alloc('winograd.V', v), this.alloc('winograd.M', mm)], this.winoZero = this.alloc('winograd.zero-bias', kp);
   }
@@ -503,32 +504,36 @@ export class Plan {
     if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
     const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, K = ys[0];
     if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, acc, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
-    const { TW } = k.wino, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!, chunk = this.winogradChunk(n, k.wino.T), steps: Step[] = [];
-    for (let t0 = 0; t0 < k.wino.T; t0 += chunk) { // the image's 2x2 tiles, a chunk at a time through the scratch
+    const { m, TW } = k.wino, E = (m + 2) ** 2, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!, chunk = this.winogradChunk(n, k.wino), steps: Step[] = [];
+    for (let t0 = 0; t0 < k.wino.T; t0 += chunk) { // the image's m x m tiles, a chunk at a time through the scratch
       const T = Math.min(chunk, k.wino.T - t0), T4 = Math.ceil(T / 16) * 16, j = steps.length;
       const wp = convParams(op, [C, H, W], ys, N, acc, act, !!R, { TW, T, T4, t0 });
-      const gemm = [16 * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, 16, 0, 0, 0, 0];
+      const gemm = [E * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, E, 0, 0, 0, 0];
       steps.push(
-        this.step('conv2d', 'winograd_input', {}, `${L}[${j}]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
-        this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[${j + 1}]`, gemm, [V, this.model.winogradWeights(n), this.winoZero!, this.dummy, M], 16 * N * Math.ceil(K / TK) * (T4 / TP)),
-        this.step('conv2d', 'winograd_output', {}, `${L}[${j + 2}]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T));
+        this.step('conv2d', `${k.forward}_input`, {}, `${L}[${j}]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
+        this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[${j + 1}]`, gemm, [V, this.model.winogradWeights(n, m), this.winoZero!, this.dummy, M], E * N * Math.ceil(K / TK) * (T4 / TP)),
+        this.step('conv2d', `${k.forward}_output`, {}, `${L}[${j + 2}]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T));
     }
     return steps;
   }
 
-  /** Winograd tiles per dispatch (a multiple of 16): as many as keep its scratch, N x 16 x max(C, K) floats a tile,
-   *  within LoadOptions.winogradScratch and one binding; 0 when not even 16 fit (the layer then runs a direct kernel). */
-  private winogradChunk(n: Node, tiles: number): number {
-    const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape;
-    const perTile = this.batch * 16 * Math.max(C, K) * 4, fit = Math.floor(Math.min(this.model.winogradScratch, this.model.limits.binding) / perTile / 16) * 16;
+  /** Winograd tiles per dispatch (a multiple of 16): as many as keep its scratch, N x (m+2)^2 x max(C, K) floats a
+   *  tile, within LoadOptions.winogradScratch and one binding; 0 when not even 16 fit (the layer then runs a direct kernel). */
+  private winogradChunk(n: Node, w: { m: number; T: number }): number {
+    const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape, tiles = w.T;
+    const perTile = this.batch * (w.m + 2) ** 2 * Math.max(C, K) * 4, fit = Math.floor(Math.min(this.model.winogradScratch, this.model.limits.binding) / perTile / 16) * 16;
     return Math.min(fit, Math.ceil(tiles / 16) * 16);
   }
 
-  /** The model's kernels for a conv, but the direct kernel where not even 16 Winograd tiles fit the scratch at this batch. */
+  /** The model's kernels for a conv, but the direct kernel where not even 16 Winograd tiles fit the scratch at this
+   *  batch, and in plans with a DeepLIFT pass from a reference input: its rescale rule divides by the difference of
+   *  two forward passes, which amplifies Winograd's larger rounding (F(4x4): 2.7e-6 of the max vs 2.6e-7 direct) and
+   *  broke summation-to-delta on the vgg fixture (2.5e-4 vs 1.3e-4). */
   private convKernels(n: Node): ConvKernels {
     const k = this.model.convKernels(n);
     if (!k.wino) return k;
-    return this.winogradChunk(n, k.wino.T) >= 16 ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
+    const exact = this.passes.some((p) => p.mode === 'deeplift' && p.reference === 'input');
+    return !exact && this.winogradChunk(n, k.wino) >= 16 ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
   }
 
   private encodeForward(n: Node, ref: boolean): Step[] {

@@ -4,7 +4,7 @@
 import { Graph, Node, macs, numel } from './graph.js';
 import { Gpu, GpuError } from './gpu.js';
 import { Model } from './model.js';
-import { TILES, Tile, convKernels, convShape, defaultTile } from './conv.js';
+import { TILES, Tile, convKernels, convShape, defaultTile, sameTile } from './conv.js';
 
 export interface TuneEntry {
   shape: string; layers: string[]; macs: number;
@@ -21,7 +21,6 @@ export interface TuneOptions {
   onProgress?: (done: number, total: number, shape: string) => void;
 }
 
-const same = (a: Tile, b: Tile) => a.TK === b.TK && a.TP === b.TP && !a.wino === !b.wino;
 
 /** A graph of one conv node (its weights travel in the op), fed and read at its own tensors. */
 function single(g: Graph, n: Node): Graph {
@@ -70,7 +69,7 @@ export async function tune(gpu: Gpu, g: Graph, o: TuneOptions = {}): Promise<Tun
         tried.push(r.error ? { tile, error: r.error } : { tile, ms: r.ms! / batch });
       }
       const timed = tried.filter((t) => t.ms !== undefined), best = timed.reduce((a, b) => (b.ms! < a.ms! ? b : a));
-      const d0 = timed.find((t) => same(t.tile, def))!;
+      const d0 = timed.find((t) => sameTile(t.tile, def))!;
       out.push({ shape, layers: nodes.map((m) => m.name), macs: macs(g, n), best: best.tile, ms: best.ms!, defaultTile: def, defaultMs: d0.ms!, tried });
     } finally { model.destroy(); }
   }

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel, validate } from '../src/graph.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
-import { TILES, Tile, convKernels, convShape } from '../src/conv.js';
+import { TILES, Tile, convKernels, convShape, tileName } from '../src/conv.js';
 import { closeGpu, nodeGpu } from '../node/gpu.js';
 import { refBackward, refForward } from './ref.js';
 import { relMax } from './helpers.js';
@@ -223,7 +223,7 @@ const TILED: ConvCfg[] = [
 ];
 for (const c of TILED) for (const t of TILES) {
   const g = convGraph(c, hash(convName(c)) + 7), n = g.nodes.find((m) => m.op.kind === 'conv')!;
-  const k = convKernels(g, n, t), name = `conv2d tile ${t.TK}x${t.TP}${t.wino ? ' winograd' : ''} ${convName(c)} (${k.forward}): forward, backward`;
+  const k = convKernels(g, n, t), name = `conv2d tile ${tileName(t)} ${convName(c)} (${k.forward}): forward, backward`;
   test(name, () => check({ family: 'conv2d tiles', name, g, N: c.x[0], tiles: { [convShape(g, n)]: t } }));
 }
 
@@ -765,7 +765,7 @@ for (const [what, score, tied, classes, expected] of SEEDS) {
 // ------------------------------------------------------------------------------------------------ coverage and report
 
 test('coverage: every conv2d, winograd and linear entry point ran, forward and as a backward; every branch of the DeepLIFT max-pool rule was taken', () => {
-  const all = ['conv2d_forward', 'conv2d_forward_1x1', 'conv2d_forward_grouped', 'winograd', 'conv2d_backward', 'conv2d_backward_grouped',
+  const all = ['conv2d_forward', 'conv2d_forward_1x1', 'conv2d_forward_grouped', 'winograd', 'winograd4', 'conv2d_backward', 'conv2d_backward_grouped',
     'conv2d_forward (as backward)', 'conv2d_forward_1x1 (as backward)', 'winograd (as backward)',
     'linear_forward/linear_backward', 'linear_forward_scalar/linear_backward_scalar'];
   assert.equal(all.filter((e) => !entries.has(e)), [], 'entry points never selected');
