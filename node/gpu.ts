@@ -1,6 +1,6 @@
 // WebGPU in Node through Dawn (npm `webgpu`). One place creates and releases the device.
 import { create, globals } from 'webgpu';
-import { Gpu, GpuError, NO_ADAPTER } from '../src/gpu.js';
+import { Gpu, GpuError, NO_ADAPTER, requestDevice } from '../src/gpu.js';
 
 let instance: GPU | null = null;
 let shared: Promise<Gpu> | null = null;
@@ -10,16 +10,9 @@ export function nodeGpu(): Promise<Gpu> {
   shared ??= (async () => {
     Object.assign(globalThis, globals);
     instance = create([]);
-    const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
-    if (!adapter) throw new GpuError(NO_ADAPTER);
-    const l = adapter.limits;
-    const device = await adapter.requestDevice({
-      label: 'camgpu',
-      requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [], // for run({ profile: true })
-      requiredLimits: { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension },
-    });
-    const gpu = new Gpu(device);
-    gpu.adapterInfo = `${adapter.info.vendor} ${adapter.info.architecture} ${adapter.info.description}`.replace(/\s+/g, ' ').trim();
+    const gpu = new Gpu(await requestDevice(instance)); // src/gpu.ts: the adapter's full buffer limits, timestamp queries
+    const info = gpu.device.adapterInfo;
+    gpu.adapterInfo = `${info.vendor} ${info.architecture} ${info.description}`.replace(/\s+/g, ' ').trim();
     return gpu;
   })();
   return shared;

@@ -350,12 +350,6 @@ export class Plan {
     await this.resolve();
   }
 
-  /**
-   * Activation buffers. A plan with a backward pass keeps every activation (the backward reads them). A forward-only
-   * plan reuses buffers by lifetime: a tensor's buffer returns to a pool after the last node that reads it, and a
-   * node's output takes the smallest pooled buffer that is large enough (the input, the read-back tensors and the
-   * logits are never released), so peak memory is a few activations instead of all of them.
-   */
   /** Winograd's transformed input and GEMM output (one pair for every Winograd conv: they run one after another),
    *  and the zero bias its GEMM reads. */
   private allocateWinograd(needs: Set<string>[]) {
@@ -372,6 +366,12 @@ export class Plan {
     if (v) this.winoScratch = [this.alloc('winograd.V', v), this.alloc('winograd.M', mm)], this.winoZero = this.alloc('winograd.zero-bias', kp);
   }
 
+  /**
+   * Activation buffers. A plan with a backward pass keeps every activation (the backward reads them). A forward-only
+   * plan reuses buffers by lifetime: a tensor's buffer returns to a pool after the last node that reads it, and a
+   * node's output takes the smallest pooled buffer that is large enough (the input, the read-back tensors and the
+   * logits are never released), so peak memory is a few activations instead of all of them.
+   */
   private allocateActivations(units: Unit[]) {
     const g = this.g, inner = new Set(units.flatMap((u) => u.nodes.slice(0, -1).map((n) => this.root(n.output))));
     const roots = [...g.tensors].filter(([n, t]) => !t.data && this.root(n) === n && !inner.has(n)).map(([n]) => n);
@@ -498,7 +498,8 @@ export class Plan {
     return this.convForward(c, u.nodes.map((n) => n.name).join('+'), this.buf(c.inputs[0]), res ? this.buf(res) : null, this.buf(u.output), act);
   }
 
-  /** A conv's forward dispatches: one conv2d kernel, or Winograd's three (input transform, 16 GEMMs, output transform). */
+  /** A conv's forward dispatches: one conv2d kernel, or Winograd's three per chunk of tiles (input transform, the
+   *  (m+2)^2 GEMMs, output transform). */
   private convForward(n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: { id: number; alpha: number; beta: number }, acc = 0): Step[] {
     const op = n.op, N = this.batch, k = this.convKernels(n), w = this.model.weightsOf(n);
     if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
@@ -508,7 +509,7 @@ export class Plan {
     for (let t0 = 0; t0 < k.wino.T; t0 += chunk) { // the image's m x m tiles, a chunk at a time through the scratch
       const T = Math.min(chunk, k.wino.T - t0), T4 = Math.ceil(T / 16) * 16, j = steps.length;
       const wp = convParams(op, [C, H, W], ys, N, acc, act, !!R, { TW, T, T4, t0 });
-      const gemm = [E * N, C, 1, T4, K, 1, T4, 1, 1, 1, 1, 0, 0, 1, 1, 1, convKP(K), 0, 0, { f: 0 }, { f: 0 }, 0, E, 0, 0, 0, 0];
+      const gemm = convParams(GEMM_OP(K), [C, 1, T4], [K, 1, T4], E * N, 0, undefined, false, undefined, E);
       steps.push(
         this.step('conv2d', `${k.forward}_input`, {}, `${L}[${j}]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
         this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[${j + 1}]`, gemm, [V, this.model.winogradWeights(n, m), this.winoZero!, this.dummy, M], E * N * Math.ceil(K / TK) * (T4 / TP)),
@@ -714,7 +715,7 @@ export class Plan {
         const t = new BigInt64Array(timer.stage.getMappedRange(0, timer.n * 8).slice(0));
         profile = timer.labels.map(([label, phase], j) => ({ label, phase, ms: Number(t[2 * j + 1] - t[2 * j]) / 1e6 }));
       }
-    } finally { if (timer) for (const o of [timer.set, timer.resolve, timer.stage]) o.destroy(); }
+    } finally { if (timer) for (const b of [timer.set, timer.resolve, timer.stage]) b.destroy(); }
     const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map(), passes: this.passes.map(() => new Map()), extra: new Map() };
     for (const r of this.reads) {
       const n = r.perRow ? (r.bytes / 4 / this.batch) * k : r.bytes / 4;
@@ -783,12 +784,15 @@ function rank4(N: number, s: number[], n: Node): number[] {
   return [N, ...Array(3 - s.length).fill(1), ...s];
 }
 
-/** conv2d.wgsl's Params; act and res describe a fused epilogue, wino Winograd's tiling. */
+/** conv2d.wgsl's Params; act and res describe a fused epilogue, wino Winograd's tiling, wrep the weight sets of
+ *  conv2d_forward_1x1 (Winograd's GEMMs). */
 function convParams(op: ConvOp, xs: number[], ys: number[], N: number, acc: number,
-  act?: { id: number; alpha: number; beta: number }, res = false, wino?: { TW: number; T: number; T4: number; t0: number }): (number | { f: number })[] {
+  act?: { id: number; alpha: number; beta: number }, res = false, wino?: { TW: number; T: number; T4: number; t0: number }, wrep = 1): (number | { f: number })[] {
   return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, 1, wino?.TW ?? 0, wino?.T ?? 0, wino?.T4 ?? 0, wino?.t0 ?? 0];
+    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, wrep, wino?.TW ?? 0, wino?.T ?? 0, wino?.T4 ?? 0, wino?.t0 ?? 0];
 }
+/** The shape of Winograd's GEMMs as a 1x1 conv to K channels (its weights are never read from here). */
+const GEMM_OP = (K: number): ConvOp => ({ kind: 'conv', w: new Float32Array(0), b: new Float32Array(0), cout: K, kh: 1, kw: 1, stride: [1, 1], pad: [0, 0, 0, 0], dil: [1, 1], group: 1 });
 
 function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {
   const op = n.op;
