@@ -7,7 +7,8 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, re
 import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
-import { Graph, ModelError, Shape, logitsOf, macs, numel, producers } from '../src/graph.js';
+import { Graph, ModelError, Shape, logitsOf, numel, producers } from '../src/graph.js';
+import { macs } from '../src/ops/index.js';
 import { Gpu, GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
 import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';

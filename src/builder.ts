@@ -2,7 +2,8 @@
 // reference architectures in torchvision's layout: VGG16, ResNet-50 and MobileNetV2 (BatchNorm folded
 // into the convs, so a conv carries a bias). Used by tests and benchmarks; shapes are per sample.
 
-import { ActFn, Graph, Node, Op, Shape, fmt, inferShape, ModelError, numel, validate } from './graph';
+import { ActFn, Graph, Node, Op, Shape, fmt, ModelError, numel } from './graph';
+import { inferShape, validate } from './ops/index';
 
 /** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
 export function mulberry32(seed: number): () => number {

@@ -373,8 +373,8 @@ class CamEpilogue {
     this.raw = p.alloc('cam.raw', N * RAW_SLOTS * Z * 4);
     this.maps = p.alloc('cam.maps', (N * S * H * W + N * S * 2) * 4);
     const sel = gpu.buffer('cam.sel', Math.max(S, 1) * 4, GPUBufferUsage.STORAGE, Uint32Array.from(this.slots));
-    const bufs = [p.buf(this.A), p.gradBuf(this.A, 0), this.lift ? p.gradBuf(this.A, 1) : p.gradBuf(this.A, 0), sel, this.wts, this.raw, this.maps];
-    const params = [N, K, Z, h, w, H, W, S];
+    const bufs = { A: p.buf(this.A), g: p.gradBuf(this.A, 0), m: this.lift ? p.gradBuf(this.A, 1) : p.gradBuf(this.A, 0), sel, wts: this.wts, raw: this.raw, maps: this.maps };
+    const params = { N, K, Z, h, w, H, W, NSEL: S };
     const c = (extra: Record<string, number>) => ({ PPNORM: this.o.gradcamPP === 'normalized' ? 1 : 0, RELU: relu, NORM: norm === 'before' ? 1 : 0, CORNERS: corners, SRC: 0, ...extra });
     this.weightStep = p.step('cam', 'cam_weights', c({}), 'cam.weights', params, bufs, N * K);
     const raw = p.step('cam', 'cam_raw', c({}), 'cam.raw', params, bufs, N * Z);

@@ -9,6 +9,7 @@ import copy from '../shaders/copy.wgsl';
 import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
+import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
   constructor(message: string) { super(message); this.name = 'GpuError'; }
@@ -35,19 +36,18 @@ export async function requestDevice(gpu?: GPU): Promise<GPUDevice> {
   });
 }
 
-type Slot = 'uniform' | 'read' | 'rw';
-const R: Slot = 'read', W: Slot = 'rw', U: Slot = 'uniform';
-/** Shader families: source and the fixed binding list (uniform params, read-only inputs, outputs). */
+/** Shader families: source and workgroup size. Each family's uniform struct `Params` and its bindings are read from
+ *  the WGSL itself (reflect()), so parameters and buffers are passed by name and can never drift from the shader. */
 export const FAMILIES = {
-  conv2d: { code: conv2d, slots: [U, R, R, R, R, W], wg: 64 },
-  act: { code: act, slots: [U, R, R, R, W], wg: 256 },
-  binary: { code: binary, slots: [U, R, R, R, W], wg: 256 },
-  pool: { code: pool, slots: [U, R, R, R, R, R, W, W], wg: 256 },
-  linear: { code: linear, slots: [U, R, R, R, W], wg: 64 },
-  copy: { code: copy, slots: [U, R, W], wg: 256 },
-  softmax: { code: softmax, slots: [U, R, R, W], wg: 64 },
-  seed: { code: seed, slots: [U, R, R, W, W], wg: 64 },
-  cam: { code: cam, slots: [U, R, R, R, R, W, W, W], wg: 64 },
+  conv2d: { code: conv2d, wg: 64 },
+  act: { code: act, wg: 256 },
+  binary: { code: binary, wg: 256 },
+  pool: { code: pool, wg: 256 },
+  linear: { code: linear, wg: 64 },
+  copy: { code: copy, wg: 256 },
+  softmax: { code: softmax, wg: 64 },
+  seed: { code: seed, wg: 64 },
+  cam: { code: cam, wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 
@@ -56,6 +56,7 @@ export class Gpu {
   private pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private layouts = new Map<Family, GPUBindGroupLayout>();
   private modules = new Map<Family, GPUShaderModule>();
+  private reflections = new Map<Family, Reflection>();
   lost: string | null = null;
   adapterInfo = '';
   submits = 0; // submissions so far (the one-pass tests read it)
@@ -66,12 +67,19 @@ export class Gpu {
 
   check() { if (this.lost) throw new GpuError(this.lost); }
 
+  /** The family's Params struct and bindings, read from its WGSL once. */
+  reflection(f: Family): Reflection {
+    let r = this.reflections.get(f);
+    if (!r) { r = reflect(FAMILIES[f].code); this.reflections.set(f, r); }
+    return r;
+  }
+
   layout(f: Family): GPUBindGroupLayout {
     let l = this.layouts.get(f);
     if (!l) {
-      l = this.device.createBindGroupLayout({ label: `${f}.layout`, entries: FAMILIES[f].slots.map((s, binding) => ({
-        binding, visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: s === 'uniform' ? 'uniform' : s === 'read' ? 'read-only-storage' : 'storage' } as GPUBufferBindingLayout })) });
+      l = this.device.createBindGroupLayout({ label: `${f}.layout`, entries: this.reflection(f).bindings.map((s) => ({
+        binding: s.index, visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: s.access === 'uniform' ? 'uniform' : s.access === 'read' ? 'read-only-storage' : 'storage' } as GPUBufferBindingLayout })) });
       this.layouts.set(f, l);
     }
     return l;
@@ -112,17 +120,24 @@ export class Gpu {
     return b;
   }
 
-  /** A uniform buffer from a list of u32 / f32 fields (f32 where the value is marked with f()). */
-  uniform(label: string, fields: (number | { f: number })[]): GPUBuffer {
-    const words = new ArrayBuffer(Math.ceil(Math.max(fields.length * 4, 16) / 16) * 16);
-    const u = new Uint32Array(words), fl = new Float32Array(words);
-    fields.forEach((v, i) => { if (typeof v === 'number') u[i] = v; else fl[i] = v.f; });
-    return this.buffer(label, words.byteLength, GPUBufferUsage.UNIFORM, new Uint8Array(words));
+  /** The uniform buffer of family f's Params from named values (wgsl.ts packParams). */
+  uniform(label: string, f: Family, values: ParamValues): GPUBuffer {
+    const bytes = packParams(this.reflection(f), values, label);
+    return this.buffer(label, bytes.byteLength, GPUBufferUsage.UNIFORM, new Uint8Array(bytes));
   }
 
-  bindGroup(label: string, f: Family, buffers: GPUBuffer[]): GPUBindGroup {
-    if (buffers.length !== FAMILIES[f].slots.length) throw new Error(`internal: ${label} binds ${buffers.length} buffers, ${f} has ${FAMILIES[f].slots.length} slots`);
-    return this.device.createBindGroup({ label, layout: this.layout(f), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  /** A bind group of family f: the uniform, then buffers by any of their binding's WGSL names; a binding not
+   *  named gets fill(binding) (a plan's placeholder). Unknown or repeated names are errors. */
+  bindGroup(label: string, f: Family, uniform: GPUBuffer, buffers: Record<string, GPUBuffer>, fill: (b: Binding) => GPUBuffer): GPUBindGroup {
+    const slots = this.reflection(f).bindings, chosen = new Map<number, GPUBuffer>();
+    for (const [name, buf] of Object.entries(buffers)) {
+      const b = slots.find((s) => s.names.includes(name));
+      if (!b || b.access === 'uniform') throw new Error(`internal: ${label}: ${f} has no storage binding '${name}' (${slots.map((s) => s.names.join('/')).join(', ')})`);
+      if (chosen.has(b.index)) throw new Error(`internal: ${label}: binding ${b.index} (${b.names.join('/')}) given twice`);
+      chosen.set(b.index, buf);
+    }
+    const entries = slots.map((s) => ({ binding: s.index, resource: { buffer: s.access === 'uniform' ? uniform : chosen.get(s.index) ?? fill(s) } }));
+    return this.device.createBindGroup({ label, layout: this.layout(f), entries });
   }
 }
 

@@ -1,18 +1,15 @@
 // ONNX ModelProto -> camgpu Graph: op normalisation, BN folding, static shape inference and validation.
 // Every error names the node, its op and the shapes involved.
 import { parseOnnx, dataTypeName, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
-import { ActFn, Graph, ModelError, Node, Op, Shape, Tensor, fmt, inferShape, numel } from './graph.js';
+import { BATCH, Graph, ModelError, Node, Op, Shape, Tensor } from './graph.js';
+import { ONNX_IMPORTS, inferShape } from './ops/index.js';
 
-export const SUPPORTED_OPS = ['Conv', 'Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Add', 'Mul',
-  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization', 'Gemm', 'MatMul', 'Flatten', 'Reshape',
-  'Squeeze', 'Unsqueeze', 'Concat', 'Dropout', 'Identity', 'Softmax', 'Constant', 'Shape', 'Gather'];
+/** ONNX op types the importer takes: the op table's imports and the constant folding below. */
+export const SUPPORTED_OPS = [...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape', 'Gather'];
 
 export class UnsupportedError extends ModelError {
   constructor(message: string) { super(message); this.name = 'UnsupportedError'; }
 }
-
-/** Marker for the (symbolic) batch size inside integer shape computations (Shape -> Gather -> Concat -> Reshape). */
-const BATCH = -(2 ** 40);
 
 export function importOnnx(bytes: Uint8Array): Graph { return importModel(parseOnnx(bytes)); }
 
@@ -22,13 +19,15 @@ export function importModel(m: OnnxModel): Graph {
   return new Importer(m).run();
 }
 
-class Importer {
+/** ONNX -> IR for one model; the op records (src/ops/) call its helpers to read, check and emit nodes. */
+export class Importer {
   g: Graph = { input: '', output: '', tensors: new Map(), nodes: [] };
   floats = new Map<string, { dims: number[]; data: Float32Array }>(); // constant float tensors, full ONNX shape
   ints = new Map<string, number[]>();                                  // constant integer tensors (shapes, axes)
   uses = new Map<string, number>();
   alias = new Map<string, string>();                                   // ONNX name -> IR tensor name (after folding)
   constructor(readonly m: OnnxModel) {}
+  get opset() { return this.m.opset; }
 
   run(): Graph {
     const { m, g } = this;
@@ -83,8 +82,6 @@ class Importer {
 
   node(n: OnnxNode) {
     const a = (k: string) => n.attrs.get(k);
-    const ai = (k: string, d: number) => a(k)?.i ?? d, af = (k: string, d: number) => a(k)?.f ?? d;
-    const ints = (k: string, d: number[]) => a(k)?.ints ?? d;
     if (n.domain && n.domain !== 'ai.onnx') this.unsupported(n, `from domain '${n.domain}' is not supported (only the default ONNX domain)`);
     for (const extra of n.outputs.slice(1)) if (extra && this.uses.has(extra) && n.opType !== 'Dropout') this.unsupported(n, `output '${extra}' is used; only the first output is supported`);
     if (n.opType === 'Dropout' && n.outputs[1] && this.uses.has(n.outputs[1])) this.unsupported(n, 'mask output is used');
@@ -115,115 +112,33 @@ class Importer {
       if (f) this.floats.set(n.outputs[0], f); else this.ints.set(n.outputs[0], this.ints.get(n.inputs[0])!);
       return;
     }
+    const imp = ONNX_IMPORTS[n.opType];
+    if (!imp) throw new UnsupportedError(`node '${n.name}': op ${n.opType} is not supported. Supported ops: ${SUPPORTED_OPS.join(', ')}`);
     const x = n.inputs[0];
     if (!this.isVar(x) && n.opType !== 'Add' && n.opType !== 'Mul') {
       if (this.floats.has(x)) this.unsupported(n, `on a constant input '${x}' is not supported (fold constants before export)`);
       this.shape(n, 0);
     }
-    switch (n.opType) {
-      case 'Conv': {
-        const w = this.constFloat(n, 1, 'weight');
-        if (w.dims.length !== 4) this.unsupported(n, `weight of shape [${w.dims}] (only 2-D convolution is supported)`);
-        const [cout, , kh, kw] = w.dims; const group = ai('group', 1);
-        const b = n.inputs[2] ? this.constFloat(n, 2, 'bias').data : new Float32Array(cout);
-        const s = ints('strides', [1, 1]), d = ints('dilations', [1, 1]);
-        const pad = this.pads(n, this.shape(n, 0), [kh, kw], s, d);
-        this.emit(n, { kind: 'conv', w: Float32Array.from(w.data), b: Float32Array.from(b), cout, kh, kw, stride: [s[0], s[1]], pad, dil: [d[0], d[1]], group }, [x]);
-        return;
-      }
-      case 'Relu': return this.emit(n, { kind: 'act', fn: 'relu', alpha: 0, beta: 0 }, [x]);
-      case 'Sigmoid': return this.emit(n, { kind: 'act', fn: 'sigmoid', alpha: 0, beta: 0 }, [x]);
-      case 'LeakyRelu': return this.emit(n, { kind: 'act', fn: 'leakyrelu', alpha: af('alpha', 0.01), beta: 0 }, [x]);
-      case 'HardSigmoid': return this.emit(n, { kind: 'act', fn: 'hardsigmoid', alpha: af('alpha', 0.2), beta: af('beta', 0.5) }, [x]);
-      case 'HardSwish': return this.emit(n, { kind: 'act', fn: 'hardswish', alpha: 1 / 6, beta: 0.5 }, [x]);
-      case 'Clip': {
-        const bound = (i: number, attr: string, d: number) => n.inputs[i] ? this.constFloat(n, i, attr).data[0] : af(attr, d);
-        const lo = bound(1, 'min', -3.4e38), hi = bound(2, 'max', 3.4e38);
-        return this.emit(n, { kind: 'act', fn: 'clip' as ActFn, alpha: lo, beta: hi }, [x]);
-      }
-      case 'Add': case 'Mul': {
-        const ins = n.inputs.map((i) => this.operand(n, i));
-        if (!ins.some((i) => this.isVar(i))) this.unsupported(n, 'of two constants (fold constants before export)');
-        return this.emit(n, { kind: n.opType === 'Add' ? 'add' : 'mul' }, ins);
-      }
-      case 'MaxPool': case 'AveragePool': {
-        const k = ints('kernel_shape', []);
-        if (k.length !== 2) this.unsupported(n, `with kernel_shape [${k}] (only 2-D pooling)`);
-        if (ai('storage_order', 0)) this.unsupported(n, 'with storage_order=1');
-        const s = ints('strides', [1, 1]), d = ints('dilations', [1, 1]);
-        if (n.opType === 'AveragePool' && d.some((v) => v !== 1)) this.unsupported(n, `with dilations [${d}] (only MaxPool takes dilations)`);
-        const pad = this.pads(n, this.shape(n, 0), k, s, d);
-        return this.emit(n, { kind: n.opType === 'MaxPool' ? 'maxpool' : 'avgpool', kh: k[0], kw: k[1], stride: [s[0], s[1]], pad,
-          dil: [d[0], d[1]], ceil: ai('ceil_mode', 0) === 1, countIncludePad: ai('count_include_pad', 0) === 1 }, [x]);
-      }
-      case 'GlobalAveragePool': return this.emit(n, { kind: 'gap' }, [x]);
-      case 'BatchNormalization': return this.batchNorm(n, af('epsilon', 1e-5));
-      case 'Gemm': {
-        if (ai('transA', 0)) this.unsupported(n, 'with transA=1 (it would mix the batch dimension)');
-        const B = this.constFloat(n, 1, 'B'); const alpha = af('alpha', 1), beta = af('beta', 1);
-        if (B.dims.length !== 2) this.unsupported(n, `with B of shape [${B.dims}]`);
-        const w = ai('transB', 0) ? B.data.map((v) => v * alpha) : transpose(B.data, B.dims[0], B.dims[1], alpha);
-        const out = ai('transB', 0) ? B.dims[0] : B.dims[1], inn = w.length / out;
-        let b = new Float32Array(out);
-        if (n.inputs[2]) {
-          const C = this.constFloat(n, 2, 'C');
-          const perOutput = C.dims.length === 1 || (C.dims.length === 2 && C.dims[0] === 1); // [out] or [1,out]; (M,1) would be per sample
-          if (C.data.length === 1) b.fill(C.data[0] * beta); else if (C.data.length === out && perOutput) b = C.data.map((v) => v * beta);
-          else this.unsupported(n, `with C of shape [${C.dims}] (needs (${out}) or a scalar)`);
-        }
-        return this.emit(n, { kind: 'linear', w, b, out, in: inn }, [x]);
-      }
-      case 'MatMul': {
-        const B = this.constFloat(n, 1, 'B (the right-hand side)');
-        if (B.dims.length !== 2) this.unsupported(n, `with B of shape [${B.dims}] (needs a 2-D constant)`);
-        return this.emit(n, { kind: 'linear', w: transpose(B.data, B.dims[0], B.dims[1], 1), b: new Float32Array(B.dims[1]), out: B.dims[1], in: B.dims[0] }, [x]);
-      }
-      case 'Flatten': {
-        const axis = ai('axis', 1), s = this.shape(n, 0);
-        if (axis !== 1 && axis !== -s.length) this.unsupported(n, `with axis=${axis} (only axis=1 keeps the batch dimension)`);
-        return this.emit(n, { kind: 'alias' }, [x], [numel(s)]);
-      }
-      case 'Reshape': {
-        const s = this.shape(n, 0), t = this.constInts(n, 1, 'shape');
-        if (!(t[0] === BATCH || t[0] === -1 || t[0] === 0 || t[0] === 1))
-          this.unsupported(n, `to [${t.map((v) => v === BATCH ? 'N' : v)}]: the first dimension must stay the batch`);
-        const rest = t.slice(1).map((v, i) => v === 0 ? s[i] : v === BATCH ? this.unsupported(n, 'moves the batch dimension') : v);
-        const known = rest.filter((v) => v !== -1).reduce((p, v) => p * v, 1);
-        const out = rest.map((v) => v === -1 ? numel(s) / known : v);
-        if (t[0] === -1 && rest.includes(-1)) this.unsupported(n, 'with two -1 dimensions');
-        if (numel(out) !== numel(s)) this.unsupported(n, `of per-sample shape ${fmt(s)} to ${fmt(out)} changes the element count`);
-        return this.emit(n, { kind: 'alias' }, [x], out);
-      }
-      case 'Squeeze': case 'Unsqueeze': {
-        const s = this.shape(n, 0);
-        const axes = n.inputs[1] ? this.constInts(n, 1, 'axes') : ints('axes', []);
-        const rank = n.opType === 'Squeeze' ? s.length + 1 : s.length + 1 + axes.length;
-        const ax = axes.map((v) => (v < 0 ? v + rank : v));
-        if (ax.includes(0)) this.unsupported(n, 'on the batch axis 0');
-        let out: Shape;
-        if (n.opType === 'Squeeze') {
-          out = ax.length ? s.filter((_, i) => !ax.includes(i + 1)) : s.filter((d) => d !== 1);
-          for (const i of ax) if (s[i - 1] !== 1) this.unsupported(n, `of axis ${i} with size ${s[i - 1]}`);
-        } else { out = s.slice(); for (const i of ax.sort((p, q) => p - q)) out.splice(i - 1, 0, 1); }
-        return this.emit(n, { kind: 'alias' }, [x], out);
-      }
-      case 'Dropout': case 'Identity': return this.emit(n, { kind: 'alias' }, [x], this.shape(n, 0).slice());
-      case 'Concat': {
-        const s = this.shape(n, 0), axis = ai('axis', 1);
-        if (axis !== 1 && axis !== 1 - (s.length + 1)) this.unsupported(n, `with axis=${axis} (only channel axis 1)`);
-        for (const i of n.inputs) if (!this.isVar(i)) this.unsupported(n, `of constant input '${i}' (only activations can be concatenated)`);
-        return this.emit(n, { kind: 'concat' }, n.inputs);
-      }
-      case 'Softmax': {
-        const s = this.shape(n, 0), axis = ai('axis', this.m.opset >= 13 ? -1 : 1);
-        if (s.length !== 1 || (axis !== 1 && axis !== -1)) this.unsupported(n, `over axis ${axis} of ${fmt(s)} (only the class axis of (N,F))`);
-        if (!this.m.outputs.some((o) => o.name === n.outputs[0])) this.unsupported(n, 'is only supported as the last node (at the graph output)');
-        return this.emit(n, { kind: 'softmax' }, [x]);
-      }
-      default:
-        throw new UnsupportedError(`node '${n.name}': op ${n.opType} is not supported. Supported ops: ${SUPPORTED_OPS.join(', ')}`);
-    }
+    imp(this, n);
   }
+
+  /** Typed attribute getters with defaults. */
+  attrs(n: OnnxNode) {
+    const a = (k: string) => n.attrs.get(k);
+    return {
+      i: (k: string, d: number) => a(k)?.i ?? d,
+      f: (k: string, d: number) => a(k)?.f ?? d,
+      s: (k: string, d: string) => a(k)?.s ?? d,
+      ints: (k: string, d: number[]) => a(k)?.ints ?? d,
+    };
+  }
+  /** A constant scalar input (Clip's min/max). */
+  scalar(n: OnnxNode, i: number, what: string): number {
+    const c = this.constFloat(n, i, what);
+    if (c.data.length !== 1) this.unsupported(n, `${what} has ${c.data.length} values (needs a scalar)`);
+    return c.data[0];
+  }
+  isGraphOutput(name: string) { return this.m.outputs.some((o) => o.name === name); }
 
   /** An Add/Mul operand: an activation, or a constant turned into a per-sample constant tensor. */
   operand(n: OnnxNode, name: string): string {
@@ -249,29 +164,18 @@ class Importer {
     return [lo[0], lo[1], p[0] - lo[0], p[1] - lo[1]];
   }
 
-  /** BatchNormalization: folded into the producing conv when that conv feeds only this node, else a per-channel affine. */
-  batchNorm(n: OnnxNode, eps: number) {
-    if (n.attrs.get('training_mode')?.i) this.unsupported(n, 'with training_mode=1');
-    const [scale, bias, mean, vari] = [1, 2, 3, 4].map((i) => this.constFloat(n, i, ['scale', 'B', 'mean', 'var'][i - 1]).data);
-    const mul = scale.map((s, c) => s / Math.sqrt(vari[c] + eps)), add = bias.map((b, c) => b - mean[c] * mul[c]);
+  /** Folds a per-channel y = x * mul[c] + add[c] into the conv that produces x, when that conv feeds only this node
+   *  (a BatchNormalization after a conv); false when it cannot. */
+  foldIntoConv(n: OnnxNode, mul: Float32Array, add: Float32Array): boolean {
     const x = this.name(n.inputs[0]);
     const prev = this.g.nodes[this.g.nodes.length - 1];
-    if (prev && prev.output === x && prev.op.kind === 'conv' && this.uses.get(n.inputs[0]) === 1 && !this.m.outputs.some((o) => o.name === n.inputs[0])) {
-      const op = prev.op, per = op.w.length / op.cout;
-      for (let c = 0; c < op.cout; c++) { for (let i = 0; i < per; i++) op.w[c * per + i] *= mul[c]; op.b[c] = op.b[c] * mul[c] + add[c]; }
-      this.alias.set(n.outputs[0], x);
-      return;
-    }
-    const s = this.shape(n, 0);
-    if (s.length < 1 || mul.length !== s[0]) this.unsupported(n, `with ${mul.length} channels on input ${fmt(s)}`);
-    this.emit(n, { kind: 'affine', scale: mul, shift: add }, [x]);
+    if (!prev || prev.output !== x || prev.op.kind !== 'conv' || this.uses.get(n.inputs[0]) !== 1 || this.isGraphOutput(n.inputs[0])) return false;
+    const op = prev.op, per = op.w.length / op.cout;
+    if (mul.length !== op.cout) return false;
+    for (let c = 0; c < op.cout; c++) { for (let i = 0; i < per; i++) op.w[c * per + i] *= mul[c]; op.b[c] = op.b[c] * mul[c] + add[c]; }
+    this.alias.set(n.outputs[0], x);
+    return true;
   }
-}
-
-function transpose(a: Float32Array, rows: number, cols: number, scale: number): Float32Array {
-  const t = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c] * scale;
-  return t;
 }
 
 export type { Tensor };

@@ -1,15 +1,16 @@
 // A loaded model (weights on the GPU, pipelines compiled) and its static plans: buffers, bind groups and
 // dispatches made once per (batch, outputs, gradients, mode) and replayed with one submit per request.
-import { ConvOp, Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
+import { Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
 import { Family, FAMILIES, Gpu, GpuError, grid } from './gpu.js';
 import { importOnnx } from './import.js';
 import { ConvKernels, Tile, convKP, convKernels, convShape, transposedConv, winogradWeights } from './conv.js';
+import { OPS, opDef } from './ops/index.js';
+import { ConvEnc, convForward } from './ops/conv.js';
+import type { Back, Enc, Mode, PipeSpec, Step, Weights } from './ops/types.js';
+import type { ParamValues } from './reflect.js';
+import type { Binding } from './reflect.js';
 
-export type Mode = 'grad' | 'guided' | 'deeplift';
-const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2 };
-const ACT_ID = { relu: 0, clip: 1, leakyrelu: 2, sigmoid: 3, hardsigmoid: 4, hardswish: 5 };
-/** Activations the conv kernels apply in their epilogue (conv2d.wgsl p.act). */
-const CONV_ACT: Partial<Record<keyof typeof ACT_ID, number>> = { relu: 1, clip: 2, leakyrelu: 3 };
+export type { Mode, Step } from './ops/types.js';
 
 /** One forward dispatch: a node, or a conv fused with the residual add and/or activation that alone read its output
  *  (inputs: what the unit reads from outside itself). */
@@ -72,11 +73,6 @@ export interface LoadOptions {
   winogradScratch?: number;
 }
 
-export interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
-
-/** Weights of one node on the GPU; linear weights are split into row chunks that fit one storage binding. */
-interface Weights { w: GPUBuffer[]; b: GPUBuffer[]; rows: number[] }
-
 export class Model {
   private weights = new Map<string, Weights>();
   private consts = new Map<string, GPUBuffer>();
@@ -130,15 +126,20 @@ export class Model {
   get inputShape() { return this.graph.tensors.get(this.graph.input)!.shape; }
   get numClasses() { return numel(this.graph.tensors.get(this.logits)!.shape); }
 
-  /** A conv's weight, (K, C/G, KH, KW) -> (C/G, KH, KW, KP): output channels side by side for vec4 loads, zero-padded
-   *  to KP; and its bias, zero-padded. */
-  private uploadConv(n: Node) {
-    const op = n.op as ConvOp, gpu = this.gpu;
-    const per = op.w.length / op.cout, KP = convKP(op.cout), wt = new Float32Array(per * KP);
-    for (let k = 0; k < op.cout; k++) for (let i = 0; i < per; i++) wt[i * KP + k] = op.w[k * per + i];
-    const bp = new Float32Array(KP); bp.set(op.b);
-    if (wt.byteLength > this.limits.binding) throw new ModelError(`node '${n.name}' (${n.source}): the weight needs ${wt.byteLength} bytes, over this device's storage binding limit of ${this.limits.binding}`);
-    this.weights.set(n.name, { w: [gpu.buffer(`${n.name}.w`, wt.byteLength, GPUBufferUsage.STORAGE, wt)], b: [gpu.buffer(`${n.name}.b`, bp.byteLength, GPUBufferUsage.STORAGE, bp)], rows: [KP] });
+  /** Uploads a node's weights through its op record (conv: transposed for vec4 loads; linear: row chunks that fit one
+   *  storage binding) and any constant operand it reads. */
+  private uploadNode(n: Node) {
+    const gpu = this.gpu, binding = this.limits.binding;
+    const buffer = (label: string, data: Float32Array) => {
+      if (data.byteLength > binding) throw new ModelError(`node '${n.name}' (${n.source}): ${label} needs ${data.byteLength} bytes, over this device's storage binding limit of ${binding}`);
+      return gpu.buffer(label, data.byteLength, GPUBufferUsage.STORAGE, data);
+    };
+    const w = opDef(n.op).upload?.({ buffer, binding }, n, n.op);
+    if (w) this.weights.set(n.name, w);
+    for (const i of n.inputs) {
+      const t = this.graph.tensors.get(i);
+      if (t?.data && !this.consts.has(i)) this.consts.set(i, gpu.buffer(`${i}.const`, t.data.byteLength, GPUBufferUsage.STORAGE, t.data));
+    }
   }
 
   /** The backward to a stride-1 conv's input as a forward conv (conv.ts transposedConv), weights uploaded on first
@@ -148,57 +149,19 @@ export class Model {
     if (!t) {
       const made = transposedConv(n);
       if (!made) return null;
-      this.uploadConv(made); this.transposedNodes.set(n.name, made); t = made;
+      this.uploadNode(made); this.transposedNodes.set(n.name, made); t = made;
     }
     return t;
   }
 
   private upload() {
-    const { gpu, graph } = this;
-    for (const n of graph.nodes) {
-      const op = n.op;
-      if (op.kind === 'conv') this.uploadConv(n);
-      else if (op.kind === 'linear') {
-        const rowsPer = Math.max(1, Math.floor(this.limits.binding / (op.in * 4)));
-        const w: GPUBuffer[] = [], b: GPUBuffer[] = [], rows: number[] = [];
-        for (let o0 = 0; o0 < op.out; o0 += rowsPer) {
-          const oc = Math.min(rowsPer, op.out - o0), c = w.length;
-          w.push(gpu.buffer(`${n.name}.w[${c}]`, oc * op.in * 4, GPUBufferUsage.STORAGE, op.w.subarray(o0 * op.in, (o0 + oc) * op.in)));
-          b.push(gpu.buffer(`${n.name}.b[${c}]`, oc * 4, GPUBufferUsage.STORAGE, op.b.subarray(o0, o0 + oc)));
-          rows.push(oc);
-        }
-        this.weights.set(n.name, { w, b, rows });
-      } else if (op.kind === 'affine') {
-        this.weights.set(n.name, { w: [gpu.buffer(`${n.name}.scale`, op.scale.byteLength, GPUBufferUsage.STORAGE, op.scale)], b: [gpu.buffer(`${n.name}.shift`, op.shift.byteLength, GPUBufferUsage.STORAGE, op.shift)], rows: [] });
-      }
-      for (const i of n.inputs) {
-        const t = graph.tensors.get(i)!;
-        if (t.data && !this.consts.has(i)) this.consts.set(i, gpu.buffer(`${i}.const`, t.data.byteLength, GPUBufferUsage.STORAGE, t.data));
-      }
-    }
+    for (const n of this.graph.nodes) this.uploadNode(n);
   }
 
   /** [family, entry, constants] of every pipeline the graph can use, forward and backward in every mode. */
-  private pipelinesNeeded(): [Family, string, Record<string, number>][] {
-    const out: [Family, string, Record<string, number>][] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
-    for (const n of this.graph.nodes) {
-      const op = n.op;
-      if (op.kind === 'conv') {
-        const k = this.convKernels(n);
-        if (k.wino) out.push(['conv2d', `${k.forward}_input`, {}], ['conv2d', 'conv2d_forward_1x1', k.forwardConsts], ['conv2d', `${k.forward}_output`, {}]);
-        else out.push(['conv2d', k.forward, k.forwardConsts]);
-        out.push(['conv2d', k.backward, {}]);
-      }
-      else if (op.kind === 'act') { out.push(['act', 'act_forward', { FN: ACT_ID[op.fn] }]); for (const M of [0, 1, 2]) out.push(['act', 'act_backward', { FN: ACT_ID[op.fn], MODE: M }]); }
-      else if (op.kind === 'affine') out.push(['act', 'affine_forward', {}], ['act', 'affine_backward', {}]);
-      else if (op.kind === 'add' || op.kind === 'mul') { const OP = op.kind === 'mul' ? 1 : 0; out.push(['binary', 'binary_forward', { OP }], ['binary', 'binary_backward', { OP, MODE: 0 }], ['binary', 'binary_backward', { OP, MODE: 2 }]); }
-      else if (op.kind === 'maxpool') out.push(['pool', 'maxpool_forward', {}], ['pool', 'maxpool_backward', { MODE: 0 }], ['pool', 'maxpool_backward', { MODE: 2 }]);
-      else if (op.kind === 'avgpool' || op.kind === 'gap') out.push(['pool', `${op.kind}_forward`, {}], ['pool', `${op.kind}_backward`, {}]);
-      else if (op.kind === 'linear') { const k = linearKernels(op.in); out.push(['linear', k.forward, {}], ['linear', k.backward, {}]); }
-      else if (op.kind === 'concat') out.push(['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]);
-      else if (op.kind === 'softmax') out.push(['softmax', 'softmax_forward', {}], ['softmax', 'softmax_backward', {}]);
-    }
-    return out;
+  private pipelinesNeeded(): PipeSpec[] {
+    const seeds: PipeSpec[] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
+    return [...seeds, ...this.graph.nodes.flatMap((n) => opDef(n.op).pipelines(this, n, n.op))];
   }
 
   /** Bytes of activation memory one sample needs (every tensor, gradients and reference pass excluded). */
@@ -246,13 +209,8 @@ export class Model {
   }
 }
 
-/** The linear.wgsl entry points for a layer with `inputs` features: vec4 loads along the features when they come in fours. */
-const linearKernels = (inputs: number) => inputs % 4 === 0
-  ? { forward: 'linear_forward', backward: 'linear_backward', backwardPer: 16 }
-  : { forward: 'linear_forward_scalar', backward: 'linear_backward_scalar', backwardPer: 1 };
-
 /** One static execution plan. */
-export class Plan {
+export class Plan implements Enc {
   readonly batch: number;
   readonly passes: Required<Backward>[];
   private bufs = new Map<string, GPUBuffer>();      // activation buffers by root tensor
@@ -271,7 +229,7 @@ export class Plan {
   private refInputNeeded = false;
   readonly seedAt: string;
   private queue: Promise<unknown> = Promise.resolve();
-  private dummy!: GPUBuffer;
+  private placeholders = new Map<number, GPUBuffer>(); // per binding index: what an unnamed binding gets
   private winoScratch: [GPUBuffer, GPUBuffer] | null = null; private winoZero: GPUBuffer | null = null;
   bytes = 0;
   readonly counts = { forward: 0, fused: 0, reference: 0, backward: 0, epilogue: 0 };
@@ -285,7 +243,7 @@ export class Plan {
     if (this.passes.filter((b) => b.mode === 'deeplift').length > 1) throw new ModelError('a plan takes at most one DeepLIFT pass (one reference); use two plans');
   }
 
-  private get g() { return this.model.graph; }
+  get g() { return this.model.graph; }
   root(t: string): string { const p = producers(this.g).get(t); return p?.op.kind === 'alias' ? this.root(p.inputs[0]) : t; }
   private size(t: string) { return this.batch * numel(this.g.tensors.get(t)!.shape) * 4; }
   alloc(label: string, bytes: number, usage?: number) {
@@ -315,7 +273,6 @@ export class Plan {
     const g = this.g, m = this.model;
     for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
     this.known(this.seedAt, 'seed tensor');
-    this.dummy = this.alloc('dummy', 16);
     const needs = this.passes.map((pass) => this.gradientPath(pass.grads));
     this.allocateWinograd(needs);
     const units = this.units(needs);
@@ -332,7 +289,12 @@ export class Plan {
       const written = new Set<string>([this.root(this.seedAt)]);
       for (const n of [...g.nodes].reverse()) {
         if (n.op.kind === 'alias' || !need.has(n.output)) continue;
-        this.backward.push(...this.encodeBackward(n, need, written, k));
+        const back: Back = {
+          pass: k, mode: pass.mode, label: `${n.name}.backward${k}`, need, dy: grads.get(this.root(n.output))!,
+          dx: (t) => grads.get(this.root(t))!,
+          acc: (t) => { const r = this.root(t), a = written.has(r) ? 1 : 0; written.add(r); return a; },
+        };
+        this.backward.push(...opDef(n.op).backward(this, n, n.op, back));
       }
     });
     this.counts.backward = this.backward.length;
@@ -340,8 +302,8 @@ export class Plan {
       const F = numel(g.tensors.get(this.seedAt)!.shape);
       this.classBuf = this.alloc('classes', this.batch * 4);
       this.chosenBuf = this.alloc('targets', this.batch * 4);
-      this.seedStep = this.step('seed', 'seed_forward', { PROB: this.o.score === 'prob' ? 1 : 0 }, 'seed', [this.batch, F],
-        [this.buf(this.seedAt), this.classBuf, this.gradBuf(this.seedAt, 0), this.chosenBuf], this.batch);
+      this.seedStep = this.step('seed', 'seed_forward', { PROB: this.o.score === 'prob' ? 1 : 0 }, 'seed', { N: this.batch, F },
+        { logits: this.buf(this.seedAt), cls: this.classBuf, seed: this.gradBuf(this.seedAt, 0), chosen: this.chosenBuf }, this.batch);
       this.readBack('targets', 'targets', this.chosenBuf, this.batch * 4);
     }
     for (const t of new Set([this.seedAt, m.logits, ...(this.o.read ?? [])])) this.readBack(t, 'value', this.buf(t), this.size(t));
@@ -419,7 +381,7 @@ export class Plan {
         const r = next.inputs.find((i) => i !== c.output)!;
         if (!isConst(g, r) && same(r, c.output)) { group.push(next); next = sole(next.output); }
       }
-      if (next?.op.kind === 'act' && CONV_ACT[next.op.fn]) group.push(next);
+      if (next && opDef(next.op).convEpilogue?.(next.op) !== undefined) group.push(next);
       if (group.length === 1) continue;
       groups.set(group.at(-1)!, group); group.slice(0, -1).forEach((n) => inner.add(n));
     }
@@ -481,46 +443,43 @@ export class Plan {
     this.counts.reference = this.refForward.length;
   }
 
-  /** A dispatch with its own uniform buffer and bind group, made once. */
-  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: (number | { f: number })[], buffers: GPUBuffer[], threads: number): Step {
+  /** A dispatch with its own uniform buffer and bind group, made once: Params by field name, buffers by WGSL binding
+   *  name; a binding not named gets this plan's placeholder for that index (never read by the entry point). */
+  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, threads: number): Step {
     const gpu = this.model.gpu;
-    const u = gpu.uniform(`${label}.params`, params); this.owned.push(u);
-    return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, [u, ...buffers]), groups: grid(threads, FAMILIES[f].wg, this.model.limits.maxDim) };
+    const u = gpu.uniform(`${label}.params`, f, params); this.owned.push(u);
+    const fill = (b: Binding) => {
+      let p = this.placeholders.get(b.index);
+      if (!p) { p = this.alloc(`placeholder[${b.index}]`, 16); this.placeholders.set(b.index, p); }
+      return p;
+    };
+    return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, u, bind, fill), groups: grid(threads, FAMILIES[f].wg, this.model.limits.maxDim) };
   }
+
+  weights(n: Node): Weights { return this.model.weightsOf(n); }
+
+  /** The conv record's view of this plan (ops/conv.ts ConvEnc). */
+  readonly conv: ConvEnc = {
+    kernels: (n) => this.convKernels(n),
+    chunk: (n, w) => this.winogradChunk(n, w),
+    scratch: () => ({ V: this.winoScratch![0], M: this.winoScratch![1], zero: this.winoZero! }),
+    winogradWeights: (n, m) => this.model.winogradWeights(n, m),
+    transposed: (n) => this.model.transposed(n),
+  };
 
   /** A fused unit: the conv's kernel with the residual and activation in its epilogue, writing the unit's output. */
   private encodeFused(u: Unit): Step[] {
-    const [c, ...rest] = u.nodes, op = c.op;
-    if (op.kind !== 'conv') throw new Error(`internal: fused unit starts with '${c.name}', not a conv`);
+    const [c, ...rest] = u.nodes;
+    if (c.op.kind !== 'conv') throw new Error(`internal: fused unit starts with '${c.name}', not a conv`);
     const add = rest.find((n) => n.op.kind === 'add'), a = rest.find((n) => n.op.kind === 'act')?.op;
-    const act = a?.kind === 'act' ? { id: CONV_ACT[a.fn]!, alpha: a.alpha, beta: a.beta } : undefined;
+    const act = a?.kind === 'act' ? { id: OPS.act.convEpilogue!(a)!, alpha: a.alpha, beta: a.beta } : undefined;
     const res = add?.inputs.find((i) => i !== c.output);
-    return this.convForward(c, u.nodes.map((n) => n.name).join('+'), this.buf(c.inputs[0]), res ? this.buf(res) : null, this.buf(u.output), act);
-  }
-
-  /** A conv's forward dispatches: one conv2d kernel, or Winograd's three per chunk of tiles (input transform, the
-   *  (m+2)^2 GEMMs, output transform). */
-  private convForward(n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: { id: number; alpha: number; beta: number }, acc = 0): Step[] {
-    const op = n.op, N = this.batch, k = this.convKernels(n), w = this.model.weightsOf(n);
-    if (op.kind !== 'conv') throw new Error(`internal: '${n.name}' is not a conv`);
-    const [C, H, W] = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape, K = ys[0];
-    if (!k.wino) return [this.step('conv2d', k.forward, k.forwardConsts, L, convParams(op, [C, H, W], ys, N, acc, act, !!R), [X, w.w[0], w.b[0], R ?? this.dummy, Y], N * k.forwardThreads)];
-    const { m, TW } = k.wino, E = (m + 2) ** 2, { TK, TP } = k.forwardConsts, [V, M] = this.winoScratch!, chunk = this.winogradChunk(n, k.wino), steps: Step[] = [];
-    for (let t0 = 0; t0 < k.wino.T; t0 += chunk) { // the image's m x m tiles, a chunk at a time through the scratch
-      const T = Math.min(chunk, k.wino.T - t0), T4 = Math.ceil(T / 16) * 16, j = steps.length;
-      const wp = convParams(op, [C, H, W], ys, N, acc, act, !!R, { TW, T, T4, t0 });
-      const gemm = convParams(GEMM_OP(K), [C, 1, T4], [K, 1, T4], E * N, 0, undefined, false, undefined, E);
-      steps.push(
-        this.step('conv2d', `${k.forward}_input`, {}, `${L}[${j}]`, wp, [X, this.dummy, this.dummy, this.dummy, V], N * C * T),
-        this.step('conv2d', 'conv2d_forward_1x1', { TK, TP }, `${L}[${j + 1}]`, gemm, [V, this.model.winogradWeights(n, m), this.winoZero!, this.dummy, M], E * N * Math.ceil(K / TK) * (T4 / TP)),
-        this.step('conv2d', `${k.forward}_output`, {}, `${L}[${j + 2}]`, wp, [M, this.dummy, w.b[0], R ?? this.dummy, Y], N * K * T));
-    }
-    return steps;
+    return convForward(this, c, u.nodes.map((n) => n.name).join('+'), this.buf(c.inputs[0]), res ? this.buf(res) : null, this.buf(u.output), act);
   }
 
   /** Winograd tiles per dispatch (a multiple of 16): as many as keep its scratch, N x (m+2)^2 x max(C, K) floats a
    *  tile, within LoadOptions.winogradScratch and one binding; 0 when not even 16 fit (the layer then runs a direct kernel). */
-  private winogradChunk(n: Node, w: { m: number; T: number }): number {
+  winogradChunk(n: Node, w: { m: number; T: number }): number {
     const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape, tiles = w.T;
     const perTile = this.batch * (w.m + 2) ** 2 * Math.max(C, K) * 4, fit = Math.floor(Math.min(this.model.winogradScratch, this.model.limits.binding) / perTile / 16) * 16;
     return Math.min(fit, Math.ceil(tiles / 16) * 16);
@@ -530,128 +489,21 @@ export class Plan {
    *  batch, and in plans with a DeepLIFT pass from a reference input: its rescale rule divides by the difference of
    *  two forward passes, which amplifies Winograd's larger rounding (F(4x4): 2.7e-6 of the max vs 2.6e-7 direct) and
    *  broke summation-to-delta on the vgg fixture (2.5e-4 vs 1.3e-4). */
-  private convKernels(n: Node): ConvKernels {
+  convKernels(n: Node): ConvKernels {
     const k = this.model.convKernels(n);
     if (!k.wino) return k;
     const exact = this.passes.some((p) => p.mode === 'deeplift' && p.reference === 'input');
     return !exact && this.winogradChunk(n, k.wino) >= 16 ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
   }
 
-  private encodeForward(n: Node, ref: boolean): Step[] {
-    const op = n.op, N = this.batch, L = (ref ? 'ref:' : '') + n.name, X = this.buf(n.inputs[0], ref), Y = this.buf(n.output, ref);
-    const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
-    switch (op.kind) {
-      case 'conv': return this.convForward(n, L, X, null, Y);
-      case 'act': return [this.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, L, [N * numel(xs), 0, { f: op.alpha }, { f: op.beta }, 1, 1], [X, X, X, Y], N * numel(xs))];
-      case 'affine': { const w = this.model.weightsOf(n); return [this.step('act', 'affine_forward', {}, L, [N * numel(xs), 0, { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [X, w.w[0], w.b[0], Y], N * numel(xs))]; }
-      case 'add': case 'mul': {
-        const [a, b] = n.inputs, o = rank4(N, ys, n);
-        return [this.step('binary', 'binary_forward', { OP: op.kind === 'mul' ? 1 : 0 }, L,
-          [...o, ...this.strides(a, o, n), ...this.strides(b, o, n), 0, 0, 0, 0, numel(o), 0], [this.buf(a, ref), this.buf(b, ref), X, Y], numel(o))];
-      }
-      case 'maxpool': case 'avgpool': case 'gap': {
-        const idx = op.kind === 'maxpool' ? this.argmax(n.output, ref) : this.dummy;
-        return [this.step('pool', `${op.kind}_forward`, {}, L, poolParams(n, xs, ys, N, 0), [X, X, X, X, X, Y, idx], N * numel(ys))];
-      }
-      case 'linear': {
-        const w = this.model.weightsOf(n); let o0 = 0;
-        const k = linearKernels(op.in);
-        return w.rows.map((oc, c) => { const s = this.step('linear', k.forward, {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, 0], [X, w.w[c], w.b[c], Y], N * Math.ceil(oc / 4)); o0 += oc; return s; });
-      }
-      case 'concat': {
-        let off = 0;
-        return n.inputs.map((i, k) => { const r = numel(this.g.tensors.get(i)!.shape); const s = this.step('copy', 'concat_forward', {}, `${L}[${k}]`, [N, r, r, numel(ys), off, 0], [this.buf(i, ref), Y], N * r); off += r; return s; });
-      }
-      case 'softmax': return [this.step('softmax', 'softmax_forward', {}, L, [N, numel(xs), 0], [X, X, Y], N)];
-      case 'alias': return [];
-    }
-  }
+  private encodeForward(n: Node, ref: boolean): Step[] { return opDef(n.op).forward(this, n, n.op, ref); }
 
-  private argmax(t: string, ref: boolean): GPUBuffer {
+  /** A max-pool's argmax buffer, per output tensor and pass. */
+  argmax(t: string, ref: boolean): GPUBuffer {
     const key = (ref ? 'ref:' : '') + t;
     if (!this.idx.has(key)) this.idx.set(key, this.alloc(`${key}.argmax`, this.size(t)));
     return this.idx.get(key)!;
   }
-
-  /** Element strides of an operand broadcast to the rank-4 output shape o (0 on broadcast axes). */
-  private strides(t: string, o: number[], n: Node): number[] {
-    const s = rank4(isConst(this.g, t) ? 1 : this.batch, this.g.tensors.get(t)!.shape, n);
-    const st = [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1];
-    return st.map((v, d) => (s[d] === 1 && o[d] > 1 ? 0 : v));
-  }
-
-  private encodeBackward(n: Node, need: Set<string>, written: Set<string>, pass: number): Step[] {
-    const op = n.op, N = this.batch, L = `${n.name}.backward${pass}`, grads = this.grads[pass], mode = this.passes[pass].mode;
-    const D = grads.get(this.root(n.output))!;
-    const xs = this.g.tensors.get(n.inputs[0])!.shape, ys = this.g.tensors.get(n.output)!.shape;
-    const dl = mode === 'deeplift';
-    const acc = (t: string) => { const r = this.root(t); const a = written.has(r) ? 1 : 0; written.add(r); return a; };
-    const dx = (t: string) => grads.get(this.root(t))!;
-    const steps: Step[] = [];
-    const x = n.inputs[0];
-    switch (op.kind) {
-      case 'conv': {
-        if (!need.has(x)) break;
-        const t = this.model.transposed(n);
-        if (t) { steps.push(...this.convForward(t, L, D, null, dx(x), undefined, acc(x))); break; }
-        const w = this.model.weightsOf(n), k = this.convKernels(n);
-        steps.push(this.step('conv2d', k.backward, {}, L, convParams(op, xs, ys, N, acc(x)), [D, w.w[0], w.b[0], this.dummy, dx(x)], N * k.backwardThreads));
-        break;
-      }
-      case 'act': {
-        if (!need.has(x)) break;
-        const X = this.buf(x), XR = dl ? this.buf(x, true) : X;
-        steps.push(this.step('act', 'act_backward', { FN: ACT_ID[op.fn], MODE: MODE_ID[mode] }, L, [N * numel(xs), acc(x), { f: op.alpha }, { f: op.beta }, 1, 1], [X, XR, D, dx(x)], N * numel(xs)));
-        break;
-      }
-      case 'affine': {
-        if (!need.has(x)) break;
-        const w = this.model.weightsOf(n);
-        steps.push(this.step('act', 'affine_backward', {}, L, [N * numel(xs), acc(x), { f: 0 }, { f: 0 }, xs[0], numel(xs.slice(1))], [D, w.w[0], w.w[0], dx(x)], N * numel(xs)));
-        break;
-      }
-      case 'add': case 'mul': {
-        const o = rank4(N, ys, n);
-        n.inputs.forEach((u, k) => {
-          if (!need.has(u)) return;
-          const v = n.inputs[1 - k], su = rank4(N, this.g.tensors.get(u)!.shape, n);
-          const V = this.buf(v), VR = dl && op.kind === 'mul' ? this.buf(v, true) : V;
-          steps.push(this.step('binary', 'binary_backward', { OP: op.kind === 'mul' ? 1 : 0, MODE: dl ? 2 : 0 }, `${L}[${k}]`,
-            [...o, 0, 0, 0, 0, ...this.strides(v, o, n), ...su, numel(su), acc(u)], [D, V, VR, dx(u)], numel(su)));
-        });
-        break;
-      }
-      case 'maxpool': case 'avgpool': case 'gap': {
-        if (!need.has(x)) break;
-        const X = this.buf(x);
-        const b = op.kind === 'maxpool'
-          ? [X, dl ? this.buf(x, true) : X, this.argmax(n.output, false), dl ? this.argmax(n.output, true) : this.argmax(n.output, false), D, dx(x), this.dummy]
-          : [D, D, D, D, D, dx(x), this.dummy];
-        steps.push(this.step('pool', `${op.kind}_backward`, op.kind === 'maxpool' ? { MODE: dl ? 2 : 0 } : {}, L, poolParams(n, xs, ys, N, acc(x)), b, N * numel(xs)));
-        break;
-      }
-      case 'linear': {
-        if (!need.has(x)) break;
-        const w = this.model.weightsOf(n); let o0 = 0;
-        const k = linearKernels(op.in);
-        w.rows.forEach((oc, c) => { steps.push(this.step('linear', k.backward, {}, `${L}[${c}]`, [N, op.in, op.out, o0, oc, acc(x)], [D, w.w[c], w.b[c], dx(x)], N * Math.ceil(op.in / k.backwardPer))); o0 += oc; });
-        break;
-      }
-      case 'concat': {
-        let off = 0;
-        n.inputs.forEach((i, k) => {
-          const r = numel(this.g.tensors.get(i)!.shape);
-          if (need.has(i)) steps.push(this.step('copy', 'concat_backward', {}, `${L}[${k}]`, [N, r, r, numel(ys), off, acc(i)], [D, dx(i)], N * r));
-          off += r;
-        });
-        break;
-      }
-      case 'softmax': if (need.has(x)) steps.push(this.step('softmax', 'softmax_backward', {}, L, [N, numel(xs), acc(x)], [this.buf(n.output), D, dx(x)], N)); break;
-      case 'alias': break;
-    }
-    return steps;
-  }
-
 
   /** Runs forward (and backward) for x (k <= batch images, NCHW, normalised); one submit, one read-back. */
   run(x: Float32Array, o: RunOptions = {}): Promise<RunResult> {
@@ -777,29 +629,6 @@ export class Plan {
 
 /** A copy when the data lives in shared memory (Dawn's writeBuffer rejects wasm/shared buffers). */
 const own = (a: Float32Array): Float32Array<ArrayBuffer> => (a.buffer instanceof ArrayBuffer ? a as Float32Array<ArrayBuffer> : a.slice());
-
-/** Rank-4 [N, d1, d2, d3] view of a per-sample shape of rank <= 3. */
-function rank4(N: number, s: number[], n: Node): number[] {
-  if (s.length > 3) throw new ModelError(`node '${n.name}' (${n.source}): per-sample rank ${s.length} ${fmt(s)} is over the supported 3`);
-  return [N, ...Array(3 - s.length).fill(1), ...s];
-}
-
-/** conv2d.wgsl's Params; act and res describe a fused epilogue, wino Winograd's tiling, wrep the weight sets of
- *  conv2d_forward_1x1 (Winograd's GEMMs). */
-function convParams(op: ConvOp, xs: number[], ys: number[], N: number, acc: number,
-  act?: { id: number; alpha: number; beta: number }, res = false, wino?: { TW: number; T: number; T4: number; t0: number }, wrep = 1): (number | { f: number })[] {
-  return [N, xs[0], xs[1], xs[2], op.cout, ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.group,
-    convKP(op.cout), acc, act?.id ?? 0, { f: act?.alpha ?? 0 }, { f: act?.beta ?? 0 }, res ? 1 : 0, wrep, wino?.TW ?? 0, wino?.T ?? 0, wino?.T4 ?? 0, wino?.t0 ?? 0];
-}
-/** The shape of Winograd's GEMMs as a 1x1 conv to K channels (its weights are never read from here). */
-const GEMM_OP = (K: number): ConvOp => ({ kind: 'conv', w: new Float32Array(0), b: new Float32Array(0), cout: K, kh: 1, kw: 1, stride: [1, 1], pad: [0, 0, 0, 0], dil: [1, 1], group: 1 });
-
-function poolParams(n: Node, xs: number[], ys: number[], N: number, acc: number): number[] {
-  const op = n.op;
-  if (op.kind === 'gap') return [N, xs[0], xs[1], xs[2], 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, acc];
-  if (op.kind !== 'maxpool' && op.kind !== 'avgpool') throw new Error('internal: not a pool');
-  return [N, xs[0], xs[1], xs[2], ys[1], ys[2], op.kh, op.kw, op.stride[0], op.stride[1], op.pad[0], op.pad[1], op.dil[0], op.dil[1], op.pad[2], op.pad[3], op.countIncludePad ? 1 : 0, acc];
-}
 
 /** 4-D activations with spatial size > 1 that lie on the path to the logits: the candidate CAM target layers. */
 export function candidates(g: Graph): string[] {

@@ -1,7 +1,8 @@
 // The conv autotuner: for each distinct conv layer shape of a graph, time every forward register tile (TILES) on
 // this device with timestamp queries and keep the fastest whose output matches the default tile's. The result
 // (tiles by convShape) goes to Model.load({ tiles }); node/tune.ts caches it per adapter (`camgpu tune`).
-import { Graph, Node, macs, numel } from './graph.js';
+import { Graph, Node, numel } from './graph.js';
+import { macs } from './ops/index.js';
 import { Gpu, GpuError } from './gpu.js';
 import { Model } from './model.js';
 import { TILES, Tile, convKernels, convShape, defaultTile, sameTile } from './conv.js';

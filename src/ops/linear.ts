@@ -1,0 +1,85 @@
+// Fully connected layers (Gemm, MatMul with a constant right-hand side): shaders/linear.wgsl. Weights are split into
+// row chunks that each fit one storage binding (VGG16's 102760448-value FC weight), one dispatch per chunk.
+// Reference: tests/ref.ts linearForward and nodeBackward case linear.
+import { numel } from '../graph.js';
+import type { OnnxImport, OpDef } from './types.js';
+
+/** y = x w^T + b: w (out, in), b (out). */
+export interface LinearOp { kind: 'linear'; w: Float32Array; b: Float32Array; out: number; in: number }
+
+/** The linear.wgsl entry points for a layer with `inputs` features: vec4 loads along the features when they come in fours. */
+const kernels = (inputs: number) => (inputs % 4 === 0
+  ? { forward: 'linear_forward', backward: 'linear_backward', backwardPer: 16 }
+  : { forward: 'linear_forward_scalar', backward: 'linear_backward_scalar', backwardPer: 1 });
+
+export const linear: OpDef<LinearOp> = {
+  kind: 'linear',
+  reference: 'linearForward, nodeBackward case linear',
+  shape: (_n, op, [x], bad) => (numel(x) === op.in && x.length === 1 ? [op.out] : bad(`expects a (N,${op.in}) input`)),
+  macs: (op) => op.out * op.in,
+  pipelines: (_m, _n, op) => { const k = kernels(op.in); return [['linear', k.forward, {}], ['linear', k.backward, {}]]; },
+  upload(u, n, op) {
+    const rowsPer = Math.max(1, Math.floor(u.binding / (op.in * 4)));
+    const w: GPUBuffer[] = [], b: GPUBuffer[] = [], rows: number[] = [];
+    for (let o0 = 0; o0 < op.out; o0 += rowsPer) {
+      const oc = Math.min(rowsPer, op.out - o0), c = w.length;
+      w.push(u.buffer(`${n.name}.w[${c}]`, op.w.subarray(o0 * op.in, (o0 + oc) * op.in)));
+      b.push(u.buffer(`${n.name}.b[${c}]`, op.b.subarray(o0, o0 + oc)));
+      rows.push(oc);
+    }
+    return { w, b, rows };
+  },
+  // y (N,O) rows O0..O0+OC of chunk c = x (N,I) w_c^T + b_c
+  forward(e, n, op, ref) {
+    const w = e.weights(n), k = kernels(op.in), N = e.batch, L = (ref ? 'ref:' : '') + n.name;
+    let O0 = 0;
+    return w.rows.map((OC, c) => {
+      const s = e.step('linear', k.forward, {}, `${L}[${c}]`, { N, I: op.in, O: op.out, O0, OC }, { x: e.buf(n.inputs[0], ref), w: w.w[c], b: w.b[c], y: e.buf(n.output, ref) }, N * Math.ceil(OC / 4));
+      O0 += OC;
+      return s;
+    });
+  },
+  // dx (N,I) = sum over chunks of dy[:, chunk] w_c (dy in x's binding, dx in y's); linear, so every mode agrees
+  backward(e, n, op, b) {
+    const x = n.inputs[0];
+    if (!b.need.has(x)) return [];
+    const w = e.weights(n), k = kernels(op.in), N = e.batch;
+    let O0 = 0;
+    return w.rows.map((OC, c) => {
+      const s = e.step('linear', k.backward, {}, `${b.label}[${c}]`, { N, I: op.in, O: op.out, O0, OC, acc: b.acc(x) }, { x: b.dy, w: w.w[c], b: w.b[c], y: b.dx(x) }, N * Math.ceil(op.in / k.backwardPer));
+      O0 += OC;
+      return s;
+    });
+  },
+};
+
+function transpose(a: Float32Array, rows: number, cols: number, scale: number): Float32Array {
+  const t = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c] * scale;
+  return t;
+}
+
+export const onnx: Record<string, OnnxImport> = {
+  Gemm(im, n) {
+    const a = im.attrs(n);
+    if (a.i('transA', 0)) im.unsupported(n, 'with transA=1 (it would mix the batch dimension)');
+    const B = im.constFloat(n, 1, 'B'), alpha = a.f('alpha', 1), beta = a.f('beta', 1), tB = a.i('transB', 0);
+    if (B.dims.length !== 2) im.unsupported(n, `with B of shape [${B.dims}]`);
+    const w = tB ? B.data.map((v) => v * alpha) : transpose(B.data, B.dims[0], B.dims[1], alpha);
+    const out = tB ? B.dims[0] : B.dims[1], inn = w.length / out;
+    let b = new Float32Array(out);
+    if (n.inputs[2]) {
+      const C = im.constFloat(n, 2, 'C');
+      const perOutput = C.dims.length === 1 || (C.dims.length === 2 && C.dims[0] === 1); // [out] or [1,out]; (M,1) would be per sample
+      if (C.data.length === 1) b.fill(C.data[0] * beta);
+      else if (C.data.length === out && perOutput) b = C.data.map((v) => v * beta);
+      else im.unsupported(n, `with C of shape [${C.dims}] (needs (${out}) or a scalar)`);
+    }
+    im.emit(n, { kind: 'linear', w, b, out, in: inn }, [n.inputs[0]]);
+  },
+  MatMul(im, n) {
+    const B = im.constFloat(n, 1, 'B (the right-hand side)');
+    if (B.dims.length !== 2) im.unsupported(n, `with B of shape [${B.dims}] (needs a 2-D constant)`);
+    im.emit(n, { kind: 'linear', w: transpose(B.data, B.dims[0], B.dims[1], 1), b: new Float32Array(B.dims[1]), out: B.dims[1], in: B.dims[0] }, [n.inputs[0]]);
+  },
+};

@@ -1,0 +1,120 @@
+// Layout ops: channel Concat (shaders/copy.wgsl), Softmax at the output (shaders/softmax.wgsl), and aliases (Flatten,
+// Reshape, Squeeze, Unsqueeze, Dropout, Identity: a new shape over the same data, no dispatch).
+// Reference: tests/ref.ts nodeForward/nodeBackward cases concat, softmax, alias.
+import { BATCH, Shape, fmt, numel } from '../graph.js';
+import type { OnnxImport, OpDef } from './types.js';
+
+export interface ConcatOp { kind: 'concat' }   // along channels (per-sample axis 0)
+export interface SoftmaxOp { kind: 'softmax' } // over the last axis, only at the graph output
+export interface AliasOp { kind: 'alias' }     // new shape, same data
+
+export const concat: OpDef<ConcatOp> = {
+  kind: 'concat',
+  reference: 'nodeForward/nodeBackward case concat',
+  shape(_n, _op, ins, bad) {
+    const x = ins[0];
+    for (const s of ins) if (s.length !== x.length || s.some((d, i) => i > 0 && d !== x[i])) bad('inputs differ outside the channel axis');
+    return [ins.reduce((a, s) => a + s[0], 0), ...x.slice(1)];
+  },
+  pipelines: () => [['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]],
+  // y (N, sum R_k) gets x_k (N, R_k) at column offset Y0 = sum_{j<k} R_j (R: per-sample size)
+  forward(e, n, _op, ref) {
+    const N = e.batch, YS = numel(e.g.tensors.get(n.output)!.shape), L = (ref ? 'ref:' : '') + n.name;
+    let Y0 = 0;
+    return n.inputs.map((i, k) => {
+      const R = numel(e.g.tensors.get(i)!.shape);
+      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS: R, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
+      Y0 += R;
+      return s;
+    });
+  },
+  // dx_k = dy[:, Y0 : Y0 + R_k]
+  backward(e, n, _op, b) {
+    const N = e.batch, YS = numel(e.g.tensors.get(n.output)!.shape);
+    let Y0 = 0;
+    return n.inputs.flatMap((i, k) => {
+      const R = numel(e.g.tensors.get(i)!.shape), off = Y0;
+      Y0 += R;
+      return b.need.has(i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
+    });
+  },
+};
+
+export const softmax: OpDef<SoftmaxOp> = {
+  kind: 'softmax',
+  reference: 'nodeForward/nodeBackward case softmax',
+  shape: (_n, _op, [x], bad) => (x.length === 1 ? x.slice() : bad('Softmax is supported over (N,F) only')),
+  pipelines: () => [['softmax', 'softmax_forward', {}], ['softmax', 'softmax_backward', {}]],
+  // y (N,F) = softmax over F
+  forward: (e, n, _op, ref) => [e.step('softmax', 'softmax_forward', {}, (ref ? 'ref:' : '') + n.name, { N: e.batch, F: numel(e.g.tensors.get(n.inputs[0])!.shape) },
+    { x: e.buf(n.inputs[0], ref), out: e.buf(n.output, ref) }, e.batch)],
+  // dx = y * (dy - sum(dy * y)), y read from x's binding
+  backward(e, n, _op, b) {
+    const x = n.inputs[0];
+    if (!b.need.has(x)) return [];
+    return [e.step('softmax', 'softmax_backward', {}, b.label, { N: e.batch, F: numel(e.g.tensors.get(x)!.shape), acc: b.acc(x) }, { x: e.buf(n.output), dy: b.dy, out: b.dx(x) }, e.batch)];
+  },
+};
+
+export const alias: OpDef<AliasOp> = {
+  kind: 'alias',
+  reference: 'nodeForward case alias (a copy), nodeBackward (the gradient passes through)',
+  shape: (_n, _op, [x]) => x.slice(), // the importer sets the new shape
+  pipelines: () => [],
+  forward: () => [],
+  backward: () => [],
+};
+
+const keep = (im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], out: Shape) => im.emit(n, { kind: 'alias' }, [n.inputs[0]], out);
+
+export const onnx: Record<string, OnnxImport> = {
+  Dropout: (im, n) => keep(im, n, im.shape(n, 0).slice()),
+  Identity: (im, n) => keep(im, n, im.shape(n, 0).slice()),
+  Flatten(im, n) {
+    const axis = im.attrs(n).i('axis', 1), s = im.shape(n, 0);
+    if (axis !== 1 && axis !== -s.length) im.unsupported(n, `with axis=${axis} (only axis=1 keeps the batch dimension)`);
+    keep(im, n, [numel(s)]);
+  },
+  Reshape(im, n) {
+    const s = im.shape(n, 0), t = im.constInts(n, 1, 'shape');
+    if (!(t[0] === BATCH || t[0] === -1 || t[0] === 0 || t[0] === 1))
+      im.unsupported(n, `to [${t.map((v) => (v === BATCH ? 'N' : v))}]: the first dimension must stay the batch`);
+    const rest = t.slice(1).map((v, i) => (v === 0 ? s[i] : v === BATCH ? im.unsupported(n, 'moves the batch dimension') : v));
+    const known = rest.filter((v) => v !== -1).reduce((p, v) => p * v, 1);
+    const out = rest.map((v) => (v === -1 ? numel(s) / known : v));
+    if (t[0] === -1 && rest.includes(-1)) im.unsupported(n, 'with two -1 dimensions');
+    if (numel(out) !== numel(s)) im.unsupported(n, `of per-sample shape ${fmt(s)} to ${fmt(out)} changes the element count`);
+    keep(im, n, out);
+  },
+  Squeeze: (im, n) => squeeze(im, n, true),
+  Unsqueeze: (im, n) => squeeze(im, n, false),
+  Concat(im, n) {
+    const s = im.shape(n, 0), axis = im.attrs(n).i('axis', 1);
+    if (axis !== 1 && axis !== 1 - (s.length + 1)) im.unsupported(n, `with axis=${axis} (only channel axis 1)`);
+    for (const i of n.inputs) if (!im.isVar(i)) im.unsupported(n, `of constant input '${i}' (only activations can be concatenated)`);
+    im.emit(n, { kind: 'concat' }, n.inputs);
+  },
+  Softmax(im, n) {
+    const s = im.shape(n, 0), axis = im.attrs(n).i('axis', im.opset >= 13 ? -1 : 1);
+    if (s.length !== 1 || (axis !== 1 && axis !== -1)) im.unsupported(n, `over axis ${axis} of ${fmt(s)} (only the class axis of (N,F))`);
+    if (!im.isGraphOutput(n.outputs[0])) im.unsupported(n, 'is only supported as the last node (at the graph output)');
+    im.emit(n, { kind: 'softmax' }, [n.inputs[0]]);
+  },
+};
+
+function squeeze(im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], sq: boolean) {
+  const s = im.shape(n, 0);
+  const axes = n.inputs[1] ? im.constInts(n, 1, 'axes') : im.attrs(n).ints('axes', []);
+  const rank = sq ? s.length + 1 : s.length + 1 + axes.length;
+  const ax = axes.map((v) => (v < 0 ? v + rank : v));
+  if (ax.includes(0)) im.unsupported(n, 'on the batch axis 0');
+  let out: Shape;
+  if (sq) {
+    out = ax.length ? s.filter((_, i) => !ax.includes(i + 1)) : s.filter((d) => d !== 1);
+    for (const i of ax) if (s[i - 1] !== 1) im.unsupported(n, `of axis ${i} with size ${s[i - 1]}`);
+  } else {
+    out = s.slice();
+    for (const i of ax.sort((p, q) => p - q)) out.splice(i - 1, 0, 1);
+  }
+  keep(im, n, out);
+}
