@@ -55,8 +55,10 @@ const COMMANDS: Record<string, Command> = {
       + 'MACs. CAM target candidates (4-D activations) are marked *, the default target (the last 4-D\n'
       + 'activation before the head) is marked "default".',
     positionals: ['MODEL.onnx'],
-    options: {},
-    run: async (_v, [path]) => info(path),
+    options: {
+      'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
+    },
+    run: async (v, [path]) => info(path, v['input-shape'] as string | undefined),
   },
   classify: {
     summary: 'run the model on a .npy batch and print the top-K classes per image',
@@ -72,9 +74,10 @@ const COMMANDS: Record<string, Command> = {
       batch: { type: 'string', arg: 'N', help: 'images per GPU run (default: min(N, the largest batch that fits the device))' },
       top: { type: 'string', arg: 'K', help: 'classes to print per image (default 5)' },
       profile: { type: 'boolean', help: 'time every dispatch on the GPU (timestamp queries) and print where the time goes' },
+      'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
     },
     run: (v) => classify(v.model as string, v.input as string, v.out as string | undefined,
-      v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string), !!v.profile),
+      v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string), !!v.profile, v['input-shape'] as string | undefined),
   },
   explain: {
     summary: 'explain images: heat-map overlays, a comparison grid, raw maps (.npy) and a JSON summary',
@@ -107,6 +110,7 @@ const COMMANDS: Record<string, Command> = {
       scorecam: { type: 'string', arg: 'pgc|official', help: 'Score-CAM variant: pytorch-grad-cam\'s (default) or the official code\'s' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       profile: { type: 'boolean', help: 'time every dispatch of the gradient pass on the GPU (timestamp queries); printed and in summary.json' },
+      'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
     },
     run: (v, pos) => explainCommand(v, pos),
   },
@@ -158,15 +162,17 @@ const COMMANDS: Record<string, Command> = {
       + 'its node, op and shape, in graph order. The default (used when explain gets no --layer) is the sidecar\'s\n'
       + '"layer" when MODEL.json has one, else the last 4-D activation before the classifier head.',
     positionals: ['MODEL.onnx'],
-    options: {},
-    run: async (_v, [path]) => layers(path),
+    options: {
+      'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
+    },
+    run: async (v, [path]) => layers(path, v['input-shape'] as string | undefined),
   },
 };
 
 // ================================================================================================= info
 
-async function info(path: string) {
-  const { onnx, graph: g, bytes } = loadGraph(path);
+async function info(path: string, shape?: string) {
+  const { onnx, graph: g, bytes } = loadGraph(path, shape);
   const prod = producers(g), logits = logitsOf(g);
   const fileParams = [...onnx.initializers.values()].filter((t) => t.data instanceof Float32Array).reduce((s, t) => s + t.data.length, 0);
   const gpuParams = g.nodes.reduce((s, n) => s + opParams(n.op), 0) + [...g.tensors.values()].reduce((s, t) => s + (t.data?.length ?? 0), 0);
@@ -205,9 +211,9 @@ function opParams(op: Graph['nodes'][number]['op']): number {
 
 // ============================================================================================= classify
 
-async function classify(modelPath: string, inputPath: string, outPath: string | undefined, batch: number | undefined, top: number, profiled: boolean) {
+async function classify(modelPath: string, inputPath: string, outPath: string | undefined, batch: number | undefined, top: number, profiled: boolean, inputShape?: string) {
   const t0 = performance.now();
-  const { graph: g } = loadGraph(modelPath);
+  const { graph: g } = loadGraph(modelPath, inputShape);
   const x = readNpy(inputPath);
   const per = g.tensors.get(g.input)!.shape;
   if (x.shape.length !== per.length + 1 || x.shape.slice(1).some((d, i) => d !== per[i]))
@@ -385,7 +391,7 @@ function loadBatch(items: Item[], inShape: number[], side: Sidecar, cache: { fil
 
 async function explainCommand(v: Values, files: string[]) {
   const t0 = performance.now(), a = explainArgs(v, files);
-  const { graph: g } = loadGraph(a.model);
+  const { graph: g } = loadGraph(a.model, v['input-shape'] as string | undefined);
   const inShape = g.tensors.get(g.input)!.shape, classes = numel(g.tensors.get(logitsOf(g))!.shape);
   if (inShape.length !== 3) throw new CliError(`${a.model}: explain needs an image input (N,C,H,W); this model's input is (N,${inShape})`);
   const side = sidecar(a.model, inShape, classes);
@@ -588,8 +594,8 @@ async function evalCommand(v: Values) {
 
 // =============================================================================================== layers
 
-async function layers(path: string) {
-  const { graph: g } = loadGraph(path);
+async function layers(path: string, inputShape?: string) {
+  const { graph: g } = loadGraph(path, inputShape);
   const shape = g.tensors.get(g.input)!.shape, classes = numel(g.tensors.get(logitsOf(g))!.shape), prod = producers(g);
   const cands = candidates(g);
   if (!cands.length) throw new CliError(`${path}: no 4-D activation with spatial size > 1 on the path to the output; CAM methods need one`);
@@ -640,15 +646,34 @@ function readFile(path: string, what: string): Uint8Array {
 }
 
 /** Parses and imports an ONNX file (no GPU); errors carry the path. */
-function loadGraph(path: string): { onnx: OnnxModel; graph: Graph; bytes: number } {
+/** Imports a model; symbolic input dimensions come from --input-shape, else from the sidecar's "input" [C,H,W]. */
+function loadGraph(path: string, inputShape?: string): { onnx: OnnxModel; graph: Graph; bytes: number } {
   const bytes = readFile(path, 'model');
+  let shape: number[] | undefined;
+  if (inputShape !== undefined) {
+    shape = inputShape.split('x').map(Number);
+    if (shape.length < 2 || shape.some((d) => !Number.isInteger(d) || d < 1)) throw new CliError(`--input-shape '${inputShape}': expected positive integers joined by x, e.g. 1x3x224x224`);
+  }
   try {
     const onnx = parseOnnx(bytes);
-    return { onnx, graph: importModel(onnx), bytes: bytes.length };
+    try { return { onnx, graph: importModel(onnx, { inputShape: shape }), bytes: bytes.length }; }
+    catch (e) {
+      const side = shape ? undefined : sidecarInput(path);
+      if (!side || !(e instanceof ModelError) || !/symbolic dimension/.test(e.message)) throw e;
+      return { onnx, graph: importModel(onnx, { inputShape: [1, ...side] }), bytes: bytes.length };
+    }
   } catch (e) {
     if (e instanceof OnnxError || e instanceof ModelError) throw new CliError(`${path}: ${e.message}`);
     throw e;
   }
+}
+
+/** The sidecar's "input" [C,H,W] when MODEL.json exists and has one (checked fully later by readSidecar). */
+function sidecarInput(model: string): number[] | undefined {
+  try {
+    const v = JSON.parse(readFileSync(model.replace(/\.onnx$/i, '') + '.json', 'utf8')).input;
+    return Array.isArray(v) && v.every((d) => Number.isInteger(d) && d > 0) ? v : undefined;
+  } catch { return undefined; }
 }
 
 function readNpy(path: string) {

@@ -3,30 +3,39 @@
 import { parseOnnx, dataTypeName, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
 import { BATCH, Graph, ModelError, Node, Op, Shape, Tensor } from './graph.js';
 import { ONNX_IMPORTS, inferShape } from './ops/index.js';
+import { CTensor, FOLD, FoldError } from './fold.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
 export const SUPPORTED_OPS = [...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape', 'Gather'];
+/** ONNX op types evaluated at import when all their inputs are constants (src/fold.ts), whether or not the GPU has them. */
+export const FOLDED_OPS = [...Object.keys(FOLD), 'Shape', 'Constant'];
+
+export interface ImportOptions {
+  /** The full input shape [N, C, H, W] (N is ignored: plans choose the batch) for inputs with symbolic dimensions;
+   *  a static dimension must agree. */
+  inputShape?: number[];
+}
 
 export class UnsupportedError extends ModelError {
   constructor(message: string) { super(message); this.name = 'UnsupportedError'; }
 }
 
-export function importOnnx(bytes: Uint8Array): Graph { return importModel(parseOnnx(bytes)); }
+export function importOnnx(bytes: Uint8Array, o: ImportOptions = {}): Graph { return importModel(parseOnnx(bytes), o); }
 
 /** Imports an already parsed model (the conformance tests turn graph inputs into initializers first). */
-export function importModel(m: OnnxModel): Graph {
+export function importModel(m: OnnxModel, o: ImportOptions = {}): Graph {
   if (m.opset && (m.opset < 7 || m.opset > 18)) throw new UnsupportedError(`ONNX opset ${m.opset} is not supported (opsets 7 to 18 are)`);
-  return new Importer(m).run();
+  return new Importer(m, o).run();
 }
 
 /** ONNX -> IR for one model; the op records (src/ops/) call its helpers to read, check and emit nodes. */
 export class Importer {
   g: Graph = { input: '', output: '', tensors: new Map(), nodes: [] };
   floats = new Map<string, { dims: number[]; data: Float32Array }>(); // constant float tensors, full ONNX shape
-  ints = new Map<string, number[]>();                                  // constant integer tensors (shapes, axes)
+  ints = new Map<string, { dims: number[]; data: number[] }>();       // constant integer tensors (shapes, axes), full ONNX shape
   uses = new Map<string, number>();
   alias = new Map<string, string>();                                   // ONNX name -> IR tensor name (after folding)
-  constructor(readonly m: OnnxModel) {}
+  constructor(readonly m: OnnxModel, readonly o: ImportOptions = {}) {}
   get opset() { return this.m.opset; }
 
   run(): Graph {
@@ -36,10 +45,8 @@ export class Importer {
     if (inputs.length !== 1) throw new UnsupportedError(`camgpu needs exactly one graph input, found ${inputs.length}: ${inputs.map((v) => v.name).join(', ')}`);
     const inp = inputs[0];
     if (inp.elemType !== 1) throw new UnsupportedError(`graph input '${inp.name}' is ${dataTypeName(inp.elemType)}; only float32 inputs are supported`);
-    if (inp.dims.length < 2 || inp.dims.length > 4 || inp.dims.slice(1).some((d) => typeof d !== 'number' || d < 1))
-      throw new UnsupportedError(`graph input '${inp.name}' has shape [${inp.dims}]; camgpu needs (N,C,H,W) (or (N,F)) with static sizes after the batch N`);
     g.input = inp.name;
-    g.tensors.set(inp.name, { name: inp.name, shape: (inp.dims.slice(1) as number[]) });
+    g.tensors.set(inp.name, { name: inp.name, shape: this.inputShape(inp.name, inp.dims) });
     if (m.outputs.length !== 1) throw new UnsupportedError(`camgpu needs exactly one graph output, found ${m.outputs.length}: ${m.outputs.map((v) => v.name).join(', ')}`);
     for (const n of m.nodes) for (const i of n.inputs) if (i) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
     for (const n of m.nodes) this.node(n);
@@ -48,9 +55,33 @@ export class Importer {
     return g;
   }
 
+  /** The per-sample input shape: static dims as declared, symbolic ones from ImportOptions.inputShape. */
+  inputShape(name: string, dims: (number | string)[]): Shape {
+    const given = this.o.inputShape, sym = (d: number | string) => typeof d !== 'number' || d < 1;
+    if (dims.length < 2 || dims.length > 4) throw new UnsupportedError(`graph input '${name}' has shape [${dims}]; camgpu needs (N,C,H,W) (or (N,F), (N,C,L))`);
+    if (given && given.length !== dims.length) throw new ModelError(`input shape ${given.join('x')} has ${given.length} dimensions; graph input '${name}' has ${dims.length} ([${dims}])`);
+    return dims.slice(1).map((d, i) => {
+      const g = given?.[i + 1];
+      if (g !== undefined && (!Number.isInteger(g) || g < 1)) throw new ModelError(`input shape ${given!.join('x')}: dimension ${i + 1} must be a positive integer`);
+      if (!sym(d)) {
+        if (g !== undefined && g !== d) throw new ModelError(`graph input '${name}' has static dimension ${i + 1} = ${d}; the input shape ${given!.join('x')} says ${g}`);
+        return d as number;
+      }
+      if (g === undefined) throw new ModelError(`graph input '${name}' has symbolic dimension ${i + 1} ('${d || '?'}') in [${dims.map((v) => v || '?').join(',')}]; give its size with --input-shape ${dims.map((v, k) => (k === 0 ? 1 : typeof v === 'number' && v > 0 ? v : k === 2 ? 'H' : k === 3 ? 'W' : 'D')).join('x')} (API: LoadOptions.inputShape)`);
+      return g;
+    });
+  }
+
   addConst(t: OnnxTensor) {
     if (t.data instanceof Float32Array) this.floats.set(t.name, { dims: t.dims, data: t.data });
-    else this.ints.set(t.name, Array.from(t.data as ArrayLike<number | bigint>, Number));
+    else this.ints.set(t.name, { dims: t.dims, data: Array.from(t.data as ArrayLike<number | bigint>, Number) });
+  }
+  /** A constant as a fold input (undefined when the name is not a constant). */
+  constant(name: string): CTensor | undefined {
+    const f = this.floats.get(name);
+    if (f) return { dims: f.dims, data: Array.from(f.data), int: false };
+    const i = this.ints.get(name);
+    return i && { dims: i.dims, data: i.data, int: true };
   }
   name(onnxName: string) { return this.alias.get(onnxName) ?? onnxName; }
   shape(node: OnnxNode, i: number): Shape {
@@ -66,8 +97,8 @@ export class Importer {
   }
   constInts(node: OnnxNode, i: number, what: string): number[] {
     const c = this.ints.get(node.inputs[i] ?? '');
-    if (!c) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input '${node.inputs[i]}') must be a constant (dynamic shapes are not supported)`);
-    return c;
+    if (!c) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input '${node.inputs[i]}') must be a constant (computed from the image here)`);
+    return c.data;
   }
   emit(node: OnnxNode, op: Op, inputs: string[], shape?: Shape) {
     const out = node.outputs[0];
@@ -87,31 +118,34 @@ export class Importer {
     if (n.opType === 'Dropout' && n.outputs[1] && this.uses.has(n.outputs[1])) this.unsupported(n, 'mask output is used');
     // opset 12+: with training_mode true, Dropout masks at random and scales by 1/(1-ratio); camgpu runs it only as the inference identity
     if (n.opType === 'Dropout' && n.inputs[2]) this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout, without that input, is supported)`);
-    // integer shape arithmetic that torch emits for x.view(x.size(0), -1)
     if (n.opType === 'Constant') {
-      const t = a('value')?.t; const vf = a('value_float')?.f, vi = a('value_int')?.i, vis = a('value_ints')?.ints;
+      const t = a('value')?.t, vf = a('value_float')?.f, vfs = a('value_floats')?.floats, vi = a('value_int')?.i, vis = a('value_ints')?.ints;
       if (t) { t.name = n.outputs[0]; this.addConst(t); }
-      else if (vf !== undefined) this.floats.set(n.outputs[0], { dims: [], data: Float32Array.of(vf) });
-      else if (vi !== undefined || vis) this.ints.set(n.outputs[0], vis ?? [vi!]);
+      else if (vf !== undefined || vfs) this.floats.set(n.outputs[0], { dims: vfs ? [vfs.length] : [], data: Float32Array.from(vfs ?? [vf!]) });
+      else if (vi !== undefined || vis) this.ints.set(n.outputs[0], { dims: vis ? [vis.length] : [], data: vis ?? [vi!] });
       else this.unsupported(n, 'without a tensor value');
       return;
     }
-    if (n.opType === 'Shape') { this.ints.set(n.outputs[0], [BATCH, ...this.shape(n, 0)]); return; }
-    if (this.ints.has(n.inputs[0]) && (n.opType === 'Gather' || n.opType === 'Unsqueeze' || n.opType === 'Concat' || n.opType === 'Squeeze')) {
-      const v = this.ints.get(n.inputs[0])!;
-      if (n.opType === 'Gather') { const idx = this.constInts(n, 1, 'indices'); this.ints.set(n.outputs[0], idx.map((i) => v[i < 0 ? i + v.length : i])); }
-      else if (n.opType === 'Concat') this.ints.set(n.outputs[0], n.inputs.flatMap((i, k) => this.constInts(n, k, `input ${i}`)));
-      else this.ints.set(n.outputs[0], v);
+    if (n.opType === 'Shape') {
+      const c = this.constant(n.inputs[0]), full = c ? c.dims : [BATCH, ...this.shape(n, 0)];
+      const r = full.length, at = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
+      const start = at(this.attrs(n).i('start', 0)), end = at(this.attrs(n).i('end', r));
+      this.ints.set(n.outputs[0], { dims: [Math.max(end - start, 0)], data: full.slice(start, end) });
       return;
     }
-    if (n.opType === 'Gather') this.unsupported(n, 'on activations is not supported (only on constant shapes)');
+    // every input a constant: evaluated here (src/fold.ts)
+    const fold = FOLD[n.opType === 'Dropout' ? 'Identity' : n.opType];
+    if (fold && n.inputs.every((i) => !i || this.constant(i))) {
+      let out: CTensor;
+      try { out = fold(n.inputs.map((i) => (i ? this.constant(i) : undefined)), this.attrs(n), n, this.m.opset); }
+      catch (e) { if (e instanceof FoldError) this.unsupported(n, `on constants: ${e.message}`); throw e; }
+      if (out.data.length !== out.dims.reduce((p, v) => p * v, 1)) this.unsupported(n, 'on constants: internal size mismatch');
+      if (out.int) this.ints.set(n.outputs[0], { dims: out.dims, data: out.data });
+      else this.floats.set(n.outputs[0], { dims: out.dims, data: Float32Array.from(out.data) });
+      return;
+    }
+    if (n.opType === 'Gather' && !ONNX_IMPORTS.Gather) this.unsupported(n, 'on activations is not supported (only on constant shapes)');
 
-    // torch stores identical initializers once and links the copies with Identity nodes
-    if ((n.opType === 'Identity' || n.opType === 'Dropout') && (this.floats.has(n.inputs[0]) || this.ints.has(n.inputs[0]))) {
-      const f = this.floats.get(n.inputs[0]);
-      if (f) this.floats.set(n.outputs[0], f); else this.ints.set(n.outputs[0], this.ints.get(n.inputs[0])!);
-      return;
-    }
     const imp = ONNX_IMPORTS[n.opType];
     if (!imp) throw new UnsupportedError(`node '${n.name}': op ${n.opType} is not supported. Supported ops: ${SUPPORTED_OPS.join(', ')}`);
     const x = n.inputs[0];

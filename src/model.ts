@@ -64,6 +64,9 @@ export interface RunResult {
 }
 
 export interface LoadOptions {
+  /** The full input shape [N, C, H, W] for an ONNX model with symbolic dimensions (N is ignored: plans choose the
+   *  batch); one Model serves one input size (load again, or withInputShape(), for another). */
+  inputShape?: number[];
   /** Caps the storage-binding size camgpu plans for (default: the device's limit); tests use it to force weight chunking. */
   maxBinding?: number;
   /** Forward conv tiles by layer shape (convShape), as `camgpu tune` measures them for an adapter (else defaultTile). */
@@ -79,6 +82,8 @@ export class Model {
   private plans = new Set<Plan>();
   readonly limits: { binding: number; buffer: number; maxDim: number };
 
+  private source: { bytes: Uint8Array; opts: LoadOptions } | null = null; // to load the same ONNX at another input size
+  private shapes = new Map<string, Promise<Model>>();
   private owner = true; // a head() shares its parent's weight buffers and does not free them
   tiles: Record<string, Tile> = {}; // tuned forward conv tiles by convShape
   winogradScratch = 32 * 2 ** 20;
@@ -93,13 +98,28 @@ export class Model {
   /** Loads an ONNX file (bytes) or a builder Graph: uploads weights and compiles every pipeline it can need. */
   static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model', opts: LoadOptions = {}): Promise<Model> {
     const gpu = device instanceof Gpu ? device : new Gpu(device);
-    const graph = source instanceof Uint8Array ? importOnnx(source) : source;
+    const graph = source instanceof Uint8Array ? importOnnx(source, { inputShape: opts.inputShape }) : source;
     const m = new Model(gpu, graph, name);
+    if (source instanceof Uint8Array) m.source = { bytes: source, opts };
     if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
     if (opts.tiles) m.tiles = opts.tiles;
     if (opts.winogradScratch) m.winogradScratch = opts.winogradScratch;
     await gpu.scoped(`${name}: weights`, () => m.upload());
     await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
+    return m;
+  }
+
+  /** The same ONNX model at another input size [N, C, H, W] (its symbolic dimensions set), loaded once per size and
+   *  destroyed with this model. */
+  withInputShape(shape: number[]): Promise<Model> {
+    if (!this.source) throw new ModelError(`${this.name} was not loaded from ONNX bytes; build its graph at the new size instead`);
+    const key = shape.slice(1).join('x');
+    let m = this.shapes.get(key);
+    if (!m) {
+      m = Model.load(this.gpu, this.source.bytes, `${this.name}@${key}`, { ...this.source.opts, inputShape: shape });
+      this.shapes.set(key, m);
+      m.catch(() => this.shapes.delete(key));
+    }
     return m;
   }
 
@@ -202,6 +222,8 @@ export class Model {
 
   destroy() {
     for (const p of [...this.plans]) p.destroy();
+    for (const m of this.shapes.values()) m.then((x) => x.destroy(), () => undefined);
+    this.shapes.clear();
     if (!this.owner) return;
     for (const w of this.weights.values()) for (const b of [...w.w, ...w.b]) b.destroy();
     for (const b of [...this.consts.values(), ...this.wino.values()]) b.destroy();
