@@ -165,9 +165,10 @@ imp('unsupported op Tanh at node act0 -> names node and op, lists every supporte
     "node 'act0'", 'op Tanh is not supported', `Supported ops: ${SUPPORTED_OPS.join(', ')}`);
 });
 
-imp('dynamic H/W input [N,3,H,W] -> names the input and its shape', () => {
-  throwsWith(() => importOnnx(convNet({ input: valueInfo('input', FLOAT, ['N', 3, 'H', 'W']) })), UnsupportedError,
-    "graph input 'input' has shape [N,3,H,W]", 'static sizes after the batch');
+imp('dynamic H/W input [N,3,H,W] without a size -> names the input, the dimension and the flag; with one it imports', () => {
+  const bytes = convNet({ input: valueInfo('input', FLOAT, ['N', 3, 'H', 'W']) });
+  throwsWith(() => importOnnx(bytes), ModelError, "graph input 'input' has symbolic dimension 2 ('H') in [N,3,H,W]", '--input-shape 1x3xHxW');
+  assert.equal(importOnnx(bytes, { inputShape: [1, 3, 8, 8] }).tensors.get('input')!.shape, [3, 8, 8]);
 });
 
 imp('int64 input [N,3,8,8] -> names the input and its type', () => {

@@ -7,7 +7,8 @@
 //   --loader:.wgsl=text --outfile=dist/kt.mjs && node dist/kt.mjs
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel, validate } from '../src/graph.js';
+import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel } from '../src/graph.js';
+import { validate } from '../src/ops/index.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
 import { TILES, Tile, convKernels, convShape, tileName } from '../src/conv.js';
