@@ -70,7 +70,7 @@ const COMMANDS: Record<string, Command> = {
     options: {
       model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model', required: true },
       input: { type: 'string', arg: 'X.npy', help: 'input images, (N,C,H,W)', required: true },
-      out: { type: 'string', arg: 'LOGITS.npy', help: 'write the logits, float32 (N,classes)' },
+      out: { type: 'string', arg: 'OUT.npy', help: 'write the output, float32 (N, ...): the logits (N,classes), or a map as the model outputs it' },
       batch: { type: 'string', arg: 'N', help: 'images per GPU run (default: min(N, the largest batch that fits the device))' },
       top: { type: 'string', arg: 'K', help: 'classes to print per image (default 5)' },
       profile: { type: 'boolean', help: 'time every dispatch on the GPU (timestamp queries) and print where the time goes' },
@@ -244,8 +244,9 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
   }
   const tRun = performance.now();
 
-  const rows: string[][] = [['image', 'rank', 'class', 'logit', 'prob']];
-  for (let i = 0; i < N; i++) {
+  const outShape = g.tensors.get(logitsOf(g))!.shape;
+  const rows: string[][] = outShape.length > 1 ? mapRows(logits, N, outShape) : [['image', 'rank', 'class', 'logit', 'prob']];
+  for (let i = 0; i < N && outShape.length === 1; i++) {
     const l = logits.subarray(i * classes, (i + 1) * classes), p = softmax(l);
     const order = [...l.keys()].sort((a, b) => l[b] - l[a]).slice(0, Math.min(top, classes));
     order.forEach((c, r) => rows.push([r === 0 ? String(i) : '', String(r + 1), String(c), l[c].toPrecision(6), p[c].toFixed(6)]));
@@ -253,18 +254,33 @@ async function classify(modelPath: string, inputPath: string, outPath: string | 
   out();
   out(table(rows));
   if (outPath) {
-    try { writeFileSync(outPath, npyBytes(logits, [N, classes])); } catch (e) { throw new CliError(`cannot write '${outPath}': ${errno(e)}`); }
+    try { writeFileSync(outPath, npyBytes(logits, [N, ...outShape])); } catch (e) { throw new CliError(`cannot write '${outPath}': ${errno(e)}`); }
   }
   const macsPer = g.nodes.reduce((s, n) => s + macs(g, n), 0), sec = (tRun - tPlan) / 1000;
   out();
   out(table([
     ['time', `read + import ${secs(tImport - t0)}, upload + compile ${secs(tLoad - tImport)}, plan ${secs(tPlan - tLoad)}, `
       + `forward ${secs(tRun - tPlan)} (${secs((tRun - tPlan) / N)}/image, ${(2 * macsPer * N / sec / 1e9).toFixed(1)} GFLOP/s)`],
-    ...(outPath ? [['logits', `${outPath} (${N},${classes}) float32`]] : []),
+    ...(outPath ? [['output', `${outPath} (${[N, ...outShape].join(',')}) float32`]] : []),
   ]));
   if (profile) printProfile(g, profile, `forward of ${N} image${N > 1 ? 's' : ''} in ${Math.ceil(N / B)} run${N > B ? 's' : ''} of batch ${B}`);
   plan.destroy();
   model.destroy();
+}
+
+/** Rows for a model whose output is a map (segmentation (K,H,W), detection grids, any rank > 1): per image its range and,
+ *  for (K, ...) outputs, the classes that win the most positions (argmax over K). */
+function mapRows(y: Float32Array, N: number, shape: number[]): string[][] {
+  const per = numel(shape), K = shape[0], P = per / K, rows = [['image', 'output', 'min', 'max', 'argmax over axis 1: class (share of positions)']];
+  for (let i = 0; i < N; i++) {
+    const v = y.subarray(i * per, (i + 1) * per), wins = new Array<number>(K).fill(0);
+    let lo = Infinity, hi = -Infinity;
+    for (const t of v) { lo = Math.min(lo, t); hi = Math.max(hi, t); }
+    for (let q = 0; q < P; q++) { let b = 0; for (let k = 1; k < K; k++) if (v[k * P + q] > v[b * P + q]) b = k; wins[b]++; }
+    const best = [...wins.keys()].sort((a, b) => wins[b] - wins[a]).slice(0, 3).filter((k) => wins[k] > 0);
+    rows.push([String(i), `(${shape.join(',')})`, lo.toPrecision(4), hi.toPrecision(4), best.map((k) => `${k} (${(100 * wins[k] / P).toFixed(1)}%)`).join(', ')]);
+  }
+  return rows;
 }
 
 /** Loads a graph onto the Dawn device with the tiles `camgpu tune` cached for this adapter. */

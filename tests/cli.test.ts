@@ -133,6 +133,25 @@ test('classify vgg x=[2,3,32,32] --out: logits match PyTorch to 1e-4, top-1 and 
   }
 });
 
+test('classify a map output (fcn, symbolic N/H/W, --input-shape): the (N,3,8,8) map vs PyTorch, argmax share per image', () => {
+  const dir = 'tests/fixtures/fold/fcn', out = join(tmp, 'fcn.npy'), ref = parseNpy(readFileSync(`${dir}/logits16x16.npy`));
+  const args = ['classify', '--model', `${dir}/model.onnx`, '--input', `${dir}/x16x16.npy`];
+  fails(args, 1, /symbolic dimension 2 \('H'\).*--input-shape 1x3xHxW/);
+  const r = cli([...args, '--input-shape', '1x3x16x16', '--out', out]);
+  assert.is(r.code, 0, r.err.join('\n'));
+  const got = parseNpy(readFileSync(out));
+  assert.equal(got.shape, [2, 3, 8, 8]);
+  assert.ok(relMax(got.data, ref.data) <= 1e-4, `map error ${relMax(got.data, ref.data)}`);
+  for (let i = 0; i < 2; i++) { // the class winning the most of the 64 positions, computed here from PyTorch's map
+    const v = ref.data.subarray(i * 192, (i + 1) * 192), wins = [0, 0, 0];
+    for (let q = 0; q < 64; q++) { let b = 0; for (let k = 1; k < 3; k++) if (v[k * 64 + q] > v[b * 64 + q]) b = k; wins[b]++; }
+    const best = wins.indexOf(Math.max(...wins));
+    assert.match(r.out, new RegExp(`\\n\\s*${i}\\s+\\(3,8,8\\)\\s+\\S+\\s+\\S+\\s+${best} \\(${(100 * wins[best] / 64).toFixed(1)}%\\)`), r.out);
+  }
+  fails([...args, '--input-shape', '1x3x16'], 1, /input shape 1x3x16 has 3 dimensions/);
+  fails([...args, '--input-shape', '1x3xHx16'], 1, /--input-shape '1x3xHx16': expected positive integers/);
+});
+
 test('classify resnet --batch 1 (2 runs) = --batch 2 (1 run), both match PyTorch to 1e-4', () => {
   const ref = npy('resnet', 'logits.npy');
   for (const batch of ['1', '2']) {

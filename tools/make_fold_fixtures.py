@@ -1,4 +1,5 @@
-"""Fixtures for constant folding and symbolic input sizes (tests/fold.test.ts), written to tests/fixtures/fold/.
+"""Fixtures for constant folding, symbolic input sizes and map outputs (tests/fold.test.ts, tests/cli.test.ts), written
+to tests/fixtures/fold/.
 
   /usr/bin/python3 tools/make_fold_fixtures.py
 
@@ -7,6 +8,7 @@ dyn_hw:  a small CNN exported with dynamic N, H and W (opset 11) and x.view(x.si
 shapes:  exporter shape arithmetic that must fold at import (opset 11): a scale built with torch.ones(C,1,1) from
          y.shape (ConstantOfShape), integer arithmetic on sizes (Div, Mul, Cast), an expand of a constant to the batch
          (Expand with the batch size), arithmetic on initializers (Mul/Add/Sqrt of weights), and a Range.
+fcn:     a fully convolutional net whose output is a (3,H/2,W/2) map (segmentation-like), dynamic N, H, W.
 Each: model.onnx, x*.npy inputs, logits*.npy goldens, meta.json.
 """
 import json, os
@@ -82,7 +84,19 @@ def write(name, m, inputs, dynamic):
     print(name, sizes, ops)
 
 
+class FCN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 3, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.c2(torch.relu(self.c1(x)))
+
+
 dyn = DynHW(); calibrate(dyn, (4, 3, 32, 32))
 write('dyn_hw', dyn, [torch.randn(2, 3, 32, 32), torch.randn(2, 3, 40, 48)], {0: 'N', 2: 'H', 3: 'W'})
 sh = Shapes(); sh.eval()
 write('shapes', sh, [torch.randn(2, 3, 8, 8)], {0: 'N'})
+fcn = FCN(); fcn.eval()
+write('fcn', fcn, [torch.randn(2, 3, 16, 16)], {0: 'N', 2: 'H', 3: 'W'})
