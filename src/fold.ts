@@ -14,6 +14,14 @@ type Fold = (ins: (CTensor | undefined)[], a: Attrs, n: OnnxNode, opset: number)
 
 export class FoldError extends Error {}
 
+/** v rounded to the nearest IEEE half (ties to even), as a Cast to float16 stores it. */
+function toHalf(v: number): number {
+  if (!Number.isFinite(v) || v === 0) return v;
+  const e = Math.max(Math.floor(Math.log2(Math.abs(v))), -14), q = 2 ** (e - 10), r = v / q, f = Math.floor(r);
+  const m = r - f > 0.5 || (r - f === 0.5 && f % 2 !== 0) ? f + 1 : f, h = m * q;
+  return Math.abs(h) > 65504 ? Math.sign(v) * Infinity : h;
+}
+
 const size = (d: number[]) => d.reduce((p, v) => p * v, 1);
 const stridesOf = (d: number[]) => d.map((_, i) => size(d.slice(i + 1)));
 const axis = (a: number, rank: number) => (a < 0 ? a + rank : a);
@@ -77,8 +85,12 @@ const ints = (t: CTensor | undefined, what: string) => need(t, what).data;
 
 export const FOLD: Record<string, Fold> = {
   Identity: ([x]) => need(x, 'input'),
-  Cast: ([x], a) => { const to = a.i('to', 1), t = need(x, 'input'), int = [2, 3, 4, 5, 6, 7, 9, 12, 13].includes(to);
-    return tensor(t.dims, int ? t.data.map((v) => (v === BATCH ? v : to === 9 ? Number(v !== 0) : Math.trunc(v))) : t.data, int); },
+  Cast: ([x], a) => {
+    const to = a.i('to', 1), t = need(x, 'input'), int = [2, 3, 4, 5, 6, 7, 9, 12, 13].includes(to);
+    if (!int && ![1, 10, 11].includes(to)) throw new FoldError(`Cast to ONNX type ${to} (only numeric types)`);
+    const conv = (v: number) => (v === BATCH ? v : to === 9 ? Number(v !== 0) : int ? Math.trunc(v) : to === 10 ? toHalf(v) : v);
+    return tensor(t.dims, t.data.map(conv), int);
+  },
   Gather([x, idx], a) {
     const t = need(x, 'data'), i = need(idx, 'indices'), ax = axis(a.i('axis', 0), t.dims.length), d = t.dims[ax];
     const out = [...t.dims.slice(0, ax), ...i.dims, ...t.dims.slice(ax + 1)], st = stridesOf(t.dims);
@@ -180,12 +192,16 @@ export const FOLD: Record<string, Fold> = {
   Pow: elementwise((u, v) => u ** v),
   Min: elementwise((...v) => Math.min(...v), anyFloat),
   Max: elementwise((...v) => Math.max(...v), anyFloat),
-  ScatterND([x, idx, upd]) {
+  ScatterND([x, idx, upd], _a, n) {
+    const reduction = n.attrs.get('reduction')?.s ?? 'none';
+    const combine = { none: (_o: number, u: number) => u, add: (o: number, u: number) => o + u, mul: (o: number, u: number) => o * u,
+      max: (o: number, u: number) => Math.max(o, u), min: (o: number, u: number) => Math.min(o, u) }[reduction];
+    if (!combine) throw new FoldError(`ScatterND reduction '${reduction}'`);
     const t = need(x, 'data'), i = need(idx, 'indices'), u = need(upd, 'updates'), k = i.dims[i.dims.length - 1], st = stridesOf(t.dims);
     const data = t.data.slice(), inner = size(t.dims.slice(k)), count = size(i.dims.slice(0, -1));
     for (let q = 0; q < count; q++) {
       const base = i.data.slice(q * k, (q + 1) * k).reduce((j, v, a) => j + (v < 0 ? v + t.dims[a] : v) * st[a], 0);
-      for (let e = 0; e < inner; e++) data[base + e] = u.data[q * inner + e];
+      for (let e = 0; e < inner; e++) data[base + e] = combine(data[base + e], u.data[q * inner + e]);
     }
     return tensor(t.dims, data, t.int);
   },

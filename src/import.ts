@@ -34,6 +34,7 @@ export class Importer {
   floats = new Map<string, { dims: number[]; data: Float32Array }>(); // constant float tensors, full ONNX shape
   ints = new Map<string, { dims: number[]; data: number[] }>();       // constant integer tensors (shapes, axes), full ONNX shape
   uses = new Map<string, number>();
+  unreadable = new Map<string, string>();                             // constants of a type camgpu does not read -> type name
   alias = new Map<string, string>();                                   // ONNX name -> IR tensor name (after folding)
   constructor(readonly m: OnnxModel, readonly o: ImportOptions = {}) {}
   get opset() { return this.m.opset; }
@@ -73,6 +74,7 @@ export class Importer {
   }
 
   addConst(t: OnnxTensor) {
+    if (t.data.length !== t.dims.reduce((p, v) => p * v, 1)) { this.unreadable.set(t.name, dataTypeName(t.dataType)); return; }
     if (t.data instanceof Float32Array) this.floats.set(t.name, { dims: t.dims, data: t.data });
     else this.ints.set(t.name, { dims: t.dims, data: Array.from(t.data as ArrayLike<number | bigint>, Number) });
   }
@@ -133,6 +135,7 @@ export class Importer {
       this.ints.set(n.outputs[0], { dims: [Math.max(end - start, 0)], data: full.slice(start, end) });
       return;
     }
+    for (const i of n.inputs) if (this.unreadable.has(i)) this.unsupported(n, `reads constant '${i}' of type ${this.unreadable.get(i)}, which camgpu does not read`);
     // every input a constant: evaluated here (src/fold.ts)
     const fold = FOLD[n.opType === 'Dropout' ? 'Identity' : n.opType];
     if (fold && n.inputs.every((i) => !i || this.constant(i))) {

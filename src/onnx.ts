@@ -15,8 +15,11 @@ export interface OnnxModel {
   nodes: OnnxNode[]; initializers: Map<string, OnnxTensor>; inputs: OnnxValue[]; outputs: OnnxValue[];
 }
 
-const DT = { FLOAT: 1, INT32: 6, INT64: 7, FLOAT16: 10, DOUBLE: 11 } as const;
-const DT_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+const DT = { FLOAT: 1, INT32: 6, INT64: 7, FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13 } as const;
+/** Integer types read as int32 values (ONNX keeps them in int32_data; raw_data at their own width): uint8, int8,
+ *  uint16, int16, bool. */
+const SMALL_INTS: Record<number, { BYTES_PER_ELEMENT: number; new (b: ArrayBuffer): ArrayLike<number> }> = { 2: Uint8Array, 3: Int8Array, 4: Uint16Array, 5: Int16Array, 9: Uint8Array };
+const DT_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16' };
 export const dataTypeName = (t: number) => DT_NAMES[t] ?? `type ${t}`;
 
 class Reader {
@@ -82,8 +85,11 @@ function readTensor(r: Reader): OnnxTensor {
   else if (dataType === DT.FLOAT16) data = raw ? halfToFloat(copyAligned(raw, Uint16Array)) : halfToFloat(Uint16Array.from(ints));
   else if (dataType === DT.INT64) data = raw ? copyAligned(raw, BigInt64Array) : BigInt64Array.from(ints.map(BigInt));
   else if (dataType === DT.INT32) data = raw ? copyAligned(raw, Int32Array) : Int32Array.from(ints);
-  else data = new Float32Array(0); // other types are rejected where they are used, with the node name
-  if (data.length !== n && (dataType === DT.FLOAT || dataType === DT.FLOAT16 || dataType === DT.INT64 || dataType === DT.DOUBLE))
+  else if (dataType in SMALL_INTS) data = Int32Array.from(raw ? (copyAligned(raw, SMALL_INTS[dataType]) as ArrayLike<number>) : ints);
+  else if (dataType === DT.UINT32) data = BigInt64Array.from(raw ? Array.from(copyAligned(raw, Uint32Array), BigInt) : ints.map(BigInt));
+  else if (dataType === DT.UINT64) data = BigInt64Array.from(raw ? copyAligned(raw, BigUint64Array) : ints.map(BigInt));
+  else data = new Float32Array(0); // other types (strings, bfloat16, complex) are rejected where they are used, with the node name
+  if (data.length !== n && (dataType === DT.FLOAT || dataType === DT.FLOAT16 || dataType === DT.INT64 || dataType === DT.DOUBLE || dataType === DT.INT32 || dataType in SMALL_INTS))
     throw new OnnxError(`tensor '${name}' has ${data.length} values but dims [${dims}] need ${n}`);
   return { name, dims, dataType, data };
 }

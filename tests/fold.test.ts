@@ -3,12 +3,13 @@
 // runs at each size it is given, and arithmetic on the unknown batch size is refused, never guessed.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Model } from '../src/model.js';
 import { importOnnx } from '../src/import.js';
 import { BATCH, ModelError } from '../src/graph.js';
 import { CTensor, FOLD, FoldError } from '../src/fold.js';
 import { nodeGpu } from '../node/gpu.js';
+import { OnnxNode, parseOnnx, parseTensor } from '../src/onnx.js';
 import { parseNpy } from '../node/npy.js';
 import { relMax } from './helpers.js';
 
@@ -79,6 +80,56 @@ test('fold: the batch size never enters arithmetic (a precise error, not a wrong
   assert.throws(() => FOLD.Equal([T([1], [BATCH]), T([1], [1])], a, node, 13), /batch size with a non-negative/);
   assert.equal(FOLD.Equal([T([1], [BATCH]), T([1], [-1])], a, node, 13).data, [0], 'N is never -1');
   assert.throws(() => FOLD.ConstantOfShape([T([2], [BATCH, 3])], a, node, 13), /batch size/);
+});
+
+// ONNX's conformance cases of the folded ops (libonnx-testdata), with every input a constant: src/fold.ts evaluates the
+// graph node by node and each output must equal output_k.pb (integers exactly, floats to 1e-5 relative). A case is a
+// pass, a clean FoldError refusal (counted, listed), or a failure. The pass count has a floor.
+const ROOT = '/usr/share/libonnx-testdata/data/node';
+const FOLD_FLOOR = 202; // measured 2026-12-02: 202 pass, 2 refused (Cast to bfloat16 and to string)
+
+function foldCase(dir: string): { kind: 'pass' | 'refused' | 'fail'; why?: string } | null {
+  let model;
+  try { model = parseOnnx(readFileSync(`${dir}/model.onnx`)); } catch { return null; }
+  if (!model.nodes.every((n) => n.opType in FOLD || n.opType === 'Constant')) return null;
+  const vals = new Map<string, CTensor>();
+  const toC = (t: ReturnType<typeof parseTensor>): CTensor => ({ dims: t.dims, data: Array.from(t.data as ArrayLike<number | bigint>, Number), int: !(t.data instanceof Float32Array) });
+  // inputs of a type the reader does not take (strings, bfloat16, optionals): not a fold case (the importer refuses them)
+  if (model.inputs.some((v) => ![1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13].includes(v.elemType))) return null;
+  try {
+    for (const [k, v] of model.inputs.entries()) {
+      const t = parseTensor(readFileSync(`${dir}/test_data_set_0/input_${k}.pb`));
+      if (t.data.length !== t.dims.reduce((p, d) => p * d, 1)) return null;
+      vals.set(v.name, toC(t));
+    }
+  } catch { return null; }
+  const a = (n: OnnxNode) => ({ i: (k: string, d: number) => n.attrs.get(k)?.i ?? d, f: (k: string, d: number) => n.attrs.get(k)?.f ?? d, ints: (k: string, d: number[]) => n.attrs.get(k)?.ints ?? d });
+  try {
+    for (const n of model.nodes) {
+      if (n.opType === 'Constant') { const t = n.attrs.get('value')?.t; if (!t) return { kind: 'refused', why: 'Constant without a tensor' }; vals.set(n.outputs[0], toC(t)); continue; }
+      vals.set(n.outputs[0], FOLD[n.opType](n.inputs.map((i) => (i ? vals.get(i) : undefined)), a(n), n, model.opset));
+    }
+  } catch (e) {
+    if (e instanceof FoldError) return { kind: 'refused', why: e.message };
+    return { kind: 'fail', why: `threw ${(e as Error).message}` };
+  }
+  for (const [k, o] of model.outputs.entries()) {
+    const want = toC(parseTensor(readFileSync(`${dir}/test_data_set_0/output_${k}.pb`))), got = vals.get(o.name)!;
+    if (got.dims.join() !== want.dims.join()) return { kind: 'fail', why: `output ${k}: dims [${got.dims}], expected [${want.dims}]` };
+    const bad = want.data.findIndex((w, i) => (want.int ? got.data[i] !== w : !(Math.abs(got.data[i] - w) <= 1e-5 * Math.max(1, Math.abs(w)) || (Number.isNaN(w) && Number.isNaN(got.data[i])))));
+    if (bad >= 0) return { kind: 'fail', why: `output ${k}[${bad}] = ${got.data[bad]}, expected ${want.data[bad]}` };
+  }
+  return { kind: 'pass' };
+}
+
+test('fold vs ONNX conformance: every case of the folded ops passes or is refused cleanly; pass count >= floor', () => {
+  assert.ok(existsSync(ROOT), `${ROOT} not found: run bash tools/setup.sh (Debian's libonnx-testdata)`);
+  const res = readdirSync(ROOT).sort().map((name) => [name, foldCase(`${ROOT}/${name}`)] as const).filter(([, r]) => r);
+  const by = (k: string) => res.filter(([, r]) => r!.kind === k);
+  console.log(`\n  fold conformance: ${by('pass').length} passed, ${by('refused').length} refused, ${by('fail').length} failed`);
+  for (const [name, r] of [...by('refused'), ...by('fail')]) console.log(`    ${r!.kind} ${name}: ${r!.why}`);
+  assert.equal(by('fail').map(([n, r]) => `${n}: ${r!.why}`), []);
+  assert.ok(by('pass').length >= FOLD_FLOOR, `${by('pass').length} passed, floor ${FOLD_FLOOR}`);
 });
 
 test.run();
