@@ -169,6 +169,16 @@ export class Importer {
       ints: (k: string, d: number[]) => a(k)?.ints ?? d,
     };
   }
+  /** An ints attribute checked for count and range: `len` values (default d), each >= min. */
+  intList(n: OnnxNode, k: string, d: number[], len: number, min: number): number[] {
+    const a = n.attrs.get(k);
+    if (a && a.ints === undefined) this.unsupported(n, `attribute ${k} is not a list of ints`);
+    const v = a?.ints ?? d;
+    if (v.length !== len) this.unsupported(n, `attribute ${k} has ${v.length} values [${v}]; expected ${len}`);
+    const bad = v.find((x) => !Number.isInteger(x) || x < min);
+    if (bad !== undefined) this.unsupported(n, `attribute ${k} = [${v}]: every value must be an integer >= ${min}`);
+    return v;
+  }
   /** A constant scalar input (Clip's min/max). */
   scalar(n: OnnxNode, i: number, what: string): number {
     const c = this.constFloat(n, i, what);
@@ -193,7 +203,10 @@ export class Importer {
   /** pads [top, left, bottom, right] from pads or auto_pad (SAME_UPPER puts the extra pixel at the end). */
   pads(n: OnnxNode, x: Shape, k: number[], s: number[], d: number[]): [number, number, number, number] {
     const auto = n.attrs.get('auto_pad')?.s ?? 'NOTSET';
-    if (auto === 'NOTSET') { const p = n.attrs.get('pads')?.ints ?? [0, 0, 0, 0]; return [p[0], p[1], p[2], p[3]]; }
+    if (auto === 'NOTSET') {
+      const p = this.intList(n, 'pads', [0, 0, 0, 0], 4, 0);
+      return [p[0], p[1], p[2], p[3]];
+    }
     if (auto === 'VALID') return [0, 0, 0, 0];
     if (auto !== 'SAME_UPPER' && auto !== 'SAME_LOWER') this.unsupported(n, `with auto_pad=${auto}`);
     const p = [0, 1].map((i) => Math.max(0, (Math.ceil(x[i + 1] / s[i]) - 1) * s[i] + d[i] * (k[i] - 1) + 1 - x[i + 1]));

@@ -220,6 +220,25 @@ imp('Conv weight [4,2,3,3] on a 3-channel input -> names the node and both chann
   throwsWith(() => importOnnx(bytes), ModelError, "node 'conv0' (Conv)", 'expects 2 input channels', 'got 3', '[3,8,8]');
 });
 
+/** A one-conv model: input (N,3,8,8), weight [4,3,3,3], the given attributes and bias. */
+const oneConv = (attrs: Record<string, number[] | number>, bias: Float32Array | null = ramp(4)) => model({
+  nodes: [node('Conv', 'conv0', ['input', 'w', ...(bias ? ['b'] : [])], ['y'], attrs)],
+  inits: [tensor('w', [4, 3, 3, 3], ramp(108)), ...(bias ? [tensor('b', [bias.length], bias)] : [])],
+  inputs: [valueInfo('input', FLOAT, ['N', 3, 8, 8])], outputs: [valueInfo('y', FLOAT, ['N', 4, 6, 6])],
+});
+
+imp('strict Conv attributes: bias length, dilations/strides >= 1 and of length 2, pads of length 4, kernel_shape = weight', () => {
+  throwsWith(() => importOnnx(oneConv({ kernel_shape: [3, 3] }, ramp(3))), UnsupportedError, "node 'conv0'", 'bias has 3 values; the weight has 4 output channels');
+  throwsWith(() => importOnnx(oneConv({ kernel_shape: [3, 3] }, ramp(6))), UnsupportedError, 'bias has 6 values');
+  throwsWith(() => importOnnx(oneConv({ dilations: [0, 0] })), UnsupportedError, 'attribute dilations = [0,0]: every value must be an integer >= 1');
+  throwsWith(() => importOnnx(oneConv({ strides: [1, 1, 1] })), UnsupportedError, 'attribute strides has 3 values [1,1,1]; expected 2');
+  throwsWith(() => importOnnx(oneConv({ pads: [1, 1] })), UnsupportedError, 'attribute pads has 2 values [1,1]; expected 4');
+  throwsWith(() => importOnnx(oneConv({ pads: [1, -1, 1, 1] })), UnsupportedError, 'attribute pads = [1,-1,1,1]: every value must be an integer >= 0');
+  throwsWith(() => importOnnx(oneConv({ kernel_shape: [5, 5] })), UnsupportedError, 'kernel_shape [5,5] differs from the weight\'s 3x3');
+  throwsWith(() => importOnnx(oneConv({ group: 3 })), UnsupportedError, 'group 3 with 4 output channels');
+  assert.equal(importOnnx(oneConv({ kernel_shape: [3, 3] })).tensors.get('y')!.shape, [4, 6, 6], 'the control imports');
+});
+
 const vggBytes = () => new Uint8Array(readFileSync('tests/fixtures/vgg/model.onnx'));
 
 imp('truncated file: vgg fixture cut to half its bytes -> truncated protobuf', () => {

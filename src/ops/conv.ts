@@ -100,8 +100,15 @@ export const onnx: Record<string, OnnxImport> = {
     const a = im.attrs(n), w = im.constFloat(n, 1, 'weight');
     if (w.dims.length !== 4) im.unsupported(n, `weight of shape [${w.dims}] (only 2-D convolution is supported)`);
     const [cout, , kh, kw] = w.dims, group = a.i('group', 1);
-    const b = n.inputs[2] ? im.constFloat(n, 2, 'bias').data : new Float32Array(cout);
-    const s = a.ints('strides', [1, 1]), d = a.ints('dilations', [1, 1]);
+    if (!Number.isInteger(group) || group < 1 || cout % group) im.unsupported(n, `group ${group} with ${cout} output channels`);
+    const ks = im.intList(n, 'kernel_shape', [kh, kw], 2, 1);
+    if (ks[0] !== kh || ks[1] !== kw) im.unsupported(n, `kernel_shape [${ks}] differs from the weight's ${kh}x${kw}`);
+    let b: Float32Array = new Float32Array(cout);
+    if (n.inputs[2]) {
+      b = im.constFloat(n, 2, 'bias').data;
+      if (b.length !== cout) im.unsupported(n, `bias has ${b.length} values; the weight has ${cout} output channels`);
+    }
+    const s = im.intList(n, 'strides', [1, 1], 2, 1), d = im.intList(n, 'dilations', [1, 1], 2, 1);
     const pad = im.pads(n, im.shape(n, 0), [kh, kw], s, d);
     im.emit(n, { kind: 'conv', w: Float32Array.from(w.data), b: Float32Array.from(b), cout, kh, kw, stride: [s[0], s[1]], pad, dil: [d[0], d[1]], group }, [n.inputs[0]]);
   },

@@ -56,10 +56,10 @@ export const avgpool = poolDef<PoolOp>('avgpool', windowShape);
 export const gap = poolDef<GapOp>('gap', (_n, _op, [x], bad) => (x.length === 3 ? [x[0], 1, 1] : bad('needs a 4-D input')));
 
 const windowImport = (kind: PoolOp['kind']): OnnxImport => (im, n) => {
-  const a = im.attrs(n), k = a.ints('kernel_shape', []);
-  if (k.length !== 2) im.unsupported(n, `with kernel_shape [${k}] (only 2-D pooling)`);
+  const a = im.attrs(n), k0 = a.ints('kernel_shape', []);
+  if (k0.length !== 2) im.unsupported(n, `with kernel_shape [${k0}] (only 2-D pooling)`);
   if (a.i('storage_order', 0)) im.unsupported(n, 'with storage_order=1');
-  const s = a.ints('strides', [1, 1]), d = a.ints('dilations', [1, 1]);
+  const k = im.intList(n, 'kernel_shape', [], 2, 1), s = im.intList(n, 'strides', [1, 1], 2, 1), d = im.intList(n, 'dilations', [1, 1], 2, 1);
   if (kind === 'avgpool' && d.some((v) => v !== 1)) im.unsupported(n, `with dilations [${d}] (only MaxPool takes dilations)`);
   const pad = im.pads(n, im.shape(n, 0), k, s, d);
   im.emit(n, { kind, kh: k[0], kw: k[1], stride: [s[0], s[1]], pad, dil: [d[0], d[1]], ceil: a.i('ceil_mode', 0) === 1,
