@@ -61,6 +61,17 @@ test('shapes (ConstantOfShape, Div, Cast, Range, Where/Equal, Expand to the batc
   } finally { m.destroy(); }
 });
 
+test('hswish ((x - mean) / std, x * clip(x + 3, 0, 6) / 6: Sub, Div, Clip with Cast bounds): logits vs PyTorch', async () => {
+  const g = importOnnx(bytes('hswish'));
+  assert.equal(g.nodes.filter((n) => n.source === 'Sub' || n.source === 'Div').map((n) => n.op.kind).sort(), ['add', 'mul', 'mul'], 'Sub/Div by constants run as add/mul');
+  const gpu = await nodeGpu(), m = await Model.load(gpu, g, 'hswish');
+  try {
+    const x = npy('hswish', 'x16x16.npy'), want = npy('hswish', 'logits16x16.npy').data;
+    const got = (await (await m.plan({ batch: 2 })).run(x.data)).logits;
+    assert.ok(relMax(got, want) <= 1e-4, `logit error ${relMax(got, want)}`);
+  } finally { m.destroy(); }
+});
+
 test('fold: hand-worked Gather, Slice (negative step), Concat, Where, Range, Tile, Transpose, ScatterND', () => {
   const a = attrs();
   assert.equal(FOLD.Gather([T([4], [10, 11, 12, 13]), T([2], [-1, 1])], a, node, 13).data, [13, 11]);

@@ -8,6 +8,8 @@ dyn_hw:  a small CNN exported with dynamic N, H and W (opset 11) and x.view(x.si
 shapes:  exporter shape arithmetic that must fold at import (opset 11): a scale built with torch.ones(C,1,1) from
          y.shape (ConstantOfShape), integer arithmetic on sizes (Div, Mul, Cast), an expand of a constant to the batch
          (Expand with the batch size), arithmetic on initializers (Mul/Add/Sqrt of weights), and a Range.
+hswish:  normalisation inside the graph ((x - mean) / std: Sub, Div) and hard-swish written out as
+         x * clamp(x + 3, 0, 6) / 6 (Clip, Div), as other exporters write MobileNetV3 (opset 11).
 fcn:     a fully convolutional net whose output is a (3,H/2,W/2) map (segmentation-like), dynamic N, H, W.
 Each: model.onnx, x*.npy inputs, logits*.npy goldens, meta.json.
 """
@@ -94,9 +96,26 @@ class FCN(nn.Module):
         return self.c2(torch.relu(self.c1(x)))
 
 
+class HSwish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        y = self.c1(x)
+        y = y * torch.clamp(y + 3, 0, 6) / 6
+        return self.fc(y.mean((2, 3), keepdim=False) if False else torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
 dyn = DynHW(); calibrate(dyn, (4, 3, 32, 32))
 write('dyn_hw', dyn, [torch.randn(2, 3, 32, 32), torch.randn(2, 3, 40, 48)], {0: 'N', 2: 'H', 3: 'W'})
 sh = Shapes(); sh.eval()
 write('shapes', sh, [torch.randn(2, 3, 8, 8)], {0: 'N'})
 fcn = FCN(); fcn.eval()
 write('fcn', fcn, [torch.randn(2, 3, 16, 16)], {0: 'N', 2: 'H', 3: 'W'})
+hs = HSwish(); hs.eval()
+write('hswish', hs, [torch.rand(2, 3, 16, 16)], {0: 'N'})

@@ -54,4 +54,18 @@ const binaryImport = (kind: BinaryOp['kind']): OnnxImport => (im, n) => {
   if (!ins.some((i) => im.isVar(i))) im.unsupported(n, 'of two constants (fold constants before export)');
   im.emit(n, { kind }, ins);
 };
-export const onnx: Record<string, OnnxImport> = { Add: binaryImport('add'), Mul: binaryImport('mul') };
+/** Sub and Div with a constant right-hand side run on the add and mul kernels: y = a + (-c), y = a * (1/c) (linear in
+ *  a, so gradients and DeepLIFT multipliers are those of add and mul). Hard-swish written as x * Clip(x + 3, 0, 6) / 6
+ *  and normalisation inside the graph ((x - mean) / std) export this way. */
+const byConstant = (kind: BinaryOp['kind'], what: string, f: (v: number) => number): OnnxImport => (im, n) => {
+  const [a, c] = n.inputs, k = im.floats.get(c);
+  if (!im.isVar(a) || !k) return im.unsupported(n, `of '${a}' and '${c}': only an activation ${what} a constant float tensor is supported (two activations, or a constant first operand, are not yet)`);
+  if (kind === 'mul' && k.data.some((v) => v === 0)) im.unsupported(n, `divides by a constant '${c}' that holds zeros`);
+  const name = `${c}:${kind === 'add' ? 'negated' : 'reciprocal'}`;
+  im.floats.set(name, { dims: k.dims, data: k.data.map(f) });
+  im.emit(n, { kind }, [a, im.operand(n, name)]);
+};
+export const onnx: Record<string, OnnxImport> = {
+  Add: binaryImport('add'), Mul: binaryImport('mul'),
+  Sub: byConstant('add', 'minus', (v) => -v), Div: byConstant('mul', 'divided by', (v) => 1 / v),
+};
