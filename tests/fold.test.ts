@@ -61,7 +61,7 @@ test('shapes (ConstantOfShape, Div, Cast, Range, Where/Equal, Expand to the batc
   } finally { m.destroy(); }
 });
 
-test('hswish ((x - mean) / std, x * clip(x + 3, 0, 6) / 6: Sub, Div, Clip with Cast bounds): logits vs PyTorch', async () => {
+test('hswish ((x - mean) / std, x * clip(x + 3, 0, 6) / 6, x.mean((2,3)) with and without keepdims: Sub, Div, Clip, ReduceMean): logits vs PyTorch', async () => {
   const g = importOnnx(bytes('hswish'));
   assert.equal(g.nodes.filter((n) => n.source === 'Sub' || n.source === 'Div').map((n) => n.op.kind).sort(), ['add', 'mul', 'mul'], 'Sub/Div by constants run as add/mul');
   const gpu = await nodeGpu(), m = await Model.load(gpu, g, 'hswish');

@@ -9,7 +9,8 @@ shapes:  exporter shape arithmetic that must fold at import (opset 11): a scale 
          y.shape (ConstantOfShape), integer arithmetic on sizes (Div, Mul, Cast), an expand of a constant to the batch
          (Expand with the batch size), arithmetic on initializers (Mul/Add/Sqrt of weights), and a Range.
 hswish:  normalisation inside the graph ((x - mean) / std: Sub, Div) and hard-swish written out as
-         x * clamp(x + 3, 0, 6) / 6 (Clip, Div), as other exporters write MobileNetV3 (opset 11).
+         x * clamp(x + 3, 0, 6) / 6 (Clip, Div), as other exporters write MobileNetV3, and global pooling as
+         ReduceMean over (2, 3), keepdims 0 and 1 (opset 11).
 fcn:     a fully convolutional net whose output is a (3,H/2,W/2) map (segmentation-like), dynamic N, H, W.
 Each: model.onnx, x*.npy inputs, logits*.npy goldens, meta.json.
 """
@@ -108,7 +109,7 @@ class HSwish(nn.Module):
         x = (x - self.mean) / self.std
         y = self.c1(x)
         y = y * torch.clamp(y + 3, 0, 6) / 6
-        return self.fc(y.mean((2, 3), keepdim=False) if False else torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+        return self.fc(y.mean((2, 3)) + 0.5 * torch.flatten(y.mean((-2, -1), keepdim=True), 1))  # ReduceMean, both keepdims
 
 
 dyn = DynHW(); calibrate(dyn, (4, 3, 32, 32))
