@@ -100,7 +100,7 @@ export class Model {
     const gpu = device instanceof Gpu ? device : new Gpu(device);
     const graph = source instanceof Uint8Array ? importOnnx(source, { inputShape: opts.inputShape }) : source;
     const m = new Model(gpu, graph, name);
-    if (source instanceof Uint8Array) m.source = { bytes: source, opts };
+    if (source instanceof Uint8Array && opts.inputShape) m.source = { bytes: source, opts }; // kept only for a model loaded at a chosen size
     if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
     if (opts.tiles) m.tiles = opts.tiles;
     if (opts.winogradScratch) m.winogradScratch = opts.winogradScratch;
@@ -112,7 +112,7 @@ export class Model {
   /** The same ONNX model at another input size [N, C, H, W] (its symbolic dimensions set), loaded once per size and
    *  destroyed with this model. */
   withInputShape(shape: number[]): Promise<Model> {
-    if (!this.source) throw new ModelError(`${this.name} was not loaded from ONNX bytes; build its graph at the new size instead`);
+    if (!this.source) throw new ModelError(`${this.name} was not loaded from ONNX bytes with LoadOptions.inputShape (a model with symbolic dimensions); its input size is fixed at [N,${this.inputShape}]`);
     const key = shape.slice(1).join('x');
     let m = this.shapes.get(key);
     if (!m) {
