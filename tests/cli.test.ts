@@ -152,6 +152,17 @@ test('classify a map output (fcn, symbolic N/H/W, --input-shape): the (N,3,8,8) 
   fails([...args, '--input-shape', '1x3xHx16'], 1, /--input-shape '1x3xHx16': expected positive integers/);
 });
 
+test('info / layers on a model with symbolic H/W: --input-shape sets the size (MACs computed here), no size is one error line', () => {
+  const m = 'tests/fixtures/fold/dyn_hw/model.onnx';
+  const r = cli(['info', m, '--input-shape', '1x3x40x48']);
+  assert.is(r.code, 0, r.err.join('\n'));
+  assert.match(field(r.out, 'input'), /\(N,3,40,48\)/);
+  const macs = 8 * 40 * 48 * 3 * 9; // the first conv: 8 output channels at 40x48, 3x3x3 taps each
+  assert.match(r.out, new RegExp(`/c1/Conv_output_0\\s+Conv\\s+\\(N,8,40,48\\)\\s+${(macs / 1000).toFixed(2)} k`));
+  fails(['layers', m], 1, /symbolic dimension 2 \('H'\).*--input-shape 1x3xHxW/);
+  assert.is(cli(['layers', m, '--input-shape', '1x3x32x32']).code, 0);
+});
+
 test('classify resnet --batch 1 (2 runs) = --batch 2 (1 run), both match PyTorch to 1e-4', () => {
   const ref = npy('resnet', 'logits.npy');
   for (const batch of ['1', '2']) {
