@@ -23,6 +23,16 @@ const attrs = (v: Record<string, number | number[]> = {}) => ({
 const T = (dims: number[], data: number[], int = true): CTensor => ({ dims, data, int });
 const node = { name: 'n', opType: 'X', domain: '', inputs: [], outputs: ['y'], attrs: new Map() };
 
+/** The fixture's logits at batch 2 from graph g on the GPU, within 1e-4 of PyTorch's. */
+async function matchesTorch(g: ReturnType<typeof importOnnx>, name: string, tag: string) {
+  const m = await Model.load(await nodeGpu(), g, name);
+  try {
+    const x = npy(name, `x${tag}.npy`), want = npy(name, `logits${tag}.npy`).data;
+    const got = (await (await m.plan({ batch: 2 })).run(x.data)).logits;
+    assert.ok(relMax(got, want) <= 1e-4, `${name}: logit error ${relMax(got, want)}`);
+  } finally { m.destroy(); }
+}
+
 test('symbolic H and W without a size: the error names the input, the dimension and the flag', () => {
   assert.throws(() => importOnnx(bytes('dyn_hw')), (e: Error) => e instanceof ModelError
     && /graph input 'x' has symbolic dimension 2 \('H'\)/.test(e.message) && /--input-shape 1x3xHxW/.test(e.message));
@@ -53,23 +63,13 @@ test('shapes (ConstantOfShape, Div, Cast, Range, Where/Equal, Expand to the batc
   const kinds = [...new Set(g.nodes.map((n) => n.op.kind))].sort();
   assert.equal(kinds, ['add', 'alias', 'conv', 'act', 'linear', 'mul'].sort(), `only image-dependent ops reach the GPU: ${kinds}`);
   assert.ok(g.nodes.length <= 7, `${g.nodes.length} nodes: ${g.nodes.map((n) => n.source).join(' ')}`);
-  const gpu = await nodeGpu(), m = await Model.load(gpu, g, 'shapes');
-  try {
-    const x = npy('shapes', 'x8x8.npy'), want = npy('shapes', 'logits8x8.npy').data;
-    const got = (await (await m.plan({ batch: 2 })).run(x.data)).logits;
-    assert.ok(relMax(got, want) <= 1e-4, `logit error ${relMax(got, want)}`);
-  } finally { m.destroy(); }
+  await matchesTorch(g, 'shapes', '8x8');
 });
 
 test('hswish ((x - mean) / std, x * clip(x + 3, 0, 6) / 6, x.mean((2,3)) with and without keepdims: Sub, Div, Clip, ReduceMean): logits vs PyTorch', async () => {
   const g = importOnnx(bytes('hswish'));
   assert.equal(g.nodes.filter((n) => n.source === 'Sub' || n.source === 'Div').map((n) => n.op.kind).sort(), ['add', 'mul', 'mul'], 'Sub/Div by constants run as add/mul');
-  const gpu = await nodeGpu(), m = await Model.load(gpu, g, 'hswish');
-  try {
-    const x = npy('hswish', 'x16x16.npy'), want = npy('hswish', 'logits16x16.npy').data;
-    const got = (await (await m.plan({ batch: 2 })).run(x.data)).logits;
-    assert.ok(relMax(got, want) <= 1e-4, `logit error ${relMax(got, want)}`);
-  } finally { m.destroy(); }
+  await matchesTorch(g, 'hswish', '16x16');
 });
 
 test('fold: hand-worked Gather, Slice (negative step), Concat, Where, Range, Tile, Transpose, ScatterND', () => {
