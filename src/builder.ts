@@ -2,7 +2,7 @@
 // reference architectures in torchvision's layout: VGG16, ResNet-50 and MobileNetV2 (BatchNorm folded
 // into the convs, so a conv carries a bias). Used by tests and benchmarks; shapes are per sample.
 
-import { ActFn, Graph, Node, Op, Shape, fmt, ModelError, numel } from './graph';
+import { ActFn, Graph, LayoutOp, Node, Op, Shape, fmt, ModelError, numel } from './graph';
 import { inferShape, validate } from './ops/index';
 
 /** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
@@ -33,6 +33,7 @@ export interface ConvOptions {
 const ACT_DEFAULTS: Record<ActFn, [number, number]> = {
   relu: [0, 0], clip: [0, 6], leakyrelu: [0.01, 0], sigmoid: [0, 0], hardsigmoid: [0.2, 0.5], hardswish: [1 / 6, 0.5],
 };
+const LAYOUT_SOURCE: Record<LayoutOp['kind'], string> = { transpose: 'Transpose', slice: 'Slice', pad: 'Pad', tile: 'Tile', gather: 'Gather' };
 const ACT_SOURCE: Record<ActFn, string> = {
   relu: 'Relu', clip: 'Clip', leakyrelu: 'LeakyRelu', sigmoid: 'Sigmoid', hardsigmoid: 'HardSigmoid', hardswish: 'HardSwish',
 };
@@ -121,6 +122,14 @@ export class GraphBuilder {
     if (data.length !== numel(shape)) throw new ModelError(`builder: constant '${name}' has ${data.length} values for shape ${fmt(shape)}`);
     this.g.tensors.set(name, { name, shape: shape.slice(), data });
     return name;
+  }
+
+  /** A layout op (src/ops/layout.ts): transpose, slice, pad, tile or gather, per-sample axes. */
+  layout(x: string, op: LayoutOp): string { return this.push(op.kind, LAYOUT_SOURCE[op.kind], op, [x]); }
+  /** Alias to a new per-sample shape of the same size (Reshape): same data, no dispatch. */
+  reshape(x: string, shape: Shape): string {
+    if (numel(shape) !== numel(this.shape(x))) throw new ModelError(`builder: reshape of ${fmt(this.shape(x))} to ${fmt(shape)} changes the size`);
+    return this.push('reshape', 'Reshape', { kind: 'alias' }, [x], undefined, shape);
   }
 
   concat(xs: string[]): string { return this.push('concat', 'Concat', { kind: 'concat' }, xs); }

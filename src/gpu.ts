@@ -6,6 +6,7 @@ import binary from '../shaders/binary.wgsl';
 import pool from '../shaders/pool.wgsl';
 import linear from '../shaders/linear.wgsl';
 import copy from '../shaders/copy.wgsl';
+import layout from '../shaders/layout.wgsl';
 import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
@@ -45,6 +46,7 @@ export const FAMILIES = {
   pool: { code: pool, wg: 256 },
   linear: { code: linear, wg: 64 },
   copy: { code: copy, wg: 256 },
+  layout: { code: layout, wg: 256 },
   softmax: { code: softmax, wg: 64 },
   seed: { code: seed, wg: 64 },
   cam: { code: cam, wg: 64 },

@@ -6,7 +6,7 @@ import { ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
-export const SUPPORTED_OPS = [...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape', 'Gather'];
+export const SUPPORTED_OPS = [...new Set([...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape', 'Gather'])];
 /** ONNX op types evaluated at import when all their inputs are constants (src/fold.ts), whether or not the GPU has them. */
 export const FOLDED_OPS = [...Object.keys(FOLD), 'Shape', 'Constant'];
 
@@ -102,9 +102,9 @@ export class Importer {
     if (!c) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input '${node.inputs[i]}') must be a constant (computed from the image here)`);
     return c.data;
   }
-  emit(node: OnnxNode, op: Op, inputs: string[], shape?: Shape) {
-    const out = node.outputs[0];
-    const n: Node = { name: node.name, source: node.opType, op, inputs: inputs.map((i) => this.name(i)), output: out };
+  /** An IR node for an ONNX node (out and name default to its first output and its name; Split emits one per output). */
+  emit(node: OnnxNode, op: Op, inputs: string[], shape?: Shape, out = node.outputs[0], name = node.name) {
+    const n: Node = { name, source: node.opType, op, inputs: inputs.map((i) => this.name(i)), output: out };
     const s = shape ?? inferShape(n, n.inputs.map((i) => this.g.tensors.get(i)!.shape));
     this.g.tensors.set(out, { name: out, shape: s });
     this.g.nodes.push(n);
@@ -116,7 +116,7 @@ export class Importer {
   node(n: OnnxNode) {
     const a = (k: string) => n.attrs.get(k);
     if (n.domain && n.domain !== 'ai.onnx') this.unsupported(n, `from domain '${n.domain}' is not supported (only the default ONNX domain)`);
-    for (const extra of n.outputs.slice(1)) if (extra && this.uses.has(extra) && n.opType !== 'Dropout') this.unsupported(n, `output '${extra}' is used; only the first output is supported`);
+    for (const extra of n.outputs.slice(1)) if (extra && this.uses.has(extra) && n.opType !== 'Dropout' && n.opType !== 'Split') this.unsupported(n, `output '${extra}' is used; only the first output is supported`);
     if (n.opType === 'Dropout' && n.outputs[1] && this.uses.has(n.outputs[1])) this.unsupported(n, 'mask output is used');
     // opset 12+: with training_mode true, Dropout masks at random and scales by 1/(1-ratio); camgpu runs it only as the inference identity
     if (n.opType === 'Dropout' && n.inputs[2]) this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout, without that input, is supported)`);

@@ -7,7 +7,7 @@
 //   --loader:.wgsl=text --outfile=dist/kt.mjs && node dist/kt.mjs
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActFn, Graph, Node, PoolOp, LinearOp, Shape, logitsOf, numel } from '../src/graph.js';
+import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, Shape, logitsOf, numel } from '../src/graph.js';
 import { validate } from '../src/ops/index.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
@@ -574,6 +574,98 @@ for (const [xs, N] of [[[4, 3, 3], 2], [[6], 2], [[5, 4, 7], 3]] as [Shape, numb
   });
 }
 
+// ------------------------------------------------------------------------------------------------ layout
+
+type LOp = LayoutOp;
+const T = (...perm: number[]): LOp => ({ kind: 'transpose', perm });
+const S = (begin: number[], end: number[], step: number[]): LOp => ({ kind: 'slice', begin, end, step });
+const P = (mode: 'constant' | 'reflect' | 'edge', begin: number[], end: number[], value = 0): LOp => ({ kind: 'pad', mode, begin, end, value });
+const R = (...reps: number[]): LOp => ({ kind: 'tile', reps });
+const G = (axis: number, ...indices: number[]): LOp => ({ kind: 'gather', axis, indices });
+const opName = (op: LOp) => {
+  switch (op.kind) {
+    case 'transpose': return `transpose perm [${op.perm}]`;
+    case 'slice': return `slice begin [${op.begin}] end [${op.end}] step [${op.step}]`;
+    case 'pad': return `pad ${op.mode}${op.mode === 'constant' ? ` ${op.value}` : ''} begin [${op.begin}] end [${op.end}]`;
+    case 'tile': return `tile reps [${op.reps}]`;
+    case 'gather': return `gather axis ${op.axis} indices [${op.indices}]`;
+  }
+};
+/** layout.wgsl MAP values exercised (the coverage test wants all six). */
+const layoutMaps = new Set<string>();
+const mapName = (op: LOp) => (op.kind === 'pad' ? `pad ${op.mode}` : op.kind === 'slice' || op.kind === 'transpose' ? 'affine' : op.kind);
+
+const LAYOUTS: [Shape, number, LOp, string?][] = [ // per-sample x, batch, op, why
+  [[3, 4, 5], 2, T(0, 2, 1)],
+  [[3, 4, 5], 2, T(2, 0, 1)],
+  [[3, 4, 5], 3, T(1, 0, 2)],
+  [[2, 3, 4, 5], 2, T(1, 0, 3, 2), 'rank 4'],
+  [[2, 3, 1, 4, 2], 2, T(4, 2, 0, 3, 1), 'rank 5: the second vec4 of axes'],
+  [[2, 1, 3, 2, 2, 3], 1, T(5, 4, 3, 2, 1, 0), 'rank 6 reversed'],
+  [[2, 1, 2, 1, 2, 3, 1, 2], 2, T(7, 5, 3, 1, 6, 4, 2, 0), 'rank 8: every axis slot'],
+  [[12], 3, T(0), 'rank 1 identity'],
+  [[3, 4, 5], 2, S([1, 1, 2], [3, 4, 5], [1, 1, 1]), 'offsets'],
+  [[5, 7, 9], 2, S([0, 1, 2], [5, 7, 9], [2, 3, 4]), 'strides'],
+  [[4, 7, 9], 2, S([3, 6, 8], [-1, 0, -1], [-1, -2, -3]), 'reversed'],
+  [[12], 2, S([11], [-1], [-4]), 'rank 1 reversed'],
+  [[3, 4, 5], 2, P('constant', [0, 1, 2], [0, 2, 1])],
+  [[3, 4, 5], 2, P('constant', [2, -1, 1], [1, 0, -2], 1.5), 'value 1.5, channel pad, negative pads crop'],
+  [[3, 4, 5], 2, P('reflect', [0, 3, 1], [0, 1, 4])],
+  [[3, 4, 5], 2, P('reflect', [2, 1, 0], [1, 0, 2]), 'channels too'],
+  [[3, 4, 5], 2, P('edge', [0, 6, 2], [0, 1, 7]), 'pads larger than the axis'],
+  [[2, 1, 5], 2, P('edge', [1, 2, 0], [0, 3, 1]), 'a size-1 axis: first and last at once'],
+  [[3, 4, 5], 2, R(2, 1, 3)],
+  [[1, 4, 1], 2, R(3, 1, 5), 'Expand [1,4,1] -> [3,4,5]'],
+  [[1, 1, 1], 2, R(4, 3, 5), 'Expand of one value: 60 outputs read each input'],
+  [[2, 1, 3, 1, 2], 2, R(1, 3, 2, 2, 1), 'rank 5'],
+  [[3, 4, 5], 2, G(0, 2, 0, 2, 1), 'repeated indices'],
+  [[3, 4, 5], 2, G(2, 4)],
+  [[5, 8], 3, G(0, 0), 'the class token x[:, 0] of (N,T,D), before the squeeze'],
+  [[3, 4, 5], 2, G(1, 1, 1, 1, 0)],
+];
+for (const [xs, N, op, why] of LAYOUTS) {
+  const name = `${opName(op)} x=${shp([N, ...xs])}${why ? ` (${why})` : ''}: forward, grad, guided, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const g = b.finish(b.layout(b.input, op));
+    layoutMaps.add(mapName(op));
+    return check({ family: op.kind, name, g, N, modes: ['grad', 'guided', 'deeplift'] }, ({ res, errs }) => {
+      const [grad, guided, dl] = res.passes.map((p) => p.get(g.input)!);
+      if (!grad.every((v, i) => v === guided[i] && v === dl[i])) errs.push('guided or DeepLIFT differs from the gradient (a layout op is linear)');
+    });
+  });
+}
+
+{
+  const name = 'layout accumulate x=[2,3,6,6] into one dx: transpose, reversed slice, reflect pad, edge pad, tile, gather, flattened and concatenated -> linear 6: grad, deeplift, summation to delta';
+  test(name, () => {
+    const b = new GraphBuilder([3, 6, 6], hash(name)), x = b.input;
+    const ops = [T(2, 1, 0), S([2, 5, 0], [-1, -1, 6], [-1, -2, 3]), P('reflect', [1, 2, 0], [0, 1, 3]), P('edge', [0, 3, 1], [2, 0, 0]), R(1, 2, 1), G(1, 5, 0, 5)];
+    const g = b.finish(b.linear(b.concat(ops.map((op) => b.flatten(b.layout(x, op)))), 6));
+    return check({ family: 'layout composite', name, g, N: 2, modes: ['grad', 'deeplift'] }, (o) => summation(o, 2));
+  });
+}
+{
+  const name = 'channel shuffle x=[2,6,5,5] (ShuffleNetV2): conv 6 -> reshape [2,3,5,5] -> transpose [1,0,2,3] -> reshape [6,5,5] -> conv 4 -> relu -> gap -> linear 5: grad, guided, deeplift, summation to delta';
+  test(name, () => {
+    const b = new GraphBuilder([6, 5, 5], hash(name));
+    const c = b.conv(b.input, 6, 3, { pad: 1 });
+    const s = b.reshape(b.layout(b.reshape(c, [2, 3, 5, 5]), T(1, 0, 2, 3)), [6, 5, 5]);
+    const g = b.finish(b.linear(b.flatten(b.gap(b.relu(b.conv(s, 4, 3, { pad: 1 })))), 5));
+    return check({ family: 'layout composite', name, g, N: 2, modes: ['grad', 'guided', 'deeplift'], grads: [g.input, s] }, (o) => summation(o, 2));
+  });
+}
+{
+  const name = 'class token x=[2,3,4,4]: conv 8 -> tokens reshape [8,16] -> transpose [1,0] -> constant pad a zero token in front -> gather token 0 and 5 -> linear 3: grad, deeplift, summation to delta';
+  test(name, () => {
+    const b = new GraphBuilder([3, 4, 4], hash(name));
+    const tokens = b.layout(b.reshape(b.conv(b.input, 8, 3, { pad: 1 }), [8, 16]), T(1, 0));
+    const withCls = b.layout(tokens, P('constant', [1, 0], [0, 0], 0.25));
+    const g = b.finish(b.linear(b.flatten(b.layout(withCls, G(0, 0, 5))), 3));
+    return check({ family: 'layout composite', name, g, N: 2, modes: ['grad', 'deeplift'], grads: [g.input, tokens] }, (o) => summation(o, 2));
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ composites
 
 {
@@ -691,6 +783,10 @@ const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32
     return v;
   }],
   ['softmax', 'softmax x=[2,6] -> linear 5 -> softmax', [6], 2, (b, x) => b.softmax(b.linear(x, 5))],
+  ...([[[3, 4, 5], T(1, 2, 0)], [[4, 5, 6], S([3, 4, 5], [-1, 0, -1], [-2, -1, -3])], [[3, 4, 5], P('reflect', [1, 2, 3], [2, 3, 1])],
+    [[3, 4, 5], P('edge', [1, 5, 0], [0, 2, 6])], [[3, 4, 5], P('constant', [0, 2, -1], [1, -1, 2], 0.5)], [[2, 1, 3], R(2, 4, 2)],
+    [[3, 4, 5], G(2, 4, 4, 0, 2)]] as [Shape, LOp][]).map(([xs, op]): [string, string, Shape, number, Body] =>
+    [op.kind, `${opName(op)} x=${shp([2, ...xs])} -> conv 1x1`, xs, 2, (b, x) => b.conv(b.layout(x, op), 3, 1)]),
 ];
 for (const [family, cfg, xs, N, body, gen] of FD) {
   const name = `${cfg}: backward vs finite differences (eps ${FD_EPS})`;
@@ -765,12 +861,14 @@ for (const [what, score, tied, classes, expected] of SEEDS) {
 
 // ------------------------------------------------------------------------------------------------ coverage and report
 
-test('coverage: every conv2d, winograd and linear entry point ran, forward and as a backward; every branch of the DeepLIFT max-pool rule was taken', () => {
+test('coverage: every conv2d, winograd and linear entry point ran, forward and as a backward; every branch of the DeepLIFT max-pool rule was taken; every layout map ran', () => {
   const all = ['conv2d_forward', 'conv2d_forward_1x1', 'conv2d_forward_grouped', 'winograd', 'winograd4', 'conv2d_backward', 'conv2d_backward_grouped',
     'conv2d_forward (as backward)', 'conv2d_forward_1x1 (as backward)', 'winograd (as backward)',
     'linear_forward/linear_backward', 'linear_forward_scalar/linear_backward_scalar'];
   assert.equal(all.filter((e) => !entries.has(e)), [], 'entry points never selected');
   assert.ok(branches.actual > 0 && branches.reference > 0 && branches.neither > 0, `DeepLIFT max-pool branches taken: ${JSON.stringify(branches)}`);
+  const maps = ['affine', 'pad constant', 'pad reflect', 'pad edge', 'tile', 'gather'];
+  assert.equal(maps.filter((m) => !layoutMaps.has(m)), [], 'layout.wgsl MAPs never run');
 });
 
 test.after(async () => {

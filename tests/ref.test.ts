@@ -5,7 +5,7 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActFn, ConvOp, Graph, LinearOp, Shape, logitsOf, numel } from '../src/graph';
+import { ActFn, ConvOp, Graph, LayoutOp, LinearOp, Shape, logitsOf, numel } from '../src/graph';
 import { GraphBuilder, mobilenetV2, mulberry32, paramCount, resnet50, vgg16 } from '../src/builder';
 import { actD, refBackward, refForward } from './ref';
 
@@ -153,6 +153,31 @@ hand('gap, broadcast add of a [2] constant, concat, linear, softmax on x=[1,2,1,
   close(v.get(g.output)!, [e / (e + 1), 1 / (e + 1)]);
 });
 
+/** The per-sample values of a one-node layout graph on x (batch 1). */
+function layoutOf(xs: Shape, op: LayoutOp, x: number[]): Float64Array {
+  const b = new GraphBuilder(xs);
+  const g = b.finish(b.layout(b.input, op));
+  return refForward(g, Float64Array.from(x), 1).get(g.output)!;
+}
+
+hand('pad x=[1,1,3] = [1,2,3] by 2 each side: reflect [3,2,1,2,3,2,1], edge [1,1,1,2,3,3,3], constant 9 (numpy.pad examples)', () => {
+  const op = (mode: 'reflect' | 'edge' | 'constant'): LayoutOp => ({ kind: 'pad', mode, begin: [0, 2], end: [0, 2], value: 9 });
+  close(layoutOf([1, 3], op('reflect'), [1, 2, 3]), [3, 2, 1, 2, 3, 2, 1]);
+  close(layoutOf([1, 3], op('edge'), [1, 2, 3]), [1, 1, 1, 2, 3, 3, 3]);
+  close(layoutOf([1, 3], op('constant'), [1, 2, 3]), [9, 9, 1, 2, 3, 9, 9]);
+  // negative pads crop (constant mode): [1,2,3,4] with begin -1, end 1 -> [2,3,4,0]
+  close(layoutOf([4], { kind: 'pad', mode: 'constant', begin: [-1], end: [1], value: 0 }, [1, 2, 3, 4]), [2, 3, 4, 0]);
+});
+
+hand('transpose x=[1,2,3] perm [1,0] -> [[1,4],[2,5],[3,6]]; slice, tile, gather on it', () => {
+  const x = [1, 2, 3, 4, 5, 6]; // [[1,2,3],[4,5,6]]
+  close(layoutOf([2, 3], { kind: 'transpose', perm: [1, 0] }, x), [1, 4, 2, 5, 3, 6]);
+  close(layoutOf([2, 3], { kind: 'slice', begin: [1, 2], end: [-1, -1], step: [-1, -2] }, x), [6, 4, 3, 1]); // x[::-1, ::-2]
+  close(layoutOf([2, 3], { kind: 'slice', begin: [0, 1], end: [2, 3], step: [1, 1] }, x), [2, 3, 5, 6]);   // x[:, 1:]
+  close(layoutOf([2, 3], { kind: 'tile', reps: [1, 2] }, x), [1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6]);
+  close(layoutOf([2, 3], { kind: 'gather', axis: 1, indices: [2, 0, 2] }, x), [3, 1, 3, 6, 4, 6]);
+});
+
 // ===================================================================================== finite differences
 
 const fd = suite('ref backward vs finite differences');
@@ -235,6 +260,18 @@ fd('affine backward after flatten x=[2,6]', () => gradCheck([6], 2, (b, x) => b.
 fd('concat backward x=[2,2,4,4] ++ conv(x) [3,4,4] ++ x', () => gradCheck([2, 4, 4], 2, (b, x) => b.concat([x, b.conv(x, 3, 3, { pad: 1 }), x])));
 fd('softmax backward x=[2,12] -> linear 5 -> softmax', () => gradCheck([12], 2, (b, x) => b.softmax(b.linear(x, 5))));
 fd('flatten backward x=[2,3,2,2] (alias)', () => gradCheck([3, 2, 2], 2, (b, x) => b.flatten(x)));
+const layoutCases: [string, Shape, LayoutOp][] = [
+  ['transpose perm [2,0,1]', [3, 4, 5], { kind: 'transpose', perm: [2, 0, 1] }],
+  ['slice begin [2,0,4] end [0,4,-1] step [-1,2,-2]', [3, 4, 5], { kind: 'slice', begin: [2, 0, 4], end: [0, 4, -1], step: [-1, 2, -2] }],
+  ['pad constant 0.5 begin [1,0,2] end [0,2,-1]', [3, 4, 5], { kind: 'pad', mode: 'constant', begin: [1, 0, 2], end: [0, 2, -1], value: 0.5 }],
+  ['pad reflect begin [0,3,1] end [2,1,4]', [3, 4, 5], { kind: 'pad', mode: 'reflect', begin: [0, 3, 1], end: [2, 1, 4], value: 0 }],
+  ['pad edge begin [2,0,6] end [1,5,0]', [3, 4, 5], { kind: 'pad', mode: 'edge', begin: [2, 0, 6], end: [1, 5, 0], value: 0 }],
+  ['tile reps [2,1,3]', [3, 4, 5], { kind: 'tile', reps: [2, 1, 3] }],
+  ['gather axis 1 indices [3,0,3,1,3]', [3, 4, 5], { kind: 'gather', axis: 1, indices: [3, 0, 3, 1, 3] }],
+];
+for (const [cfg, xs, op] of layoutCases) fd(`${cfg} backward x=[2,${xs.join(',')}] (then conv 1x1, so dy varies)`, () =>
+  gradCheck(xs, 2, (b, x) => b.conv(b.layout(x, op), 2, 1)));
+
 fd('mini CNN backward x=[2,3,8,8]: conv-relu-maxpool-conv-add-affine-leakyrelu-gap-linear-softmax', () =>
   gradCheck([3, 8, 8], 2, (b, x) => {
     const c1 = b.relu(b.conv(x, 4, 3, { pad: 1 }));

@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, ConvOp, Graph, LinearOp, Node, PoolOp, Shape, fmt, isConst, numel } from '../src/graph';
+import { ActOp, ConvOp, Graph, LayoutOp, LinearOp, Node, PoolOp, Shape, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -135,6 +135,35 @@ function broadcastIndex(out: Shape, inp: Shape, N: number): Int32Array {
   return idx;
 }
 
+// ---------- layout ops: every output element reads one input element, or a pad constant ----------
+
+/** The per-sample input coordinates that output coordinates c read (null: a constant pad), from each op's definition. */
+function layoutSource(op: LayoutOp, xs: Shape, c: number[]): number[] | null {
+  switch (op.kind) {
+    case 'transpose': { const i = new Array<number>(xs.length); op.perm.forEach((p, d) => { i[p] = c[d]; }); return i; }
+    case 'slice': return c.map((v, d) => op.begin[d] + v * op.step[d]);
+    case 'tile': return c.map((v, d) => v % xs[d]);
+    case 'gather': return c.map((v, d) => (d === op.axis ? op.indices[v] : v));
+    case 'pad': {
+      const i = c.map((v, d) => v - op.begin[d]);
+      if (op.mode === 'constant') return i.every((v, d) => v >= 0 && v < xs[d]) ? i : null;
+      if (op.mode === 'edge') return i.map((v, d) => Math.min(Math.max(v, 0), xs[d] - 1));
+      return i.map((v, d) => (v < 0 ? -v : v > xs[d] - 1 ? 2 * (xs[d] - 1) - v : v)); // numpy 'reflect' (pads < size)
+    }
+  }
+}
+
+/** For each flat per-sample output index, the flat per-sample input index it reads, or -1 for a constant pad. */
+function layoutIndex(op: LayoutOp, xs: Shape, ys: Shape): Int32Array {
+  const M = numel(ys), idx = new Int32Array(M), c = new Array<number>(ys.length);
+  for (let o = 0; o < M; o++) {
+    for (let d = ys.length - 1, rem = o; d >= 0; d--) { c[d] = rem % ys[d]; rem = Math.floor(rem / ys[d]); }
+    const i = layoutSource(op, xs, c);
+    idx[o] = i ? i.reduce((k, v, d) => k * xs[d] + v, 0) : -1;
+  }
+  return idx;
+}
+
 // ---------- forward ----------
 
 const shapeOf = (g: Graph, t: string) => g.tensors.get(t)!.shape;
@@ -185,6 +214,11 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
       return y;
     }
     case 'alias': y.set(x); return y;
+    case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // y[n, o] = x[n, src(o)] (or the pad value)
+      const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
+      for (let j = 0; j < y.length; j++) { const k = idx[j % M]; y[j] = k < 0 ? (op.kind === 'pad' ? op.value : 0) : x[Math.floor(j / M) * Mx + k]; }
+      return y;
+    }
   }
 }
 
@@ -347,5 +381,11 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       return;
     }
     case 'alias': dx.set(dy); acc(xName, dx); return;
+    case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // dx[n, src(o)] += dy[n, o] (linear: every mode)
+      const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
+      for (let j = 0; j < dy.length; j++) { const k = idx[j % M]; if (k >= 0) dx[Math.floor(j / M) * Mx + k] += dy[j]; }
+      acc(xName, dx);
+      return;
+    }
   }
 }

@@ -15,7 +15,7 @@ test('layout with mixed alignments: u32, vec3<f32>, f32, vec2<u32>, i32', () => 
   assert.is(r.size, 48);
 });
 
-// Hand-computed from each shader's struct: all 4-byte scalars except binary's vec4 fields.
+// Hand-computed from each shader's struct: all 4-byte scalars except binary's and layout's vec4 fields.
 const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; bindings: string[] }> = {
   binary: { offsets: { o: 0, sa: 16, sb: 32, su: 48, E: 64, acc: 68 }, size: 80, bindings: ['p', 'in0', 'in1', 'in2', 'out'] },
   act: { offsets: { E: 0, acc: 4, alpha: 8, beta: 12, C: 16, HW: 20 }, size: 32, bindings: ['p', 'x', 'xr', 'dy', 'out'] },
@@ -23,6 +23,8 @@ const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; 
   pool: { offsets: { N: 0, incpad: 64, acc: 68 }, size: 80, bindings: ['p', 'x', 'xr', 'idx', 'idxr', 'dy', 'out', 'oidx'] },
   linear: { offsets: { N: 0, acc: 20 }, size: 32, bindings: ['p', 'x/x4', 'w/w4', 'b', 'y'] },
   copy: { offsets: { N: 0, acc: 20 }, size: 32, bindings: ['p', 'x', 'y'] },
+  // ten vec4 (16 bytes each) then six scalars: 160 + 24 = 184 -> 192
+  layout: { offsets: { o0: 0, o1: 16, s0: 32, t1: 80, a0: 96, k1: 144, N: 160, XS: 164, YS: 168, G: 172, acc: 176, value: 180 }, size: 192, bindings: ['p', 'x/dy', 'idx', 'y/dx'] },
   softmax: { offsets: { N: 0, F: 4, acc: 8 }, size: 16, bindings: ['p', 'x', 'dy', 'out'] },
   seed: { offsets: { N: 0, F: 4 }, size: 16, bindings: ['p', 'logits', 'cls', 'seed', 'chosen'] },
   cam: { offsets: { N: 0, NSEL: 28 }, size: 32, bindings: ['p', 'A', 'g', 'm', 'sel', 'wts', 'raw', 'maps'] },

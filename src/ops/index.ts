@@ -4,6 +4,7 @@ import { Graph, ModelError, Node, Shape, fmt, numel, producers } from '../graph.
 import * as actOps from './act.js';
 import * as binaryOps from './binary.js';
 import * as convOps from './conv.js';
+import * as layoutOps from './layout.js';
 import * as linearOps from './linear.js';
 import * as poolOps from './pool.js';
 import * as shapeOps from './shape.js';
@@ -12,11 +13,12 @@ import type { OnnxImport, OpDef } from './types.js';
 export type { ActFn, ActOp, AffineOp } from './act.js';
 export type { BinaryOp } from './binary.js';
 export type { ConvOp } from './conv.js';
+export type { GatherOp, LayoutOp, PadOp, SliceOp, TileOp, TransposeOp } from './layout.js';
 export type { LinearOp } from './linear.js';
 export type { GapOp, PoolOp } from './pool.js';
 export type { AliasOp, ConcatOp, SoftmaxOp } from './shape.js';
 export type Op = actOps.ActOp | actOps.AffineOp | binaryOps.BinaryOp | convOps.ConvOp | linearOps.LinearOp | poolOps.PoolOp | poolOps.GapOp
-  | shapeOps.ConcatOp | shapeOps.SoftmaxOp | shapeOps.AliasOp;
+  | shapeOps.ConcatOp | shapeOps.SoftmaxOp | shapeOps.AliasOp | layoutOps.LayoutOp;
 export type OpKind = Op['kind'];
 
 /** The op whose kind includes K (BinaryOp for 'add' and 'mul'). */
@@ -25,12 +27,13 @@ type Table = { [K in OpKind]: OpDef<OpOf<K>> };
 export const OPS: Table = {
   act: actOps.act, affine: actOps.affine, add: binaryOps.add, mul: binaryOps.mul, conv: convOps.conv, linear: linearOps.linear,
   maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: shapeOps.softmax, alias: shapeOps.alias,
+  transpose: layoutOps.transpose, slice: layoutOps.slice, pad: layoutOps.pad, tile: layoutOps.tile, gather: layoutOps.gather,
 };
 /** The record of a node's op (typed loosely: the record and the op agree by construction). */
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx };
 
 /** Output shape of a node from its input shapes; throws with the node name on any mismatch. */
 export function inferShape(node: Node, ins: Shape[]): Shape {

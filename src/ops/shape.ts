@@ -71,9 +71,14 @@ export const onnx: Record<string, OnnxImport> = {
   Dropout: (im, n) => keep(im, n, im.shape(n, 0).slice()),
   Identity: (im, n) => keep(im, n, im.shape(n, 0).slice()),
   Flatten(im, n) {
-    const axis = im.attrs(n).i('axis', 1), s = im.shape(n, 0);
-    if (axis !== 1 && axis !== -s.length) im.unsupported(n, `with axis=${axis} (only axis=1 keeps the batch dimension)`);
-    keep(im, n, [numel(s)]);
+    // (d0, ..., d_{a-1}, ...) -> (d0 * ... * d_{a-1}, rest): the batch stays alone in axis 0 only when the axes that
+    // join it have size 1 (axis 1, or Flatten(axis=2) of (N, 1, T, D))
+    const given = im.attrs(n).i('axis', 1), s = im.shape(n, 0), axis = given < 0 ? given + s.length + 1 : given;
+    if (axis === 0) im.unsupported(n, `with axis=${given} of [N,${s}] gives [1,N*${numel(s)}]: it folds the batch into one row`);
+    const joined = s.slice(0, axis - 1);
+    if (joined.some((d) => d !== 1))
+      im.unsupported(n, `with axis=${given} of [N,${s}] gives [N*${numel(joined)},${numel(s.slice(axis - 1))}]: it merges the batch with ${axis === 2 ? 'axis 1' : `axes 1..${axis - 1}`} (only axis=1, or one after size-1 axes, keeps the batch)`);
+    keep(im, n, [numel(s.slice(axis - 1))]);
   },
   Reshape(im, n) {
     const s = im.shape(n, 0), t = im.constInts(n, 1, 'shape');
