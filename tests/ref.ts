@@ -102,7 +102,7 @@ export function actD(op: ActOp, x: number, a = op.alpha): number {
 
 // ---------- binary ops: y = g(a, b) ----------
 
-function binaryG(kind: BinaryOp['kind'], a: number, b: number): number {
+export function binaryG(kind: BinaryOp['kind'], a: number, b: number): number {
   switch (kind) {
     case 'add': return a + b;
     case 'sub': return a - b;
@@ -113,7 +113,7 @@ function binaryG(kind: BinaryOp['kind'], a: number, b: number): number {
   }
 }
 /** [dg/da, dg/db] at (a, b); max / min: a tie gives each input half (PyTorch's maximum / minimum). */
-function binaryD(kind: BinaryOp['kind'], a: number, b: number): [number, number] {
+export function binaryD(kind: BinaryOp['kind'], a: number, b: number): [number, number] {
   switch (kind) {
     case 'add': return [1, 1];
     case 'sub': return [1, -1];
