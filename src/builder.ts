@@ -3,6 +3,7 @@
 // into the convs, so a conv carries a bias). Used by tests and benchmarks; shapes are per sample.
 
 import { ActFn, Graph, LayoutOp, Node, Op, Shape, fmt, ModelError, numel } from './graph';
+import { ACTS, actDefaults } from './ops/acts';
 import { inferShape, validate } from './ops/index';
 
 /** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
@@ -29,14 +30,7 @@ export interface ConvOptions {
   gain?: number;
 }
 
-/** Default activation parameters (PyTorch's): clip is ReLU6, hardswish is x * hardsigmoid(x) with 1/6, 1/2. */
-const ACT_DEFAULTS: Record<ActFn, [number, number]> = {
-  relu: [0, 0], clip: [0, 6], leakyrelu: [0.01, 0], sigmoid: [0, 0], hardsigmoid: [0.2, 0.5], hardswish: [1 / 6, 0.5],
-};
 const LAYOUT_SOURCE: Record<LayoutOp['kind'], string> = { transpose: 'Transpose', slice: 'Slice', pad: 'Pad', tile: 'Tile', gather: 'Gather' };
-const ACT_SOURCE: Record<ActFn, string> = {
-  relu: 'Relu', clip: 'Clip', leakyrelu: 'LeakyRelu', sigmoid: 'Sigmoid', hardsigmoid: 'HardSigmoid', hardswish: 'HardSwish',
-};
 
 /**
  * Builds a Graph node by node. Every method returns the name of the tensor it produced (a node's output
@@ -81,9 +75,10 @@ export class GraphBuilder {
     return this.push('conv', 'Conv', op, [x], o.name);
   }
 
-  act(x: string, fn: ActFn, alpha?: number, beta?: number): string {
-    const [a, b] = ACT_DEFAULTS[fn];
-    return this.push(fn, ACT_SOURCE[fn], { kind: 'act', fn, alpha: alpha ?? a, beta: beta ?? b }, [x]);
+  /** Element-wise f (src/ops/acts.ts; defaults: PyTorch's, clip is ReLU6). `per`: alpha per element block (PRelu). */
+  act(x: string, fn: ActFn, alpha?: number, beta?: number, per?: { alphas: Float32Array; inner: number }): string {
+    const [a, b] = actDefaults(fn);
+    return this.push(fn, per && fn === 'leakyrelu' ? 'PRelu' : ACTS[fn].onnx, { kind: 'act', fn, alpha: alpha ?? a, beta: beta ?? b, ...per }, [x]);
   }
   relu(x: string): string { return this.act(x, 'relu'); }
 
@@ -115,6 +110,10 @@ export class GraphBuilder {
 
   add(a: string, b: string): string { return this.push('add', 'Add', { kind: 'add' }, [a, b]); }
   mul(a: string, b: string): string { return this.push('mul', 'Mul', { kind: 'mul' }, [a, b]); }
+  /** y = g(a, b) for the other binary ops, with broadcasting. */
+  binary(kind: 'sub' | 'div' | 'max' | 'min', a: string, b: string): string {
+    return this.push(kind, { sub: 'Sub', div: 'Div', max: 'Max', min: 'Min' }[kind], { kind }, [a, b]);
+  }
 
   /** A constant operand (per-sample shape, broadcast over the batch). */
   constant(data: Float32Array, shape: Shape): string {
@@ -169,13 +168,14 @@ export class GraphBuilder {
   }
 }
 
-/** Number of learned parameters: conv and linear weights and biases, affine scales and shifts, constants. */
+/** Number of learned parameters: conv and linear weights and biases, affine scales and shifts, PRelu slopes, constants. */
 export function paramCount(g: Graph): number {
   let n = 0;
   for (const node of g.nodes) {
     const op = node.op;
     if (op.kind === 'conv' || op.kind === 'linear') n += op.w.length + op.b.length;
     else if (op.kind === 'affine') n += op.scale.length + op.shift.length;
+    else if (op.kind === 'act' && op.alphas) n += op.alphas.length;
   }
   for (const t of g.tensors.values()) if (t.data) n += t.data.length;
   return n;

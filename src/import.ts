@@ -2,7 +2,7 @@
 // Every error names the node, its op and the shapes involved.
 import { parseOnnx, dataTypeName, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
 import { BATCH, Graph, ModelError, Node, Op, Shape, Tensor } from './graph.js';
-import { ONNX_IMPORTS, inferShape } from './ops/index.js';
+import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
@@ -24,7 +24,8 @@ export function importOnnx(bytes: Uint8Array, o: ImportOptions = {}): Graph { re
 
 /** Imports an already parsed model (the conformance tests turn graph inputs into initializers first). */
 export function importModel(m: OnnxModel, o: ImportOptions = {}): Graph {
-  if (m.opset && (m.opset < 7 || m.opset > 18)) throw new UnsupportedError(`ONNX opset ${m.opset} is not supported (opsets 7 to 18 are)`);
+  // 20: Gelu. Opsets 19 and 20 change no op camgpu imports but by new attribute values, which each importer refuses
+  if (m.opset && (m.opset < 7 || m.opset > 20)) throw new UnsupportedError(`ONNX opset ${m.opset} is not supported (opsets 7 to 20 are)`);
   return new Importer(m, o).run();
 }
 
@@ -152,7 +153,7 @@ export class Importer {
     const imp = ONNX_IMPORTS[n.opType];
     if (!imp) throw new UnsupportedError(`node '${n.name}': op ${n.opType} is not supported. Supported ops: ${SUPPORTED_OPS.join(', ')}`);
     const x = n.inputs[0];
-    if (!this.isVar(x) && n.opType !== 'Add' && n.opType !== 'Mul') {
+    if (!this.isVar(x) && !CONST_FIRST.has(n.opType)) {
       if (this.floats.has(x)) this.unsupported(n, `on a constant input '${x}' is not supported (fold constants before export)`);
       this.shape(n, 0);
     }
@@ -187,7 +188,7 @@ export class Importer {
   }
   isGraphOutput(name: string) { return this.m.outputs.some((o) => o.name === name); }
 
-  /** An Add/Mul operand: an activation, or a constant turned into a per-sample constant tensor. */
+  /** An operand of a binary op (Add, Sub, Mul, Div, Sum, ...): an activation, or a constant turned into a per-sample constant tensor. */
   operand(n: OnnxNode, name: string): string {
     if (this.isVar(name)) return name;
     const c = this.floats.get(name);
@@ -195,6 +196,7 @@ export class Importer {
     let dims = c.dims;
     const other = n.inputs.find((i) => i !== name && this.isVar(i));
     const rank = other ? this.g.tensors.get(this.name(other))!.shape.length + 1 : dims.length;
+    if (dims.length > rank) this.unsupported(n, `constant '${name}' of shape [${dims}] has more axes than the activations (the batch axis would move)`);
     if (dims.length === rank) { if (dims[0] !== 1) this.unsupported(n, `constant '${name}' of shape [${dims}] varies along the batch axis`); dims = dims.slice(1); }
     if (!this.g.tensors.has(name)) this.g.tensors.set(name, { name, shape: dims.slice(), data: c.data });
     return name;

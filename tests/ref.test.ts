@@ -5,9 +5,11 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActFn, ConvOp, Graph, LayoutOp, LinearOp, Shape, logitsOf, numel } from '../src/graph';
+import { readFileSync } from 'node:fs';
+import { ActFn, ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Shape, logitsOf, numel } from '../src/graph';
 import { GraphBuilder, mobilenetV2, mulberry32, paramCount, resnet50, vgg16 } from '../src/builder';
-import { actD, refBackward, refForward } from './ref';
+import { ACTS } from '../src/ops/acts';
+import { actD, actF, binaryD, binaryG, refBackward, refForward } from './ref';
 
 const rand = mulberry32(20240611);
 const uniform = (n: number, lo = -1, hi = 1) => Float64Array.from({ length: n }, () => lo + (hi - lo) * rand());
@@ -135,6 +137,42 @@ hand('act forwards and PyTorch kink gradients', () => {
   close(f('sigmoid'), [...x].map((v) => 1 / (1 + Math.exp(-v))));
 });
 
+/** PyTorch's values and derivatives (float64 autograd), written by tools/make_act_goldens.py; null is NaN. */
+const TORCH: {
+  torch: string;
+  acts: { fn: ActFn; alpha: number; beta: number; x: number[]; y: (number | null)[]; dy: (number | null)[] }[];
+  binary: { op: BinaryOp['kind']; a: number[]; b: number[]; y: (number | null)[]; da: (number | null)[]; db: (number | null)[] }[];
+} = JSON.parse(readFileSync('tests/fixtures/acts/torch.json', 'utf8'));
+/** got equals PyTorch's want to tol (relative above 1), infinities and NaN exactly. */
+const sameAs = (got: number, want: number | null, what: string, tol = 1e-12) => {
+  if (want === null) assert.ok(Number.isNaN(got), `${what}: ${got}, PyTorch NaN`);
+  else if (!Number.isFinite(want)) assert.is(got, want, what);
+  else assert.ok(Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)), `${what}: ${got}, PyTorch ${want}`);
+};
+
+hand(`act values and derivatives, kinks included, vs PyTorch ${TORCH.torch} float64 autograd (tests/fixtures/acts/torch.json)`, () => {
+  const missing = (Object.keys(ACTS) as ActFn[]).filter((fn) => !TORCH.acts.some((e) => e.fn === fn));
+  assert.equal(missing, [], 'every function of the table has PyTorch goldens');
+  for (const e of TORCH.acts) {
+    const op: ActOp = { kind: 'act', fn: e.fn, alpha: e.alpha, beta: e.beta };
+    e.x.forEach((x, i) => {
+      sameAs(actF(op, x), e.y[i], `${e.fn}(${x}; ${e.alpha}, ${e.beta})`);
+      // PyTorch's hardsigmoid_backward multiplies by the float32 constant 1/6, also in float64
+      sameAs(actD(op, x), e.dy[i], `${e.fn}'(${x}; ${e.alpha}, ${e.beta})`, e.fn === 'hardsigmoid' ? 1e-7 : 1e-12);
+    });
+  }
+});
+
+hand(`binary sub, mul, div, max, min values and gradients (ties split in halves) vs PyTorch ${TORCH.torch}`, () => {
+  assert.ok(TORCH.binary.length === 5, 'five binary ops in the goldens');
+  for (const e of TORCH.binary) e.a.forEach((a, i) => {
+    const b = e.b[i], [da, db] = binaryD(e.op, a, b);
+    sameAs(binaryG(e.op, a, b), e.y[i], `${e.op}(${a}, ${b})`);
+    sameAs(da, e.da[i], `d${e.op}/da at (${a}, ${b})`);
+    sameAs(db, e.db[i], `d${e.op}/db at (${a}, ${b})`);
+  });
+});
+
 hand('gap, broadcast add of a [2] constant, concat, linear, softmax on x=[1,2,1,2]', () => {
   const b = new GraphBuilder([2, 1, 2]);                                              // x = [[1,2]], [[3,4]]
   const gp = b.gap(b.input);                                                          // [2,1,1]: 1.5, 3.5
@@ -207,7 +245,8 @@ function awayFrom(n: number, lo: number, hi: number, kinks: number[]): Float64Ar
   for (let i = 0; i < n; i++) for (const k of kinks) if (Math.abs(v[i] - k) < 0.01) v[i] = k + (v[i] < k ? -0.05 : 0.05);
   return v;
 }
-const actCases: [ActFn, number | undefined, number | undefined, number[]][] = [
+/** Act configurations, their kinks and the input range (positive where f is defined only there). */
+const actCases: [ActFn, number | undefined, number | undefined, number[], [number, number]?][] = [
   ['relu', undefined, undefined, [0]],
   ['clip', undefined, undefined, [0, 6]],
   ['clip', -1, 0.5, [-1, 0.5]],
@@ -217,11 +256,44 @@ const actCases: [ActFn, number | undefined, number | undefined, number[]][] = [
   ['hardsigmoid', undefined, undefined, [-2.5, 2.5]],
   ['hardsigmoid', 1 / 6, 0.5, [-3, 3]],
   ['hardswish', undefined, undefined, [-3, 3]],
+  ['tanh', undefined, undefined, []],
+  ['exp', undefined, undefined, []],
+  ['log', undefined, undefined, [], [0.05, 8]],
+  ['sqrt', undefined, undefined, [], [0.05, 8]],
+  ['reciprocal', undefined, undefined, [0]],
+  ['neg', undefined, undefined, []],
+  ['abs', undefined, undefined, [0]],
+  ['erf', undefined, undefined, []],
+  ['gelu', undefined, undefined, []],
+  ['gelu_tanh', undefined, undefined, []],
+  ['elu', undefined, undefined, [0]],
+  ['elu', 0.4, undefined, [0]],
+  ['selu', undefined, undefined, [0]],
+  ['celu', 0.5, undefined, [0]],
+  ['softplus', undefined, undefined, []],
+  ['softsign', undefined, undefined, []],
+  ['mish', undefined, undefined, []],
+  ['pow', 2, undefined, []],
+  ['pow', 3, undefined, []],
+  ['pow', -1, undefined, [0]],
+  ['pow', 0.5, undefined, [], [0.05, 8]],
+  ['pow', 1.5, undefined, [], [0.05, 8]],
 ];
-for (const [fn, alpha, beta, kinks] of actCases) {
+for (const [fn, alpha, beta, kinks, [lo, hi] = [-8, 8]] of actCases) {
   const cfg = alpha === undefined ? 'defaults' : `alpha=${+alpha.toFixed(4)} beta=${beta ?? 0}`;
-  fd(`act ${fn} backward x=[2,3,4,5] ${cfg}`, () =>
-    gradCheck([3, 4, 5], 2, (b, x) => b.act(x, fn, alpha, beta), awayFrom(120, -8, 8, kinks)));
+  fd(`act ${fn} backward x=[2,3,4,5] ${cfg} in [${lo}, ${hi}]`, () =>
+    gradCheck([3, 4, 5], 2, (b, x) => b.act(x, fn, alpha, beta), awayFrom(120, lo, hi, kinks)));
+}
+/** PRelu slopes and Pow exponents per element block: per channel [3] of [3,4,5] (inner 20), per column [5] (inner 1). */
+const perCases: [ActFn, number[], number, [number, number]][] = [
+  ['leakyrelu', [0.25, -0.5, 2], 20, [-8, 8]],
+  ['leakyrelu', [0.1, 0.2, 0.3, -0.4, 1.5], 1, [-8, 8]],
+  ['pow', [2, 0.5, 3], 20, [0.05, 4]],
+  ['pow', [1, 2, 3, -1, 1.5], 1, [0.05, 4]],
+];
+for (const [fn, alphas, inner, [lo, hi]] of perCases) {
+  fd(`act ${fn} backward x=[2,3,4,5] alpha per element [${alphas}] (inner ${inner})`, () =>
+    gradCheck([3, 4, 5], 2, (b, x) => b.act(x, fn, 0, 0, { alphas: Float32Array.from(alphas), inner }), awayFrom(120, lo, hi, [0])));
 }
 
 fd('add backward same shape x=[2,3,5,5] + conv(x)', () => gradCheck([3, 5, 5], 2, (b, x) => b.add(x, b.conv(x, 3, 3, { pad: 1 }))));
@@ -236,6 +308,16 @@ fd('mul backward per-channel x=[2,4,5,5] * gap(x) [4,1,1]', () => gradCheck([4, 
 fd('mul backward constant full [3,4,5] and [1,4,5] x=[2,3,4,5]', () => gradCheck([3, 4, 5], 2, (b, x) => {
   const y = b.mul(b.constant(Float32Array.from(uniform(60)), [3, 4, 5]), x);
   return b.mul(y, b.constant(Float32Array.from(uniform(20)), [1, 4, 5]));
+}));
+
+fd('sub backward x - conv(x) and constant [3,1,1] - x x=[2,3,4,4]', () => gradCheck([3, 4, 4], 2, (b, x) =>
+  b.binary('sub', b.constant(Float32Array.from([1, -2, 3]), [3, 1, 1]), b.binary('sub', x, b.conv(x, 3, 3, { pad: 1 })))));
+fd('div backward x / exp(conv(x)) and constant [3,1,1] / softplus(x) x=[2,3,4,4]', () => gradCheck([3, 4, 4], 2, (b, x) =>
+  b.add(b.binary('div', x, b.act(b.conv(x, 3, 3, { pad: 1 }), 'exp')), b.binary('div', b.constant(Float32Array.from([1, -2, 3]), [3, 1, 1]), b.act(x, 'softplus')))));
+fd('div backward x / exp(x) (x on both sides) x=[1,2,3,3]', () => gradCheck([2, 3, 3], 1, (b, x) => b.binary('div', x, b.act(x, 'exp'))));
+fd('max, min backward max(x, conv(x)), min(gap(x) [3,1,1], x), max(x, constant [1]) x=[2,3,4,4]', () => gradCheck([3, 4, 4], 2, (b, x) => {
+  const m = b.binary('max', x, b.conv(x, 3, 3, { pad: 1 }));
+  return b.add(b.binary('min', b.gap(m), m), b.binary('max', x, b.constant(Float32Array.from([0.3]), [1])));
 }));
 
 const poolCases: [Shape, number, number, number, boolean][] = [ // x, k, stride, pad, ceil
@@ -353,6 +435,31 @@ dl('deeplift summation to delta from a zero override at an intermediate tensor (
     close(refVals.get(t)!, zeros);
     checkSummation(g, t, vals, refVals, uniform(N * 10), N);
   }
+});
+
+/** A graph through every element-wise function and binary op added with the op table's element-wise family. */
+export function elementwiseGraph(b: GraphBuilder): string {
+  const x = b.input, C = b.shape(x)[0], HW = numel(b.shape(x).slice(1)), c1 = b.conv(x, C, 3, { pad: 1 });
+  const g1 = b.act(c1, 'gelu'), t = b.act(b.conv(g1, C, 1), 'tanh');
+  const e = b.act(b.conv(x, C, 3, { pad: 1 }), 'elu');
+  const d = b.binary('div', t, b.add(b.act(b.conv(e, C, 1), 'softplus'), b.constant(Float32Array.of(0.5), [])));
+  const mx = b.binary('max', d, b.act(e, 'mish'));
+  const mn = b.binary('min', mx, b.act(b.act(g1, 'gelu_tanh'), 'erf'));
+  const s = b.binary('sub', b.act(b.act(c1, 'abs'), 'sqrt'), mn);
+  const pw = b.act(s, 'pow', 0, 0, { alphas: Float32Array.from({ length: C }, (_, c) => [2, 3, 1, 0.5][c % 4]), inner: HW });
+  const pr = b.act(b.act(pw, 'softsign'), 'leakyrelu', 0, 0, { alphas: Float32Array.from({ length: C }, (_, c) => 0.3 - 0.2 * c), inner: HW });
+  const ce = b.act(b.act(pr, 'selu'), 'celu', 0.7);
+  const lg = b.act(b.add(b.act(b.act(ce, 'neg'), 'exp'), b.act(s, 'sigmoid')), 'log');
+  const rc = b.act(b.add(b.act(lg, 'pow', 2), b.constant(Float32Array.of(1), [])), 'reciprocal');
+  return b.binary('div', b.constant(Float32Array.from({ length: C }, (_, c) => c - 1.5), [C, 1, 1]), b.add(rc, b.constant(Float32Array.of(1), [])));
+}
+
+dl('deeplift summation to delta through every element-wise function and binary op, random reference input, batch 2', () => {
+  const b = new GraphBuilder([4, 5, 5], 11), N = 2;
+  const g = b.finish(b.linear(b.flatten(elementwiseGraph(b)), 10));
+  const vals = refForward(g, uniform(N * 100, -2, 2), N), refVals = refForward(g, uniform(N * 100, -2, 2), N);
+  for (const t of g.tensors.keys()) assert.ok(vals.get(t)!.every(Number.isFinite), `'${t}' is finite`);
+  checkSummation(g, g.input, vals, refVals, uniform(N * 10), N);
 });
 
 dl('deeplift maxpool x=[1,1,2,2] k=2: routes to the reference argmax when the actual one did not move', () => {

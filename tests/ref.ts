@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, ConvOp, Graph, LayoutOp, LinearOp, Node, PoolOp, Shape, fmt, isConst, numel } from '../src/graph';
+import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, PoolOp, Shape, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -12,28 +12,129 @@ type Vals = Map<string, Float64Array>;
 /** Below this |x - x'| DeepLIFT falls back to the gradient (the LIFT-CAM code's threshold). */
 const DL_EPS = 1e-10;
 
-// ---------- activations: f(x) and f'(x) with PyTorch's conventions at the kinks ----------
+// ---------- activations: f(x) and f'(x) with PyTorch's conventions at the kinks (src/ops/acts.ts `kink`) ----------
 
-export function actF(op: ActOp, x: number): number {
+const SQRT_PI = Math.sqrt(Math.PI), GELU_K = Math.sqrt(2 / Math.PI);
+/** erfc(z) for z >= 2.5: the continued fraction e^(-z^2)/sqrt(pi) / (z + (1/2)/(z + 1/(z + (3/2)/(z + ...)))), 200 levels. */
+function erfcFrac(z: number): number {
+  let t = z;
+  for (let k = 200; k >= 1; k--) t = z + k / 2 / t;
+  return Math.exp(-z * z) / (SQRT_PI * t);
+}
+/** erf in float64: its Maclaurin series below |x| = 2.5 (summed until a term is below 1e-17 of the sum), 1 - erfc above. */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  if (z >= 2.5) return Math.sign(x) * (1 - erfcFrac(z));
+  let term = z, sum = z; // term = (-1)^n z^(2n+1) / n!, sum of term / (2n + 1)
+  for (let n = 1; Math.abs(term) > 1e-17 * sum; n++) { term *= -z * z / n; sum += term / (2 * n + 1); }
+  return Math.sign(x) * sum * 2 / SQRT_PI;
+}
+export const erfc = (x: number) => (x >= 2.5 ? erfcFrac(x) : x <= -2.5 ? 2 - erfcFrac(-x) : 1 - erf(x));
+/** The standard normal CDF and density. */
+const Phi = (x: number) => 0.5 * erfc(-x / Math.SQRT2);
+const phi = (x: number) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+
+/** alpha of element i (flat over the batch): the op's, or its per-element block's (PRelu's slope, Pow's exponents). */
+export const alphaAt = (op: ActOp, i: number) => (op.alphas ? op.alphas[Math.floor(i / op.inner!) % op.alphas.length] : op.alpha);
+
+export function actF(op: ActOp, x: number, a = op.alpha): number {
+  const b = op.beta;
   switch (op.fn) {
     case 'relu': return x > 0 ? x : 0;
-    case 'clip': return Math.min(Math.max(x, op.alpha), op.beta);                 // [alpha, beta] = [min, max]
-    case 'leakyrelu': return x > 0 ? x : op.alpha * x;
-    case 'sigmoid': return 1 / (1 + Math.exp(-x));
-    case 'hardsigmoid': return Math.max(0, Math.min(1, op.alpha * x + op.beta));
+    case 'clip': return Math.min(Math.max(x, a), b);                              // [alpha, beta] = [min, max]
+    case 'leakyrelu': return x > 0 ? x : a * x;
+    case 'sigmoid': return sigmoid(x);
+    case 'hardsigmoid': return Math.max(0, Math.min(1, a * x + b));
     case 'hardswish': return (x * Math.min(Math.max(x + 3, 0), 6)) / 6;           // alpha/beta unused
+    case 'tanh': return Math.tanh(x);
+    case 'exp': return Math.exp(x);
+    case 'log': return Math.log(x);
+    case 'sqrt': return Math.sqrt(x);
+    case 'reciprocal': return 1 / x;
+    case 'neg': return -x;
+    case 'abs': return Math.abs(x);
+    case 'erf': return erf(x);
+    case 'gelu': return x * Phi(x);
+    case 'gelu_tanh': return 0.5 * x * (1 + Math.tanh(GELU_K * (x + 0.044715 * x ** 3)));
+    case 'elu': return x > 0 ? x : a * Math.expm1(x);
+    case 'selu': return b * (x > 0 ? x : a * Math.expm1(x));                      // beta = gamma
+    case 'celu': return x > 0 ? x : a * Math.expm1(x / a);
+    case 'softplus': return softplus(x);                                         // ONNX: log(1 + e^x), no threshold
+    case 'softsign': return x / (1 + Math.abs(x));
+    case 'mish': return x * Math.tanh(softplus(x));
+    case 'pow': return x ** a;                                                   // NaN for x < 0 and a fractional
   }
 }
 
-export function actD(op: ActOp, x: number): number {
+export function actD(op: ActOp, x: number, a = op.alpha): number {
+  const b = op.beta;
   switch (op.fn) {
     case 'relu': return x > 0 ? 1 : 0;                                           // 0 at x == 0 (threshold_backward)
-    case 'clip': return x > op.alpha && x < op.beta ? 1 : 0;                     // hardtanh: 0 at the bounds
-    case 'leakyrelu': return x > 0 ? 1 : op.alpha;                               // alpha at x == 0
-    case 'sigmoid': { const s = 1 / (1 + Math.exp(-x)); return s * (1 - s); }
-    case 'hardsigmoid': { const z = op.alpha * x + op.beta; return z > 0 && z < 1 ? op.alpha : 0; }
+    case 'clip': return x > a && x < b ? 1 : 0;                                  // hardtanh: 0 at the bounds
+    case 'leakyrelu': return x > 0 ? 1 : a;                                      // alpha at x == 0
+    case 'sigmoid': { const s = sigmoid(x); return s * (1 - s); }
+    case 'hardsigmoid': { const z = a * x + b; return z > 0 && z < 1 ? a : 0; }
     case 'hardswish': return x < -3 ? 0 : x <= 3 ? x / 3 + 0.5 : 1;             // PyTorch: -0.5 at -3, 1.5 at 3
+    case 'tanh': return 1 - Math.tanh(x) ** 2;
+    case 'exp': return Math.exp(x);
+    case 'log': return 1 / x;                                                    // PyTorch: grad / x, at any x
+    case 'sqrt': return 0.5 / Math.sqrt(x);                                      // grad / (2 sqrt x): inf at 0
+    case 'reciprocal': return -1 / (x * x);
+    case 'neg': return -1;
+    case 'abs': return Math.sign(x);                                             // sgn: 0 at 0
+    case 'erf': return (2 / SQRT_PI) * Math.exp(-x * x);
+    case 'gelu': return Phi(x) + x * phi(x);
+    case 'gelu_tanh': { // PyTorch's GeluBackward (tanh)
+      const t = Math.tanh(GELU_K * (x + 0.044715 * x ** 3));
+      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_K * (1 + 3 * 0.044715 * x * x);
+    }
+    case 'elu': return x > 0 ? 1 : a * Math.exp(x);                              // elu_backward: alpha at 0
+    case 'selu': return b * (x > 0 ? 1 : a * Math.exp(x));                       // gamma alpha at 0
+    case 'celu': return x > 0 ? 1 : Math.exp(x / a);                             // 1 at 0
+    case 'softplus': return sigmoid(x);
+    case 'softsign': return 1 / (1 + Math.abs(x)) ** 2;
+    case 'mish': { const t = Math.tanh(softplus(x)); return t + x * (1 - t * t) * sigmoid(x); }
+    case 'pow': return a === 0 ? 0 : a * x ** (a - 1);                           // pow_backward: 0 when alpha = 0
   }
+}
+
+// ---------- binary ops: y = g(a, b) ----------
+
+export function binaryG(kind: BinaryOp['kind'], a: number, b: number): number {
+  switch (kind) {
+    case 'add': return a + b;
+    case 'sub': return a - b;
+    case 'mul': return a * b;
+    case 'div': return a / b;
+    case 'max': return Math.max(a, b);
+    case 'min': return Math.min(a, b);
+  }
+}
+/** [dg/da, dg/db] at (a, b); max / min: a tie gives each input half (PyTorch's maximum / minimum). */
+export function binaryD(kind: BinaryOp['kind'], a: number, b: number): [number, number] {
+  switch (kind) {
+    case 'add': return [1, 1];
+    case 'sub': return [1, -1];
+    case 'mul': return [b, a];
+    case 'div': return [1 / b, -a / (b * b)];
+    case 'max': return a === b ? [0.5, 0.5] : a > b ? [1, 0] : [0, 1];
+    case 'min': return a === b ? [0.5, 0.5] : a < b ? [1, 0] : [0, 1];
+  }
+}
+/**
+ * DeepLIFT multipliers [m_a, m_b] of g(a, b) against the reference (a', b'), by their definition: the two-player
+ * Shapley split m_a (a - a') = (g(a,b) - g(a',b) + g(a,b') - g(a',b')) / 2, m_b likewise, so that m_a (a - a') +
+ * m_b (b - b') = g(a,b) - g(a',b'); where |a - a'| < 1e-10, the mean of dg/da at (a, b) and (a, b').
+ */
+function shapley(kind: BinaryOp['kind'], a: number, b: number, ar: number, br: number): [number, number] {
+  const g = (u: number, v: number) => binaryG(kind, u, v);
+  const ma = Math.abs(a - ar) >= DL_EPS ? (g(a, b) - g(ar, b) + g(a, br) - g(ar, br)) / (2 * (a - ar))
+    : (binaryD(kind, a, b)[0] + binaryD(kind, a, br)[0]) / 2;
+  const mb = Math.abs(b - br) >= DL_EPS ? (g(a, b) - g(a, br) + g(ar, b) - g(ar, br)) / (2 * (b - br))
+    : (binaryD(kind, a, b)[1] + binaryD(kind, ar, b)[1]) / 2;
+  return [ma, mb];
 }
 
 // ---------- conv: ONNX Conv, w (Co, C/g, kh, kw), pads [top, left, bottom, right] ----------
@@ -119,7 +220,7 @@ function argmaxes(x: Float64Array, xs: Shape, op: PoolOp, ys: Shape, N: number):
   return a;
 }
 
-// ---------- broadcasting for add / mul over [N, ...shape] ----------
+// ---------- broadcasting for binary ops over [N, ...shape] ----------
 
 /** For each flat index of the output [N, ...out], the flat index of the operand [N, ...inp] it reads (numpy broadcasting). */
 function broadcastIndex(out: Shape, inp: Shape, N: number): Int32Array {
@@ -173,10 +274,10 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
   const x = v.get(node.inputs[0])!, y = new Float64Array(N * numel(ys));
   switch (op.kind) {
     case 'conv': return convForward(x, xs, op, ys, N);
-    case 'act': for (let i = 0; i < y.length; i++) y[i] = actF(op, x[i]); return y;
-    case 'add': case 'mul': {
+    case 'act': for (let i = 0; i < y.length; i++) y[i] = actF(op, x[i], alphaAt(op, i)); return y;
+    case 'add': case 'sub': case 'mul': case 'div': case 'max': case 'min': {
       const b = v.get(node.inputs[1])!, ia = broadcastIndex(ys, xs, N), ib = broadcastIndex(ys, shapeOf(g, node.inputs[1]), N);
-      for (let o = 0; o < y.length; o++) y[o] = op.kind === 'add' ? x[ia[o]] + b[ib[o]] : x[ia[o]] * b[ib[o]];
+      for (let o = 0; o < y.length; o++) y[o] = binaryG(op.kind, x[ia[o]], b[ib[o]]);
       return y;
     }
     case 'maxpool': { const a = argmaxes(x, xs, op, ys, N); for (let j = 0; j < y.length; j++) y[j] = a[j] < 0 ? -Infinity : x[a[j]]; return y; }
@@ -267,8 +368,9 @@ export function refForward(g: Graph, x: Float64Array, batch: number, override?: 
  * - 'grad': the gradient. Kinks follow PyTorch (relu'(0) = 0, maxpool routes to the first maximum, ...).
  * - 'guided': at act nodes with fn 'relu' only, dx = dy * [x > 0] * [dy > 0] (Springenberg et al. 2015).
  * - 'deeplift': DeepLIFT Rescale (Shrikumar et al. 2017) against `refVals`, a refForward of the reference:
- *   acts use m = (f(x) - f(x')) / (x - x') (the derivative where |x - x'| < 1e-10); mul of two tensors
- *   u*v splits the difference symmetrically, du = dy (v + v')/2, dv = dy (u + u')/2; maxpool routes
+ *   acts use m = (f(x) - f(x')) / (x - x') (the derivative where |x - x'| < 1e-10); a binary op g(u, v) splits
+ *   the difference as the two-player Shapley value (shapley(): mul gets du = dy (v + v')/2, dv = dy (u + u')/2,
+ *   div du = dy (1/v + 1/v')/2, dv = -dy (u + u')/(2 v v')); maxpool routes
  *   dy (y - y') / (x_a - x'_a) to the argmax a (or the reference argmax a' when x_a == x'_a); linear ops
  *   pass multipliers like gradients. Then sum(m * (x - x')) == y - y' exactly, for every tensor x that
  *   separates the seed from the input (summation to delta).
@@ -301,24 +403,23 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
     case 'act': {
       const xr = mode === 'deeplift' ? ref!.get(xName)! : undefined;
       for (let i = 0; i < dx.length; i++) {
+        const a = alphaAt(op, i);
         if (mode === 'guided' && op.fn === 'relu') dx[i] = x[i] > 0 && dy[i] > 0 ? dy[i] : 0;
-        else if (xr && Math.abs(x[i] - xr[i]) >= DL_EPS) dx[i] = dy[i] * (actF(op, x[i]) - actF(op, xr[i])) / (x[i] - xr[i]);
-        else dx[i] = dy[i] * actD(op, x[i]);
+        else if (xr && Math.abs(x[i] - xr[i]) >= DL_EPS) dx[i] = dy[i] * (actF(op, x[i], a) - actF(op, xr[i], a)) / (x[i] - xr[i]);
+        else dx[i] = dy[i] * actD(op, x[i], a);
       }
       acc(xName, dx);
       return;
     }
-    case 'add': case 'mul': {
+    case 'add': case 'sub': case 'mul': case 'div': case 'max': case 'min': {
       const [aN, bN] = node.inputs, bs = shapeOf(g, bN), b = v.get(bN)!;
       const ia = broadcastIndex(ys, xs, N), ib = broadcastIndex(ys, bs, N);
       const da = new Float64Array(N * numel(xs)), db = new Float64Array(N * numel(bs));
-      // DeepLIFT on a product of two varying tensors: each factor's multiplier is the mean of the other's two values.
-      const dl = op.kind === 'mul' && mode === 'deeplift' && !isConst(g, aN) && !isConst(g, bN);
-      const ar = dl ? ref!.get(aN)! : x, br = dl ? ref!.get(bN)! : b;
+      const ar = mode === 'deeplift' ? ref!.get(aN)! : x, br = mode === 'deeplift' ? ref!.get(bN)! : b;
       for (let o = 0; o < dy.length; o++) { // summing into the broadcast index reduces over broadcast dims
-        if (op.kind === 'add') { da[ia[o]] += dy[o]; db[ib[o]] += dy[o]; continue; }
-        da[ia[o]] += dy[o] * (dl ? (b[ib[o]] + br[ib[o]]) / 2 : b[ib[o]]);
-        db[ib[o]] += dy[o] * (dl ? (x[ia[o]] + ar[ia[o]]) / 2 : x[ia[o]]);
+        const [ma, mb] = mode === 'deeplift' ? shapley(op.kind, x[ia[o]], b[ib[o]], ar[ia[o]], br[ib[o]]) : binaryD(op.kind, x[ia[o]], b[ib[o]]);
+        da[ia[o]] += dy[o] * ma;
+        db[ib[o]] += dy[o] * mb;
       }
       acc(aN, da); acc(bN, db);
       return;

@@ -17,8 +17,8 @@ test('layout with mixed alignments: u32, vec3<f32>, f32, vec2<u32>, i32', () => 
 
 // Hand-computed from each shader's struct: all 4-byte scalars except binary's and layout's vec4 fields.
 const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; bindings: string[] }> = {
-  binary: { offsets: { o: 0, sa: 16, sb: 32, su: 48, E: 64, acc: 68 }, size: 80, bindings: ['p', 'in0', 'in1', 'in2', 'out'] },
-  act: { offsets: { E: 0, acc: 4, alpha: 8, beta: 12, C: 16, HW: 20 }, size: 32, bindings: ['p', 'x', 'xr', 'dy', 'out'] },
+  binary: { offsets: { o: 0, sa: 16, sb: 32, su: 48, E: 64, acc: 68 }, size: 80, bindings: ['p', 'a', 'b', 'ar', 'br', 'dy', 'out'] },
+  act: { offsets: { E: 0, acc: 4, alpha: 8, beta: 12, C: 16, HW: 20 }, size: 32, bindings: ['p', 'x', 'xr', 'dy', 'alphas', 'out'] },
   conv2d: { offsets: { N: 0, C: 4, KP: 64, alpha: 76, t0: 104 }, size: 112, bindings: ['p', 'x/x4', 'w/w4', 'b/b4', 'r', 'y'] },
   pool: { offsets: { N: 0, incpad: 64, acc: 68 }, size: 80, bindings: ['p', 'x', 'xr', 'idx', 'idxr', 'dy', 'out', 'oidx'] },
   linear: { offsets: { N: 0, acc: 20 }, size: 32, bindings: ['p', 'x/x4', 'w/w4', 'b', 'y'] },

@@ -1,42 +1,58 @@
-// Element-wise activations and the per-channel affine (an unfolded BatchNormalization): shaders/act.wgsl.
-// Reference: tests/ref.ts actF / actD (forward, derivative), the DeepLIFT secant in refBackward.
-import { ModelError, numel } from '../graph.js';
-import { MODE_ID, OnnxImport, OpDef, PipeSpec } from './types.js';
+// Element-wise activations (the table of functions is src/ops/acts.ts) and the per-channel affine (an unfolded
+// BatchNormalization): shaders/act.wgsl. Reference: tests/ref.ts actF / actD (forward, derivative), the DeepLIFT
+// secant in nodeBackward case act.
+import { ModelError, Node, Shape, numel } from '../graph.js';
+import type { Importer } from '../import.js';
+import type { OnnxNode } from '../onnx.js';
+import { ACTS, ActFn } from './acts.js';
+import { Enc, MODE_ID, OnnxImport, OpDef, PipeSpec } from './types.js';
 
-export type ActFn = 'relu' | 'clip' | 'leakyrelu' | 'sigmoid' | 'hardsigmoid' | 'hardswish';
-/** Element-wise activation. clip: [alpha, beta] = [min, max]; leakyrelu: alpha; hardsigmoid: max(0, min(1, alpha x + beta)). */
-export interface ActOp { kind: 'act'; fn: ActFn; alpha: number; beta: number }
+export type { ActFn } from './acts.js';
+/**
+ * y = f(x) element-wise, parameters alpha, beta as in the table (clip: [min, max]; hardsigmoid: max(0, min(1,
+ * alpha x + beta)); selu: alpha, gamma = beta; pow: x^alpha). With `alphas`, alpha varies along a block of axes:
+ * element i of (N, ...) takes alphas[floor(i / inner) % alphas.length] (PRelu's slope, Pow's exponent tensor).
+ */
+export interface ActOp { kind: 'act'; fn: ActFn; alpha: number; beta: number; alphas?: Float32Array; inner?: number }
 /** Per-channel y = x * scale[c] + shift[c]: a BatchNormalization that could not be folded into a conv. */
 export interface AffineOp { kind: 'affine'; scale: Float32Array; shift: Float32Array }
 
-/** act.wgsl's FN override. */
-const ACT_ID: Record<ActFn, number> = { relu: 0, clip: 1, leakyrelu: 2, sigmoid: 3, hardsigmoid: 4, hardswish: 5 };
-/** Activations the conv kernels apply in their epilogue (conv2d.wgsl p.act). */
+/** Activations the conv kernels apply in their epilogue (conv2d.wgsl p.act), with scalar parameters only. */
 const CONV_ACT: Partial<Record<ActFn, number>> = { relu: 1, clip: 2, leakyrelu: 3 };
+/** act.wgsl overrides of an op: the function and whether alpha is per element (PER). */
+const consts = (op: ActOp) => ({ FN: ACTS[op.fn].id, PER: op.alphas ? 1 : 0 });
+/** Params and bindings shared by both entry points: sizes, parameters, the per-element alphas (C values of stride HW). */
+function actArgs(e: Enc, n: Node, op: ActOp) {
+  const E = e.batch * numel(e.g.tensors.get(n.inputs[0])!.shape);
+  const params = { E, alpha: op.alpha, beta: op.beta, C: op.alphas?.length ?? 0, HW: op.inner ?? 0 };
+  const alphas: Record<string, GPUBuffer> = op.alphas ? { alphas: e.weights(n).w[0] } : {};
+  return { E, params, alphas };
+}
 
 export const act: OpDef<ActOp> = {
   kind: 'act',
   reference: 'actF, actD',
-  shape: (_n, _op, [x]) => x.slice(),
+  shape: (_n, op, [x], bad) => (!op.alphas || numel(x) % (op.alphas.length * op.inner!) === 0 ? x.slice()
+    : bad(`${op.alphas.length} values of alpha (stride ${op.inner}) do not tile the input`)),
   pipelines(_m, _n, op) {
-    const FN = ACT_ID[op.fn];
-    return [['act', 'act_forward', { FN }], ...[0, 1, 2].map((MODE): PipeSpec => ['act', 'act_backward', { FN, MODE }])];
+    const c = consts(op);
+    return [['act', 'act_forward', c], ...[0, 1, 2].map((MODE): PipeSpec => ['act', 'act_backward', { ...c, MODE }])];
   },
+  upload: (u, n, op) => ({ w: op.alphas ? [u.buffer(`${n.name}.alphas`, op.alphas)] : [], b: [], rows: [] }), // PRelu's slope, Pow's exponents
   // y (E) = f(x (E))
   forward(e, n, op, ref) {
-    const E = e.batch * numel(e.g.tensors.get(n.inputs[0])!.shape);
-    return [e.step('act', 'act_forward', { FN: ACT_ID[op.fn] }, (ref ? 'ref:' : '') + n.name, { E, alpha: op.alpha, beta: op.beta },
-      { x: e.buf(n.inputs[0], ref), out: e.buf(n.output, ref) }, E)];
+    const { E, params, alphas } = actArgs(e, n, op);
+    return [e.step('act', 'act_forward', consts(op), (ref ? 'ref:' : '') + n.name, params, { x: e.buf(n.inputs[0], ref), ...alphas, out: e.buf(n.output, ref) }, E)];
   },
   // dx (E) = dy * f'(x), guided: relu gates on dy > 0 too, DeepLIFT: dy * secant(x, x')
   backward(e, n, op, b) {
     const x = n.inputs[0];
     if (!b.need.has(x)) return [];
-    const E = e.batch * numel(e.g.tensors.get(x)!.shape), dl = b.mode === 'deeplift';
-    return [e.step('act', 'act_backward', { FN: ACT_ID[op.fn], MODE: MODE_ID[b.mode] }, b.label, { E, acc: b.acc(x), alpha: op.alpha, beta: op.beta },
-      { x: e.buf(x), xr: dl ? e.buf(x, true) : e.buf(x), dy: b.dy, out: b.dx(x) }, E)];
+    const { E, params, alphas } = actArgs(e, n, op), dl = b.mode === 'deeplift';
+    return [e.step('act', 'act_backward', { ...consts(op), MODE: MODE_ID[b.mode] }, b.label, { ...params, acc: b.acc(x) },
+      { x: e.buf(x), xr: dl ? e.buf(x, true) : e.buf(x), dy: b.dy, ...alphas, out: b.dx(x) }, E)];
   },
-  convEpilogue: (op) => CONV_ACT[op.fn],
+  convEpilogue: (op) => (op.alphas ? undefined : CONV_ACT[op.fn]),
 };
 
 export const affine: OpDef<AffineOp> = {
@@ -60,18 +76,70 @@ export const affine: OpDef<AffineOp> = {
   },
 };
 
-const simple = (fn: ActFn, alpha = 0, beta = 0): OnnxImport => (im, n) => im.emit(n, { kind: 'act', fn, alpha, beta }, [n.inputs[0]]);
+// ------------------------------------------------------------------------------------------------ ONNX import
+
+const emitAct = (im: Importer, n: OnnxNode, fn: ActFn, alpha = 0, beta = 0, per?: { alphas: Float32Array; inner: number }) =>
+  im.emit(n, { kind: 'act', fn, alpha, beta, ...per }, [n.inputs[0]]);
+/** A row's import: its ONNX attributes into alpha and beta. */
+const fromTable = (fn: ActFn): OnnxImport => (im, n) => {
+  const a = im.attrs(n), r = ACTS[fn];
+  emitAct(im, n, fn, r.alpha ? a.f(...r.alpha) : 0, r.beta ? a.f(...r.beta) : 0);
+};
+
+/**
+ * A constant input (PRelu's slope, Pow's exponent) broadcast to the activation x (N, ...s) as ONNX's unidirectional
+ * broadcasting says: a scalar, or the values over the block of axes where it is not 1, tiled to that block
+ * ({ alphas, inner }: element i takes alphas[floor(i / inner) % alphas.length]).
+ */
+function perElement(im: Importer, n: OnnxNode, i: number, what: string, s: Shape): number | { alphas: Float32Array; inner: number } {
+  const c = im.constant(n.inputs[i]);
+  if (!c) im.unsupported(n, `with ${what} '${n.inputs[i]}' computed from the input (only a constant ${what} is supported)`);
+  if (c.data.length === 1) return c.data[0];
+  if (c.dims.length > s.length + 1) im.unsupported(n, `${what} of shape [${c.dims}] has more axes than the input [N,${s}]`);
+  const d = [...Array(s.length + 1 - c.dims.length).fill(1), ...c.dims], ps = d.slice(1);
+  if (d[0] !== 1) im.unsupported(n, `${what} of shape [${c.dims}] varies along the batch axis`);
+  if (ps.some((v, k) => v !== 1 && v !== s[k])) im.unsupported(n, `${what} of shape [${c.dims}] does not broadcast to the input [N,${s}]`);
+  const lo = ps.findIndex((v) => v !== 1), hi = ps.length - 1 - [...ps].reverse().findIndex((v) => v !== 1);
+  const block = s.slice(lo, hi + 1), alphas = new Float32Array(numel(block));
+  // tile the constant (shape ps[lo..hi], 1 where it broadcasts) to the block
+  for (let j = 0; j < alphas.length; j++) {
+    let rem = j, src = 0, stride = 1;
+    for (let k = block.length - 1; k >= 0; k--) {
+      const pk = ps[lo + k], at = rem % block[k];
+      rem = Math.floor(rem / block[k]);
+      if (pk !== 1) src += at * stride;
+      stride *= pk;
+    }
+    alphas[j] = c.data[src];
+  }
+  return { alphas, inner: numel(s.slice(hi + 1)) };
+}
+const withAlpha = (im: Importer, n: OnnxNode, fn: ActFn, p: ReturnType<typeof perElement>) =>
+  (typeof p === 'number' ? emitAct(im, n, fn, p) : emitAct(im, n, fn, 0, 0, p));
+
+/** ONNX ops of this family whose importer itself checks a constant first input (refusing it precisely). */
+export const CONST_FIRST = ['Pow'];
 
 export const onnx: Record<string, OnnxImport> = {
-  Relu: simple('relu'),
-  Sigmoid: simple('sigmoid'),
-  HardSwish: simple('hardswish', 1 / 6, 0.5),
-  LeakyRelu: (im, n) => simple('leakyrelu', im.attrs(n).f('alpha', 0.01))(im, n),
-  HardSigmoid: (im, n) => { const a = im.attrs(n); simple('hardsigmoid', a.f('alpha', 0.2), a.f('beta', 0.5))(im, n); },
+  ...Object.fromEntries((['relu', 'sigmoid', 'leakyrelu', 'hardsigmoid', 'tanh', 'exp', 'log', 'sqrt', 'reciprocal', 'neg', 'abs', 'erf',
+    'elu', 'selu', 'celu', 'softplus', 'softsign', 'mish'] as ActFn[]).map((fn) => [ACTS[fn].onnx, fromTable(fn)])),
+  HardSwish: (im, n) => emitAct(im, n, 'hardswish', 1 / 6, 0.5),
   Clip(im, n) {
     const a = im.attrs(n);
     const bound = (i: number, attr: string, d: number) => (n.inputs[i] ? im.scalar(n, i, attr) : a.f(attr, d));
-    simple('clip', bound(1, 'min', -3.4e38), bound(2, 'max', 3.4e38))(im, n);
+    emitAct(im, n, 'clip', bound(1, 'min', -3.4e38), bound(2, 'max', 3.4e38));
+  },
+  Gelu(im, n) {
+    const approx = im.attrs(n).s('approximate', 'none');
+    if (approx !== 'none' && approx !== 'tanh') im.unsupported(n, `with approximate='${approx}' (only 'none' and 'tanh')`);
+    emitAct(im, n, approx === 'tanh' ? 'gelu_tanh' : 'gelu');
+  },
+  // PRelu: x > 0 ? x : slope x, the slope a constant broadcast to x (a scalar slope is a LeakyRelu)
+  PRelu: (im, n) => withAlpha(im, n, 'leakyrelu', perElement(im, n, 1, 'slope', im.shape(n, 0))),
+  // Pow with a constant exponent (a scalar or a tensor broadcast to x); an exponent computed from the input is refused
+  Pow(im, n) {
+    if (!im.isVar(n.inputs[0])) im.unsupported(n, `of the constant base '${n.inputs[0]}' (only an activation raised to a constant exponent)`);
+    withAlpha(im, n, 'pow', perElement(im, n, 1, 'exponent', im.shape(n, 0)));
   },
   BatchNormalization(im, n) {
     const a = im.attrs(n);

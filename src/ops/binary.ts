@@ -1,10 +1,15 @@
-// Broadcasting binary ops of activations and constants: shaders/binary.wgsl.
-// Reference: tests/ref.ts nodeForward/nodeBackward cases add, mul (broadcastIndex).
+// Broadcasting binary ops of activations and constants: shaders/binary.wgsl (the math and the DeepLIFT split are in
+// its header). ONNX's n-ary Sum, Mean, Max, Min become chains of them.
+// Reference: tests/ref.ts nodeForward/nodeBackward case binary (broadcastIndex, binaryG, shapley).
 import { Graph, ModelError, Node, Shape, broadcast, fmt, isConst, numel } from '../graph.js';
+import type { Importer } from '../import.js';
+import type { OnnxNode } from '../onnx.js';
 import type { OnnxImport, OpDef } from './types.js';
 
-/** y = a (+|*) b with numpy broadcasting over [N, ...shape]; either input may be a constant tensor. */
-export interface BinaryOp { kind: 'add' | 'mul' }
+/** y = g(a, b) with numpy broadcasting over [N, ...shape]; either input may be a constant tensor. max / min: a tie gives
+ *  each input half the gradient (PyTorch's maximum / minimum). */
+export interface BinaryOp { kind: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' }
+type Kind = BinaryOp['kind'];
 
 /** Rank-4 [N, d1, d2, d3] view of a per-sample shape of rank <= 3. */
 export function rank4(N: number, s: Shape, n: Node): number[] {
@@ -19,53 +24,94 @@ export function strides(g: Graph, N: number, t: string, o: number[], n: Node): n
   return st.map((v, d) => (s[d] === 1 && o[d] > 1 ? 0 : v));
 }
 
-const OP_ID = { add: 0, mul: 1 } as const;
+/** binary.wgsl's OP override. */
+const OP_ID: Record<Kind, number> = { add: 0, mul: 1, sub: 2, div: 3, max: 4, min: 5 };
 
-const binaryDef = (kind: BinaryOp['kind']): OpDef<BinaryOp> => ({
+const binaryDef = (kind: Kind): OpDef<BinaryOp> => ({
   kind,
-  reference: `nodeForward/nodeBackward case ${kind}`,
+  reference: 'nodeForward/nodeBackward case binary',
   shape: (_n, _op, [a, b], bad) => broadcast(a, b) ?? bad('shapes do not broadcast'),
-  pipelines: () => [['binary', 'binary_forward', { OP: OP_ID[kind] }], ['binary', 'binary_backward', { OP: OP_ID[kind], MODE: 0 }], ['binary', 'binary_backward', { OP: OP_ID[kind], MODE: 2 }]],
-  // y (o) = a[o . sa] op b[o . sb]
+  pipelines: () => [['binary', 'binary_forward', { OP: OP_ID[kind] }],
+    ...[0, 2].flatMap((MODE) => [0, 1].map((WRT): ['binary', string, Record<string, number>] => ['binary', 'binary_backward', { OP: OP_ID[kind], MODE, WRT }]))],
+  // y (o) = g(a[o . sa], b[o . sb])
   forward(e, n, _op, ref) {
     const [a, b] = n.inputs, o = rank4(e.batch, e.g.tensors.get(n.output)!.shape, n);
     return [e.step('binary', 'binary_forward', { OP: OP_ID[kind] }, (ref ? 'ref:' : '') + n.name,
       { o, sa: strides(e.g, e.batch, a, o, n), sb: strides(e.g, e.batch, b, o, n), E: numel(o) },
-      { in0: e.buf(a, ref), in1: e.buf(b, ref), out: e.buf(n.output, ref) }, numel(o))];
+      { a: e.buf(a, ref), b: e.buf(b, ref), out: e.buf(n.output, ref) }, numel(o))];
   },
-  // du (su) = sum over broadcast axes of dy * (add: 1; mul: v, DeepLIFT: (v + v')/2, which keeps summation to delta)
+  // du (su) = sum over broadcast axes of dy * m_u (the gradient, or the DeepLIFT split of binary.wgsl's header)
   backward(e, n, _op, b) {
     const N = e.batch, o = rank4(N, e.g.tensors.get(n.output)!.shape, n), dl = b.mode === 'deeplift';
+    const [A, B] = n.inputs, sa = strides(e.g, N, A, o, n), sb = strides(e.g, N, B, o, n);
     return n.inputs.flatMap((u, k) => {
       if (!b.need.has(u)) return [];
-      const v = n.inputs[1 - k], su = rank4(N, e.g.tensors.get(u)!.shape, n);
-      const V = e.buf(v), VR = dl && kind === 'mul' ? e.buf(v, true) : V;
-      return [e.step('binary', 'binary_backward', { OP: OP_ID[kind], MODE: dl ? 2 : 0 }, `${b.label}[${k}]`,
-        { o, sb: strides(e.g, N, v, o, n), su, E: numel(su), acc: b.acc(u) }, { in0: b.dy, in1: V, in2: VR, out: b.dx(u) }, numel(su))];
+      const su = rank4(N, e.g.tensors.get(u)!.shape, n);
+      return [e.step('binary', 'binary_backward', { OP: OP_ID[kind], MODE: dl ? 2 : 0, WRT: k }, `${b.label}[${k}]`,
+        { o, sa, sb, su, E: numel(su), acc: b.acc(u) },
+        { a: e.buf(A), b: e.buf(B), ar: e.buf(A, dl), br: e.buf(B, dl), dy: b.dy, out: b.dx(u) }, numel(su))];
     });
   },
 });
 export const add = binaryDef('add');
+export const sub = binaryDef('sub');
 export const mul = binaryDef('mul');
+export const div = binaryDef('div');
+export const max = binaryDef('max');
+export const min = binaryDef('min');
 
-const binaryImport = (kind: BinaryOp['kind']): OnnxImport => (im, n) => {
+// ------------------------------------------------------------------------------------------------ ONNX import
+
+/** The operands of n as IR tensors (constants made per-sample); two activations must agree in rank (their batch axes
+ *  align only then). */
+function operands(im: Importer, n: OnnxNode): string[] {
   const ins = n.inputs.map((i) => im.operand(n, i));
-  if (ins.length !== 2) im.unsupported(n, `with ${ins.length} inputs (needs 2)`);
-  if (!ins.some((i) => im.isVar(i))) im.unsupported(n, 'of two constants (fold constants before export)');
-  im.emit(n, { kind }, ins);
+  if (!ins.some((i) => im.isVar(i))) im.unsupported(n, 'of constants only (fold constants before export)');
+  const ranks = new Set(ins.filter((i) => im.isVar(i)).map((i) => im.g.tensors.get(i)!.shape.length));
+  if (ranks.size > 1) im.unsupported(n, `of activations of different ranks ${ins.filter((i) => im.isVar(i)).map((i) => `[N,${im.g.tensors.get(i)!.shape}]`).join(', ')} (the batch axes would not align)`);
+  return ins;
+}
+const binaryImport = (kind: Kind): OnnxImport => (im, n) => {
+  if (n.inputs.length !== 2) im.unsupported(n, `with ${n.inputs.length} inputs (needs 2)`);
+  im.emit(n, { kind }, operands(im, n));
 };
-/** Sub and Div with a constant right-hand side run on the add and mul kernels: y = a + (-c), y = a * (1/c) (linear in
- *  a, so gradients and DeepLIFT multipliers are those of add and mul). Hard-swish written as x * Clip(x + 3, 0, 6) / 6
- *  and normalisation inside the graph ((x - mean) / std) export this way. */
-const byConstant = (kind: BinaryOp['kind'], what: string, f: (v: number) => number): OnnxImport => (im, n) => {
-  const [a, c] = n.inputs, k = im.floats.get(c);
-  if (!im.isVar(a) || !k) return im.unsupported(n, `of '${a}' and '${c}': only an activation ${what} a constant float tensor is supported (two activations, or a constant first operand, are not yet)`);
-  if (kind === 'mul' && k.data.some((v) => v === 0)) im.unsupported(n, `divides by a constant '${c}' that holds zeros`);
-  const name = `${c}:${kind === 'add' ? 'negated' : 'reciprocal'}`;
-  im.floats.set(name, { dims: k.dims, data: k.data.map(f) });
-  im.emit(n, { kind }, [a, im.operand(n, name)]);
-};
+/** A left fold of an n-ary op over binary nodes n/1, n/2, ... (the last one is n's own output); one input: a copy. */
+function chain(im: Importer, n: OnnxNode, kind: Kind, ins: string[], last = n.outputs[0]): void {
+  if (ins.length === 1) { im.emit({ ...n, outputs: [last] }, { kind: 'alias' }, ins, im.g.tensors.get(ins[0])!.shape.slice()); return; }
+  let acc = ins[0];
+  for (let k = 1; k < ins.length; k++) {
+    const out = k === ins.length - 1 ? last : `${n.outputs[0]}/${k}`;
+    im.emit({ ...n, name: k === ins.length - 1 && last === n.outputs[0] ? n.name : `${n.name}/${k}`, outputs: [out] }, { kind }, [acc, ins[k]]);
+    acc = out;
+  }
+}
+const naryImport = (kind: Kind): OnnxImport => (im, n) => chain(im, n, kind, operands(im, n));
+
 export const onnx: Record<string, OnnxImport> = {
-  Add: binaryImport('add'), Mul: binaryImport('mul'),
-  Sub: byConstant('add', 'minus', (v) => -v), Div: byConstant('mul', 'divided by', (v) => 1 / v),
+  Add: binaryImport('add'),
+  Sub: binaryImport('sub'),
+  Mul: binaryImport('mul'),
+  // a / c for a constant c is a * (1/c); a divisor computed from the input is a div node
+  Div(im, n) {
+    const c = im.isVar(n.inputs[1]) ? undefined : im.floats.get(n.inputs[1]);
+    if (!c || n.inputs.length !== 2) return binaryImport('div')(im, n);
+    const name = `1/${n.inputs[1]}`;
+    if (!im.floats.has(name)) im.floats.set(name, { dims: c.dims, data: c.data.map((v) => 1 / v) });
+    const m = { ...n, inputs: [n.inputs[0], name] };
+    im.emit(m, { kind: 'mul' }, operands(im, m));
+  },
+  Sum: naryImport('add'),
+  Max: naryImport('max'),
+  Min: naryImport('min'),
+  // (x_1 + ... + x_k) * (1/k)
+  Mean(im, n) {
+    const ins = operands(im, n), k = ins.length;
+    if (k === 1) return chain(im, n, 'add', ins);
+    const sum = `${n.outputs[0]}/sum`, scale = `${n.outputs[0]}/1/${k}`;
+    chain(im, n, 'add', ins, sum);
+    im.g.tensors.set(scale, { name: scale, shape: [], data: Float32Array.of(1 / k) });
+    im.emit(n, { kind: 'mul' }, [sum, scale]);
+  },
 };
+/** ONNX ops of this family that take a constant first input (c - x, c / x, max(c, x), ...). */
+export const CONST_FIRST = Object.keys(onnx);

@@ -21,11 +21,12 @@ export type Op = actOps.ActOp | actOps.AffineOp | binaryOps.BinaryOp | convOps.C
   | shapeOps.ConcatOp | shapeOps.SoftmaxOp | shapeOps.AliasOp | layoutOps.LayoutOp;
 export type OpKind = Op['kind'];
 
-/** The op whose kind includes K (BinaryOp for 'add' and 'mul'). */
+/** The op whose kind includes K (BinaryOp for 'add', 'mul', ...). */
 type OpOf<K extends OpKind> = Op extends infer O ? (O extends { kind: infer Q } ? (K extends Q ? O : never) : never) : never;
 type Table = { [K in OpKind]: OpDef<OpOf<K>> };
 export const OPS: Table = {
-  act: actOps.act, affine: actOps.affine, add: binaryOps.add, mul: binaryOps.mul, conv: convOps.conv, linear: linearOps.linear,
+  act: actOps.act, affine: actOps.affine, add: binaryOps.add, sub: binaryOps.sub, mul: binaryOps.mul, div: binaryOps.div, max: binaryOps.max, min: binaryOps.min,
+  conv: convOps.conv, linear: linearOps.linear,
   maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: shapeOps.softmax, alias: shapeOps.alias,
   transpose: layoutOps.transpose, slice: layoutOps.slice, pad: layoutOps.pad, tile: layoutOps.tile, gather: layoutOps.gather,
 };
@@ -34,6 +35,8 @@ export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
 export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx };
+/** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
+export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST]);
 
 /** Output shape of a node from its input shapes; throws with the node name on any mismatch. */
 export function inferShape(node: Node, ins: Shape[]): Shape {
