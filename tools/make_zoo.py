@@ -33,7 +33,8 @@ Files per fixture directory (every .npy float32, C order, written by numpy.save)
                     -> (N, D, h, w); "nhwc": (N, h, w, C) -> (N, C, h, w); "tokens": (N, h*w, D) -> (N, D, h, w))
     mask.npy        (H, W) the segmentation region (segmentation only)
     meta.json       family, input, classes, target (ONNX tensor name of A), layout, opset, ops (every op type in the
-                    graph; ops_on_activations / ops_on_shapes split them: see op_roles), reduced, and the checks below
+                    graph; ops_on_activations / ops_on_shapes split them: see op_roles; forms: how they are used), reduced,
+                    and the checks below
 All goldens are computed in float64 from the float32 weights in model.onnx.
 
 Checks, for every fixture: onnx.checker; the target's ONNX name is found by exporting once more with A as a second
@@ -547,6 +548,42 @@ def ort_outputs(path, x, extra):
         return {n: torch.from_numpy(np.load(os.path.join(tmp, f"out{k}.npy"))) for k, n in enumerate(names)}
 
 
+def attr_text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def forms(g):
+    """How the ops on activations are used, where an engine may take only some forms (counted, sorted): Transpose
+    perms, attention's MatMul / Softmax, Gather on activations, Concat / Split off the channel axis, Pad / Resize / ReduceMean / LayerNormalization
+    attributes, Einsum equations, Add / Mul / Sub / Div of two activations."""
+    data = {v.name for v in g.input} - {t.name for t in g.initializer}
+    outputs = {o.name for o in g.output}
+    seen = {}
+    for n in g.node:
+        act = [i in data for i in n.input]
+        if n.op_type == "Shape" or not any(act):
+            continue
+        data.update(n.output)
+        a = {x.name: attr_text(onnx.helper.get_attribute_value(x)) for x in n.attribute}
+        op, f = n.op_type, None
+        if op == "Transpose":
+            f = f"Transpose perm={a.get('perm')}"
+        elif op == "MatMul" and all(act[:2]):
+            f = "MatMul of two activations"
+        elif op == "Softmax" and n.output[0] not in outputs:
+            f = f"Softmax inside the graph, axis={a.get('axis')}"
+        elif op == "Gather" or (op in ("Concat", "Split") and a.get("axis", 0) != 1):
+            f = f"{op} axis={a.get('axis', 0)}"
+        elif op in ("Pad", "Resize", "Upsample", "ReduceMean", "LayerNormalization", "Einsum"):
+            keep = ("mode", "coordinate_transformation_mode", "nearest_mode", "axes", "keepdims", "axis", "equation")
+            f = op + " " + " ".join(f"{k}={a[k]}" for k in keep if k in a)
+        elif op in ("Add", "Mul", "Sub", "Div") and all(act[:2]):
+            f = f"{op} of two activations"
+        if f:
+            seen[f.strip()] = seen.get(f.strip(), 0) + 1
+    return [f"{f} x{k}" for f, k in sorted(seen.items())]
+
+
 def op_roles(g):
     """(op types applied to activations, op types applied only to constants and shapes): a node works on activations
     when one of its inputs is computed from the graph input through anything but Shape; the others only see
@@ -816,6 +853,7 @@ def build(spec, out_dir, full=False):
         "ops": sorted({n.op_type for n in g.node}),
         "ops_on_activations": op_roles(g)[0],
         "ops_on_shapes": op_roles(g)[1],
+        "forms": forms(g),
         "reduced": "full size (torchvision's builder, 1000 classes)" if full else spec.reduced,
         "seed": seed,
         "onnx_bytes": os.path.getsize(path),
