@@ -47,8 +47,10 @@ function shapeOf(op: LayoutOp, x: Shape): Shape | string {
     case 'slice': {
       const why = perAxis(op.begin, 'begin') || perAxis(op.end, 'end') || perAxis(op.step, 'step');
       if (why) return why;
-      const bad = x.findIndex((d, i) => op.step[i] === 0 || op.begin[i] < 0 || op.begin[i] > d || op.end[i] < -1 || op.end[i] > d);
-      return bad >= 0 ? `axis ${bad}: begin ${op.begin[bad]}, end ${op.end[bad]}, step ${op.step[bad]} outside size ${x[bad]}` : x.map((_, i) => sliceSize(op.begin[i], op.end[i], op.step[i]));
+      const size = x.map((_, i) => sliceSize(op.begin[i], op.end[i], op.step[i]));
+      const inside = (v: number, d: number) => v >= 0 && v < d; // the first and the last element read
+      const bad = x.findIndex((d, i) => op.step[i] === 0 || (size[i] > 0 && !(inside(op.begin[i], d) && inside(op.begin[i] + (size[i] - 1) * op.step[i], d))));
+      return bad >= 0 ? `axis ${bad}: begin ${op.begin[bad]}, end ${op.end[bad]}, step ${op.step[bad]} read outside size ${x[bad]}` : size;
     }
     case 'pad': {
       const why = perAxis(op.begin, 'begin') || perAxis(op.end, 'end');
