@@ -2,7 +2,7 @@
 // reference architectures in torchvision's layout: VGG16, ResNet-50 and MobileNetV2 (BatchNorm folded
 // into the convs, so a conv carries a bias). Used by tests and benchmarks; shapes are per sample.
 
-import { ActFn, Graph, LayoutOp, Node, Op, Shape, fmt, ModelError, numel } from './graph';
+import { ActFn, Graph, ReduceFn, LayoutOp, Node, Op, Shape, fmt, ModelError, numel } from './graph';
 import { ACTS, actDefaults } from './ops/acts';
 import { inferShape, validate } from './ops/index';
 
@@ -129,6 +129,12 @@ export class GraphBuilder {
   reshape(x: string, shape: Shape): string {
     if (numel(shape) !== numel(this.shape(x))) throw new ModelError(`builder: reshape of ${fmt(this.shape(x))} to ${fmt(shape)} changes the size`);
     return this.push('reshape', 'Reshape', { kind: 'alias' }, [x], undefined, shape);
+  }
+
+  /** A reduction over per-sample axes (src/ops/reduce.ts): fn over `axes`, kept as size 1 when keep. */
+  reduce(x: string, fn: ReduceFn, axes: number[], keep = true): string {
+    const src = { sum: 'ReduceSum', mean: 'ReduceMean', max: 'ReduceMax', min: 'ReduceMin', l2: 'ReduceL2', l1: 'ReduceL1', sumsquare: 'ReduceSumSquare' }[fn];
+    return this.push(`reduce_${fn}`, src, { kind: 'reduce', fn, axes: [...axes].sort((p, q) => p - q), keep }, [x]);
   }
 
   concat(xs: string[]): string { return this.push('concat', 'Concat', { kind: 'concat' }, xs); }

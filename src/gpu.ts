@@ -10,6 +10,7 @@ import layout from '../shaders/layout.wgsl';
 import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
+import reduce from '../shaders/reduce.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -50,6 +51,7 @@ export const FAMILIES = {
   softmax: { code: softmax, wg: 64 },
   seed: { code: seed, wg: 64 },
   cam: { code: cam, wg: 64 },
+  reduce: { code: reduce, wg: 256 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

@@ -7,7 +7,7 @@
 //   --loader:.wgsl=text --outfile=dist/kt.mjs && node dist/kt.mjs
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, Shape, logitsOf, numel } from '../src/graph.js';
+import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph.js';
 import { validate } from '../src/ops/index.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
@@ -663,6 +663,58 @@ for (const [xs, N, op, why] of LAYOUTS) {
     const withCls = b.layout(tokens, P('constant', [1, 0], [0, 0], 0.25));
     const g = b.finish(b.linear(b.flatten(b.layout(withCls, G(0, 0, 5))), 3));
     return check({ family: 'layout composite', name, g, N: 2, modes: ['grad', 'deeplift'], grads: [g.input, tokens] }, (o) => summation(o, 2));
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ reductions
+
+const REDUCES: [ReduceFn, Shape, number, number[], boolean, string?][] = [ // fn, per-sample x, batch, axes, keep, why
+  ['sum', [3, 4, 5], 2, [1], true],
+  ['sum', [2, 3, 4, 5], 2, [0, 2], false, 'alternating groups'],
+  ['mean', [3, 4, 5], 2, [2], false, 'the last axis'],
+  ['mean', [3, 5, 7], 3, [1, 2], true, 'over (H, W): the GlobalAveragePool form'],
+  ['max', [3, 4, 5], 2, [1, 2], false],
+  ['max', [2, 3, 2, 3, 2], 1, [0, 2, 4], true, 'rank 5, five groups'],
+  ['min', [4, 6], 3, [0], false],
+  ['l2', [3, 4, 5], 2, [2], true],
+  ['l2', [2, 3, 4], 2, [0, 1, 2], false, 'every axis: a per-sample scalar'],
+  ['l1', [3, 4, 5], 2, [0, 1], true],
+  ['sumsquare', [3, 4, 5], 2, [1], false],
+  ['max', [2, 1, 3, 2, 1, 2, 3, 2], 2, [0, 3, 6], true, 'rank 8 with size-1 axes'],
+  ['sum', [2, 3, 2, 3, 2, 3, 2, 3], 1, [1, 3, 5, 7], false, 'rank 8, eight groups'],
+];
+for (const [fn, xs, N, axes, keep, why] of REDUCES) {
+  const name = `reduce ${fn} x=${shp([N, ...xs])} axes [${axes}] keep=${keep}${why ? ` (${why})` : ''}: forward, grad, guided, deeplift, summation to delta`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name)), r = mulberry32(hash(name));
+    const g = b.finish(b.reduce(b.input, fn, axes, keep));
+    // the reference equals the input on a third of the elements: max / min windows whose argmax did not move route to
+    // the reference argmax; l1's secant falls back to sign(x)
+    const x = uniform(r, N * numel(xs), -2, 2), xr = uniform(r, x.length, -2, 2);
+    for (let i = 0; i < x.length; i += 3) xr[i] = x[i];
+    return check({ family: 'reduce', name, g, N, x, xr, modes: ['grad', 'guided', 'deeplift'] }, (o) => summation(o, N));
+  });
+}
+{
+  const name = 'reduce max and min ties x=[2,3,4,6] axes [1,2], values in {-1,0,1}: the first extremum in scan order takes the gradient';
+  test(name, () => {
+    const b = new GraphBuilder([3, 4, 6], hash(name)), r = mulberry32(hash(name));
+    const mx = b.reduce(b.input, 'max', [1, 2]), mn = b.reduce(b.input, 'min', [1, 2]);
+    const g = b.finish(b.concat([mx, mn]));
+    const x = Float32Array.from({ length: 2 * 72 }, () => Math.floor(r() * 3) - 1);
+    return check({ family: 'reduce', name, g, N: 2, x, xr: new Float32Array(x.length), modes: ['grad', 'deeplift'] });
+  });
+}
+{
+  const name = 'reduce mean over (H, W) x=[2,6,5,7] equals gap (GlobalAveragePool) to float32 rounding, forward and backward';
+  test(name, () => {
+    const b = new GraphBuilder([6, 5, 7], hash(name));
+    const m = b.reduce(b.input, 'mean', [1, 2]), gp = b.gap(b.input);
+    const g = b.finish(b.concat([m, gp]));
+    return check({ family: 'reduce', name, g, N: 2, read: [m, gp], grads: [g.input] }, ({ res, errs }) => {
+      const e = relMax(res.values.get(m)!, res.values.get(gp)!);
+      if (!(e <= 1e-6)) errs.push(`reduce mean vs gap: ${e.toExponential(2)}`);
+    });
   });
 }
 

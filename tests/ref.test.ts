@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { ActFn, ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Shape, logitsOf, numel } from '../src/graph';
+import { ActFn, ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph';
 import { GraphBuilder, mobilenetV2, mulberry32, paramCount, resnet50, vgg16 } from '../src/builder';
 import { ACTS } from '../src/ops/acts';
 import { actD, actF, binaryD, binaryG, refBackward, refForward } from './ref';
@@ -551,7 +551,58 @@ bl('builder: seeded weights are reproducible; errors name the node', () => {
   assert.throws(() => new GraphBuilder([3, 4, 4]).conv('input', 4, 5), /window 5x5 does not fit/);
 });
 
+// ===================================================================================== reductions, normalisations, softmax, matmul
+
+const rw = suite('ref reductions, normalisations, softmax, matmul');
+
+/** y of a one-node graph on x (batch 1). */
+const one = (xs: Shape, body: (b: GraphBuilder, x: string) => string, x: number[]) => {
+  const b = new GraphBuilder(xs);
+  const g = b.finish(body(b, b.input));
+  return refForward(g, Float64Array.from(x), 1).get(g.output)!;
+};
+
+rw('reduce x=[1,2,3] = [[1,-2,3],[4,5,-6]]: sum, mean, max, min, l2, l1, sumsquare over axis 1, axis 0, both', () => {
+  const x = [1, -2, 3, 4, 5, -6];
+  const r = (fn: ReduceFn, axes: number[]) => one([2, 3], (b, t) => b.reduce(t, fn, axes), x);
+  close(r('sum', [1]), [2, 3]); close(r('mean', [1]), [2 / 3, 1]); close(r('max', [1]), [3, 5]); close(r('min', [1]), [-2, -6]);
+  close(r('l2', [1]), [Math.sqrt(14), Math.sqrt(77)]); close(r('l1', [1]), [6, 15]); close(r('sumsquare', [1]), [14, 77]);
+  close(r('sum', [0]), [5, 3, -3]); close(r('max', [0]), [4, 5, 3]); close(r('mean', [0, 1]), [5 / 6]);
+});
+
+rw('reduce max ties x=[1,2,3] = [[2,7,7],[7,1,7]] over both axes: the first maximum in scan order takes the gradient', () => {
+  const b = new GraphBuilder([2, 3]);
+  const g = b.finish(b.reduce(b.input, 'max', [0, 1], false));
+  const vals = refForward(g, Float64Array.from([2, 7, 7, 7, 1, 7]), 1);
+  close(vals.get(g.output)!, [7]);
+  close(refBackward(g, vals, g.output, Float64Array.from([3]), 1, 'grad').get(g.input)!, [0, 3, 0, 0, 0, 0]);
+});
+
+const reduceCases: [ReduceFn, Shape, number[], boolean][] = [ // fn, x, axes, keep
+  ['sum', [3, 4, 5], [1], true], ['sum', [3, 4, 5], [0, 2], false], ['mean', [3, 4, 5], [2], false], ['mean', [2, 3, 2, 3], [0, 2], true],
+  ['max', [3, 4, 5], [1, 2], false], ['max', [2, 3, 2, 3], [1, 3], true], ['min', [3, 4, 5], [0], true], ['min', [6], [0], false],
+  ['l2', [3, 4, 5], [2], true], ['l2', [2, 3, 2, 3], [0, 1, 3], false], ['l1', [3, 4, 5], [0, 1], true], ['sumsquare', [3, 4, 5], [1], false],
+];
+for (const [fn, xs, axes, keep] of reduceCases) {
+  const cfg = `x=[2,${xs}] axes [${axes}] keep=${keep}`;
+  const x = fn === 'max' || fn === 'min' ? distinct(2 * numel(xs)) : fn === 'l1' ? awayFrom(2 * numel(xs), -2, 2, [0]) : undefined;
+  rw(`reduce ${fn} backward vs finite differences ${cfg}`, () => gradCheck(xs, 2, (b, t) => b.reduce(b.act(t, 'tanh'), fn, axes, keep), x));
+  rw(`reduce ${fn} deeplift summation to delta ${cfg}, random reference input`, () => {
+    const b = new GraphBuilder(xs, 5), N = 2;
+    const g = b.finish(b.linear(b.flatten(b.reduce(b.act(b.input, 'tanh'), fn, axes, keep)), 6));
+    const vals = refForward(g, uniform(N * numel(xs), -2, 2), N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
+    checkSummation(g, g.input, vals, refVals, uniform(N * 6), N);
+  });
+}
+rw('reduce max deeplift x=[1,4] = [5,1,0,0], x\' = [5,7,0,0]: routes to the reference argmax (as max-pool)', () => {
+  const b = new GraphBuilder([4]);
+  const g = b.finish(b.reduce(b.input, 'max', [0]));
+  const vals = refForward(g, Float64Array.from([5, 1, 0, 0]), 1), refVals = refForward(g, Float64Array.from([5, 7, 0, 0]), 1);
+  close(refBackward(g, vals, g.output, Float64Array.from([1]), 1, 'deeplift', refVals).get(g.input)!, [0, 1 / 3, 0, 0]);
+});
+
 hand.run();
 fd.run();
 dl.run();
 bl.run();
+rw.run();

@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, PoolOp, Shape, fmt, isConst, numel } from '../src/graph';
+import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, PoolOp, ReduceOp, Shape, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -265,6 +265,81 @@ function layoutIndex(op: LayoutOp, xs: Shape, ys: Shape): Int32Array {
   return idx;
 }
 
+// ---------- reductions over per-sample axes (the kept axes stay in order) ----------
+
+/** For each per-sample offset j of x, the per-sample index of the output it goes into. */
+function reduceIndex(xs: Shape, axes: number[]): Int32Array {
+  const M = numel(xs), out = new Int32Array(M);
+  for (let j = 0; j < M; j++) {
+    let rem = j, o = 0, stride = 1;
+    for (let d = xs.length - 1; d >= 0; d--) {
+      const c = rem % xs[d];
+      rem = Math.floor(rem / xs[d]);
+      if (axes.includes(d)) continue;
+      o += c * stride;
+      stride *= xs[d];
+    }
+    out[j] = o;
+  }
+  return out;
+}
+
+/**
+ * y (N, kept) = fn over the reduced axes, visiting x in row-major order, so max / min keep the first extremum in scan
+ * order; arg: its per-sample offset in x (max / min only).
+ */
+function reduceForward(x: Float64Array, xs: Shape, op: ReduceOp, N: number): { y: Float64Array; arg: Int32Array } {
+  const idx = reduceIndex(xs, op.axes), M = numel(xs), R = op.axes.reduce((p, a) => p * xs[a], 1), Y = M / R;
+  const y = new Float64Array(N * Y), arg = new Int32Array(N * Y).fill(-1);
+  for (let n = 0; n < N; n++) for (let j = 0; j < M; j++) {
+    const v = x[n * M + j], o = n * Y + idx[j];
+    switch (op.fn) {
+      case 'sum': case 'mean': y[o] += v; break;
+      case 'l2': case 'sumsquare': y[o] += v * v; break;
+      case 'l1': y[o] += Math.abs(v); break;
+      case 'max': if (arg[o] < 0 || v > y[o]) { y[o] = v; arg[o] = j; } break;
+      case 'min': if (arg[o] < 0 || v < y[o]) { y[o] = v; arg[o] = j; } break;
+    }
+  }
+  if (op.fn === 'mean') for (let o = 0; o < y.length; o++) y[o] /= R;
+  if (op.fn === 'l2') for (let o = 0; o < y.length; o++) y[o] = Math.sqrt(y[o]);
+  return { y, arg };
+}
+
+/**
+ * dx (N, xs) = dy at each element's output times its multiplier. Gradient: sum 1, mean 1/R, l2 x / y (0 at y = 0),
+ * l1 sign(x), sumsquare 2x, max / min to the first extremum. DeepLIFT (each exact: sum m (x - x') = y - y'): sum and
+ * mean as the gradient; l2 (x + x') / (y + y'); l1 (|x| - |x'|) / (x - x') (sign(x) where |x - x'| < 1e-10);
+ * sumsquare x + x'; max / min route dy (y - y') / (x_a - x'_a) to the argmax a, else to the reference argmax a' (as
+ * max-pool), else dy to a.
+ */
+function reduceBackward(x: Float64Array, xr: Float64Array | undefined, xs: Shape, op: ReduceOp, dy: Float64Array, N: number): Float64Array {
+  const idx = reduceIndex(xs, op.axes), M = numel(xs), R = op.axes.reduce((p, a) => p * xs[a], 1), Y = M / R;
+  const { y, arg } = reduceForward(x, xs, op, N), dx = new Float64Array(N * M);
+  const ref = xr && reduceForward(xr, xs, op, N);
+  if (op.fn === 'max' || op.fn === 'min') {
+    for (let o = 0; o < N * Y; o++) {
+      const b = Math.floor(o / Y) * M, a = b + arg[o];
+      if (!ref) { dx[a] += dy[o]; continue; }
+      const ar = b + ref.arg[o], dY = x[a] - xr![ar];
+      if (Math.abs(x[a] - xr![a]) >= DL_EPS) dx[a] += dy[o] * dY / (x[a] - xr![a]);
+      else if (Math.abs(x[ar] - xr![ar]) >= DL_EPS) dx[ar] += dy[o] * dY / (x[ar] - xr![ar]);
+      else dx[a] += dy[o];
+    }
+    return dx;
+  }
+  for (let i = 0; i < dx.length; i++) {
+    const o = Math.floor(i / M) * Y + idx[i % M], v = x[i];
+    let m = 1;
+    if (op.fn === 'mean') m = 1 / R;
+    if (op.fn === 'l2') { const t = ref ? y[o] + ref.y[o] : y[o]; m = t > 0 ? (ref ? v + xr![i] : v) / t : 0; }
+    if (op.fn === 'l1') m = ref && Math.abs(v - xr![i]) >= DL_EPS ? (Math.abs(v) - Math.abs(xr![i])) / (v - xr![i]) : Math.sign(v);
+    if (op.fn === 'sumsquare') m = ref ? v + xr![i] : 2 * v;
+    dx[i] = dy[o] * m;
+  }
+  return dx;
+}
+
 // ---------- forward ----------
 
 const shapeOf = (g: Graph, t: string) => g.tensors.get(t)!.shape;
@@ -315,6 +390,7 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
       return y;
     }
     case 'alias': y.set(x); return y;
+    case 'reduce': return reduceForward(x, xs, op, N).y;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // y[n, o] = x[n, src(o)] (or the pad value)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
       for (let j = 0; j < y.length; j++) { const k = idx[j % M]; y[j] = k < 0 ? (op.kind === 'pad' ? op.value : 0) : x[Math.floor(j / M) * Mx + k]; }
@@ -482,6 +558,7 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       return;
     }
     case 'alias': dx.set(dy); acc(xName, dx); return;
+    case 'reduce': acc(xName, reduceBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // dx[n, src(o)] += dy[n, o] (linear: every mode)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
       for (let j = 0; j < dy.length; j++) { const k = idx[j % M]; if (k >= 0) dx[Math.floor(j / M) * Mx + k] += dy[j]; }

@@ -28,6 +28,7 @@ const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; 
   softmax: { offsets: { N: 0, F: 4, acc: 8 }, size: 16, bindings: ['p', 'x', 'dy', 'out'] },
   seed: { offsets: { N: 0, F: 4 }, size: 16, bindings: ['p', 'logits', 'cls', 'seed', 'chosen'] },
   cam: { offsets: { N: 0, NSEL: 28 }, size: 32, bindings: ['p', 'A', 'g', 'm', 'sel', 'wts', 'raw', 'maps'] },
+  reduce: { offsets: { s0: 0, s1: 16, mask: 32, N: 36, XS: 40, YS: 44, R: 48, acc: 52 }, size: 64, bindings: ['p', 'x', 'xr', 'y/idx', 'yr/idxr', 'dy', 'out', 'oidx'] },
 };
 
 for (const [family, want] of Object.entries(EXPECTED)) {

@@ -7,6 +7,7 @@ import * as convOps from './conv.js';
 import * as layoutOps from './layout.js';
 import * as linearOps from './linear.js';
 import * as poolOps from './pool.js';
+import * as reduceOps from './reduce.js';
 import * as shapeOps from './shape.js';
 import type { OnnxImport, OpDef } from './types.js';
 
@@ -16,9 +17,10 @@ export type { ConvOp } from './conv.js';
 export type { GatherOp, LayoutOp, PadOp, SliceOp, TileOp, TransposeOp } from './layout.js';
 export type { LinearOp } from './linear.js';
 export type { GapOp, PoolOp } from './pool.js';
+export type { ReduceFn, ReduceOp } from './reduce.js';
 export type { AliasOp, ConcatOp, SoftmaxOp } from './shape.js';
 export type Op = actOps.ActOp | actOps.AffineOp | binaryOps.BinaryOp | convOps.ConvOp | linearOps.LinearOp | poolOps.PoolOp | poolOps.GapOp
-  | shapeOps.ConcatOp | shapeOps.SoftmaxOp | shapeOps.AliasOp | layoutOps.LayoutOp;
+  | shapeOps.ConcatOp | shapeOps.SoftmaxOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp;
 export type OpKind = Op['kind'];
 
 /** The op whose kind includes K (BinaryOp for 'add', 'mul', ...). */
@@ -29,12 +31,13 @@ export const OPS: Table = {
   conv: convOps.conv, linear: linearOps.linear,
   maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: shapeOps.softmax, alias: shapeOps.alias,
   transpose: layoutOps.transpose, slice: layoutOps.slice, pad: layoutOps.pad, tile: layoutOps.tile, gather: layoutOps.gather,
+  reduce: reduceOps.reduce,
 };
 /** The record of a node's op (typed loosely: the record and the op agree by construction). */
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
 export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST]);
 

@@ -69,14 +69,4 @@ export const onnx: Record<string, OnnxImport> = {
   MaxPool: windowImport('maxpool'),
   AveragePool: windowImport('avgpool'),
   GlobalAveragePool: (im, n) => im.emit(n, { kind: 'gap' }, [n.inputs[0]]),
-  // global pooling written as a mean over H and W (x.mean((2, 3)), Keras' GlobalAveragePooling2D); other axes: not yet
-  ReduceMean(im, n) {
-    const s = im.shape(n, 0), a = im.attrs(n);
-    const axes = (n.inputs[1] ? im.constInts(n, 1, 'axes') : a.ints('axes', [])).map((v) => (v < 0 ? v + s.length + 1 : v)).sort();
-    if (s.length !== 3 || axes.join() !== '2,3') im.unsupported(n, `over axes [${axes}] of [N,${s}] (only the spatial axes 2,3 of an (N,C,H,W) input, as global average pooling)`);
-    if (a.i('keepdims', 1)) return im.emit(n, { kind: 'gap' }, [n.inputs[0]]);
-    const pooled = `${n.outputs[0]}:pooled`;
-    im.emit({ ...n, outputs: [pooled] }, { kind: 'gap' }, [n.inputs[0]]);
-    im.emit({ ...n, name: `${n.name}:squeeze`, inputs: [pooled] }, { kind: 'alias' }, [pooled], [s[0]]);
-  },
 };
