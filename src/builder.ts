@@ -92,9 +92,7 @@ export class GraphBuilder {
 
   /** y = x * scale[c] + shift[c], scale ~ U(0.8, 1.2), shift ~ U(-0.1, 0.1): an unfolded BatchNorm. */
   affine(x: string): string {
-    const c = this.shape(x)[0];
-    const scale = this.uniform(c, 0.2), shift = this.uniform(c, 0.1);
-    for (let i = 0; i < c; i++) scale[i] += 1;
+    const { scale, bias: shift } = this.scaleBias(this.shape(x)[0]);
     return this.push('affine', 'BatchNormalization', { kind: 'affine', scale, shift }, [x]);
   }
 
@@ -138,7 +136,20 @@ export class GraphBuilder {
   }
 
   concat(xs: string[]): string { return this.push('concat', 'Concat', { kind: 'concat' }, xs); }
-  softmax(x: string): string { return this.push('softmax', 'Softmax', { kind: 'softmax' }, [x]); }
+  /** Softmax (log-softmax) along per-sample axis `axis` (default the last), or over the axes [axis, end) as one (opset < 13). */
+  softmax(x: string, axis = this.shape(x).length - 1, log = false, end = axis + 1): string {
+    return this.push(log ? 'logsoftmax' : 'softmax', log ? 'LogSoftmax' : 'Softmax', { kind: 'softmax', axis, end, log }, [x]);
+  }
+  /** LayerNormalization over the per-sample axes [axis, rank) (default the last), scale ~ U(0.8, 1.2), bias ~ U(-0.1, 0.1) per element. */
+  layernorm(x: string, axis = this.shape(x).length - 1, eps = 1e-5): string {
+    const M = numel(this.shape(x).slice(axis)), { scale, bias } = this.scaleBias(M);
+    return this.push('layernorm', 'LayerNormalization', { kind: 'norm', axis, eps, scale, bias, stride: 1 }, [x]);
+  }
+  /** InstanceNormalization of (C, ...): each channel over the axes after it, scale and bias per channel as layernorm's. */
+  instancenorm(x: string, eps = 1e-5): string {
+    const s = this.shape(x), { scale, bias } = this.scaleBias(s[0]);
+    return this.push('instancenorm', 'InstanceNormalization', { kind: 'norm', axis: 1, eps, scale, bias, stride: numel(s.slice(1)) }, [x]);
+  }
 
   /** Sets the output and validates the whole graph. */
   finish(output: string): Graph {
@@ -152,6 +163,12 @@ export class GraphBuilder {
     const out = new Float32Array(n), r = this.rand;
     for (let i = 0; i < n; i++) out[i] = (2 * r() - 1) * a;
     return out;
+  }
+
+  private scaleBias(n: number) {
+    const scale = this.uniform(n, 0.2), bias = this.uniform(n, 0.1);
+    for (let i = 0; i < n; i++) scale[i] += 1;
+    return { scale, bias };
   }
 
   private pool(kind: 'maxpool' | 'avgpool', k: number, s: number, p: number, ceil: boolean, countIncludePad: boolean): Op {

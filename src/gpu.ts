@@ -11,6 +11,7 @@ import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
 import reduce from '../shaders/reduce.wgsl';
+import norm from '../shaders/norm.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -52,6 +53,7 @@ export const FAMILIES = {
   seed: { code: seed, wg: 64 },
   cam: { code: cam, wg: 64 },
   reduce: { code: reduce, wg: 256 },
+  norm: { code: norm, wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

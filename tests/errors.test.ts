@@ -121,12 +121,12 @@ imp('Reshape (N,4,8,8) to [2,-1] (hard-coded batch) -> names the node and the ta
   throwsWith(() => importOnnx(bytes), UnsupportedError, "node 'reshape0'", 'Reshape to [2,-1]', 'the first dimension must stay the batch');
 });
 
-imp('Softmax (N,10) followed by Relu (Softmax not at the output) -> names the node', () => {
+imp('Softmax (N,10) over the batch axis 0, followed by Relu -> names the node and the axis', () => {
   const bytes = model({
-    nodes: [node('Softmax', 'softmax0', ['input'], ['s'], { axis: -1 }), node('Relu', 'relu0', ['s'], ['y'])],
+    nodes: [node('Softmax', 'softmax0', ['input'], ['s'], { axis: 0 }), node('Relu', 'relu0', ['s'], ['y'])],
     inputs: [valueInfo('input', FLOAT, ['N', 10])], outputs: [valueInfo('y', FLOAT, ['N', 10])],
   });
-  throwsWith(() => importOnnx(bytes), UnsupportedError, "node 'softmax0'", 'Softmax is only supported as the last node');
+  throwsWith(() => importOnnx(bytes), UnsupportedError, "node 'softmax0'", 'Softmax over the batch axis 0 (axis=0)');
 });
 
 imp('opset 21 -> names the opset and the supported range', () => {

@@ -7,7 +7,7 @@
 //   --loader:.wgsl=text --outfile=dist/kt.mjs && node dist/kt.mjs
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph.js';
+import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, NormOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph.js';
 import { validate } from '../src/ops/index.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
@@ -718,6 +718,66 @@ for (const [fn, xs, N, axes, keep, why] of REDUCES) {
   });
 }
 
+// ------------------------------------------------------------------------------------------------ normalisations, softmax
+
+const ROWS: [string, Shape, number, Body][] = [ // what, per-sample x, batch, body (after a 3x3 conv or a scale, so rows vary)
+  ['layernorm last axis', [3, 4, 6], 2, (b, x) => b.layernorm(x)],
+  ['layernorm axes [1,3)', [3, 4, 6], 2, (b, x) => b.layernorm(x, 1)],
+  ['layernorm every axis, eps 0.1', [3, 4, 5], 2, (b, x) => b.layernorm(x, 0, 0.1)],
+  ['layernorm tokens (ViT) x=[3,7,8]', [7, 8], 3, (b, x) => b.layernorm(x)],
+  ['instancenorm', [3, 4, 5], 2, (b, x) => b.instancenorm(x)],
+  ['instancenorm (N,C,L), eps 0.01', [4, 6], 2, (b, x) => b.instancenorm(x, 0.01)],
+  ['softmax last axis', [3, 4, 6], 2, (b, x) => b.softmax(x)],
+  ['softmax middle axis', [3, 4, 6], 2, (b, x) => b.softmax(x, 1)],
+  ['softmax axis 0', [5, 3], 3, (b, x) => b.softmax(x, 0)],
+  ['softmax over the flattened axes [1,3) (opset < 13)', [3, 4, 5], 2, (b, x) => b.softmax(x, 1, false, 3)],
+  ['log-softmax last axis', [3, 4, 6], 2, (b, x) => b.softmax(x, 2, true)],
+  ['log-softmax middle axis', [3, 4, 6], 2, (b, x) => b.softmax(x, 1, true)],
+];
+for (const [what, xs, N, body] of ROWS) {
+  const name = `${what} x=${shp([N, ...xs])}: forward, grad, guided, deeplift (exact rule), summation to delta`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name)), r = mulberry32(hash(name) + 1);
+    const pre = b.mul(b.input, b.constant(uniform(r, numel(xs), 0.5, 2), xs));
+    const y = body(b, pre, r);
+    const g = b.finish(b.linear(b.flatten(y), 5));
+    return check({ family: what.split(' ')[0], name, g, N, modes: ['grad', 'guided', 'deeplift'], read: [y, g.output], grads: [g.input, pre] }, (o) => summation(o, N));
+  });
+}
+{
+  const name = 'instancenorm of (N,C) x=[3,4]: rows of one element, y = bias';
+  test(name, () => {
+    const b = new GraphBuilder([4], hash(name));
+    const g = b.finish(b.instancenorm(b.input));
+    return check({ family: 'instancenorm', name, g, N: 3, modes: [] }, ({ res, errs }) => {
+      const bias = (g.nodes[0].op as NormOp).bias, y = res.values.get(g.output)!;
+      if (!y.every((v, i) => v === bias[i % 4])) errs.push(`y ${Array.from(y)} is not the bias ${Array.from(bias)}`);
+    });
+  });
+}
+{
+  const name = 'softmax saturated x=[2,3,9] (inputs x30) -> linear: deeplift secants far from the midpoint, summation to delta';
+  test(name, () => {
+    const b = new GraphBuilder([3, 9], hash(name)), r = mulberry32(hash(name));
+    const g = b.finish(b.linear(b.flatten(b.softmax(b.input)), 4));
+    const x = uniform(r, 54, -30, 30), xr = uniform(r, 54, -30, 30);
+    // exp(x - c) for x - c down to -60: float32 rounds x - c by up to 1.9e-6 (half an ulp of 60) and WGSL's exp may err
+    // by 3 + 2|x| ulp, so e carries ~1e-5 relative error whatever the rule; the multipliers are compared at 5e-5
+    return check({ family: 'softmax', name, g, N: 2, x, xr, modes: ['grad', 'deeplift'], tol: { deeplift: 5e-5 } }, (o) => summation(o, 2));
+  });
+}
+for (const [what, shape, make] of [
+  ['BatchNormalization (affine) after a concat, before a linear', [3, 4, 4], (b: GraphBuilder, x: string) => b.linear(b.flatten(b.affine(b.concat([b.relu(x), b.conv(x, 2, 3, { pad: 1 })]))), 5)],
+  ['BatchNormalization (affine) of (N,C,D,H,W) x=[2,3,2,3,4]', [3, 2, 3, 4], (b: GraphBuilder, x: string) => b.linear(b.flatten(b.affine(x)), 4)],
+] as [string, Shape, Body][]) {
+  const name = `${what}: forward, grad, deeplift, summation to delta`;
+  test(name, () => {
+    const b = new GraphBuilder(shape, hash(name));
+    const g = b.finish(make(b, b.input, mulberry32(1)));
+    return check({ family: 'affine', name, g, N: 2, modes: ['grad', 'deeplift'] }, (o) => summation(o, 2));
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ composites
 
 {
@@ -835,6 +895,12 @@ const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32
     return v;
   }],
   ['softmax', 'softmax x=[2,6] -> linear 5 -> softmax', [6], 2, (b, x) => b.softmax(b.linear(x, 5))],
+  ['reduce', 'reduce l2 axes [0,2] x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'l2', [0, 2])), 4)],
+  ['reduce', 'reduce max axes [1] x=[2,3,4,5] (distinct values) -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'max', [1], false)), 4), distinct],
+  ['layernorm', 'layernorm axes [1,3) x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.layernorm(x, 1)), 4)],
+  ['instancenorm', 'instancenorm x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.instancenorm(x)), 4)],
+  ['softmax', 'softmax middle axis x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.softmax(x, 1)), 4)],
+  ['log-softmax', 'log-softmax last axis x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.softmax(x, 2, true)), 4)],
   ...([[[3, 4, 5], T(1, 2, 0)], [[4, 5, 6], S([3, 4, 5], [-1, 0, -1], [-2, -1, -3])], [[3, 4, 5], P('reflect', [1, 2, 3], [2, 3, 1])],
     [[3, 4, 5], P('edge', [1, 5, 0], [0, 2, 6])], [[3, 4, 5], P('constant', [0, 2, -1], [1, -1, 2], 0.5)], [[2, 1, 3], R(2, 4, 2)],
     [[3, 4, 5], G(2, 4, 4, 0, 2)]] as [Shape, LOp][]).map(([xs, op]): [string, string, Shape, number, Body] =>

@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { ActFn, ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph';
+import { ActFn, ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, NormOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph';
 import { GraphBuilder, mobilenetV2, mulberry32, paramCount, resnet50, vgg16 } from '../src/builder';
 import { ACTS } from '../src/ops/acts';
 import { actD, actF, binaryD, binaryG, refBackward, refForward } from './ref';
@@ -600,6 +600,64 @@ rw('reduce max deeplift x=[1,4] = [5,1,0,0], x\' = [5,7,0,0]: routes to the refe
   const vals = refForward(g, Float64Array.from([5, 1, 0, 0]), 1), refVals = refForward(g, Float64Array.from([5, 7, 0, 0]), 1);
   close(refBackward(g, vals, g.output, Float64Array.from([1]), 1, 'deeplift', refVals).get(g.input)!, [0, 1 / 3, 0, 0]);
 });
+
+rw('layernorm x=[1,2,4] rows [1,2,3,4], [0,0,0,8], scale 2, bias 1: (x - mean) / sqrt(var + eps) * 2 + 1', () => {
+  const b = new GraphBuilder([2, 4]);
+  const g = b.finish(b.layernorm(b.input, 1, 0.25));
+  const op = g.nodes[0].op as NormOp;
+  op.scale.fill(2); op.bias.fill(1);
+  const r1 = 1 / Math.sqrt(1.25 + 0.25), r2 = 1 / Math.sqrt(12 + 0.25); // var [1,2,3,4] = 1.25, var [0,0,0,8] = 12
+  close(refForward(g, Float64Array.from([1, 2, 3, 4, 0, 0, 0, 8]), 1).get(g.output)!,
+    [-1.5, -0.5, 0.5, 1.5, -2, -2, -2, 6].map((c, i) => c * (i < 4 ? r1 : r2) * 2 + 1));
+});
+
+rw('softmax x=[1,2,3] along axis 0 (columns) and log-softmax along axis 1 (rows), hand-computed', () => {
+  const x = [0, 1, 2, 3, 5, 2];
+  const col = one([2, 3], (b, t) => b.softmax(t, 0), x), row = one([2, 3], (b, t) => b.softmax(t, 1, true), x);
+  const sm = (u: number, v: number) => [Math.exp(u) / (Math.exp(u) + Math.exp(v)), Math.exp(v) / (Math.exp(u) + Math.exp(v))];
+  const [a0, a1] = sm(0, 3), [b0, b1] = sm(1, 5), [c0, c1] = sm(2, 2);
+  close(col, [a0, b0, c0, a1, b1, c1]);
+  const lse = (v: number[]) => Math.log(v.reduce((t, u) => t + Math.exp(u), 0));
+  close(row, [0, 1, 2].map((v) => v - lse([0, 1, 2])).concat([3, 5, 2].map((v) => v - lse([3, 5, 2]))));
+});
+
+rw('instancenorm x=[1,2,2,2]: each channel of [[1,3],[5,7]], [[2,2],[2,2]] over H, W (a constant channel gives its bias)', () => {
+  const b = new GraphBuilder([2, 2, 2]);
+  const g = b.finish(b.instancenorm(b.input));
+  const op = g.nodes[0].op as NormOp;
+  op.scale.set([3, 1]); op.bias.set([0, 0.5]);
+  const r = 1 / Math.sqrt(5 + 1e-5); // var [1,3,5,7] = 5
+  close(refForward(g, Float64Array.from([1, 3, 5, 7, 2, 2, 2, 2]), 1).get(g.output)!, [-3 * r * 3, -r * 3, r * 3, 3 * r * 3, 0.5, 0.5, 0.5, 0.5]);
+});
+
+type RowBody = (b: GraphBuilder, x: string) => string;
+const rowCases: [string, Shape, RowBody][] = [
+  ['layernorm last axis x=[2,3,4,6]', [3, 4, 6], (b, x) => b.layernorm(x)],
+  ['layernorm axes [1,3) x=[2,3,4,6]', [3, 4, 6], (b, x) => b.layernorm(x, 1)],
+  ['layernorm every axis x=[2,3,4,5]', [3, 4, 5], (b, x) => b.layernorm(x, 0, 0.1)],
+  ['layernorm tokens x=[2,7,8] (ViT)', [7, 8], (b, x) => b.layernorm(x)],
+  ['instancenorm x=[2,3,4,5]', [3, 4, 5], (b, x) => b.instancenorm(x)],
+  ['instancenorm x=[2,4,6] (N,C,L)', [4, 6], (b, x) => b.instancenorm(x, 0.01)],
+  ['softmax last axis x=[2,3,4,6]', [3, 4, 6], (b, x) => b.softmax(x)],
+  ['softmax middle axis x=[2,3,4,6]', [3, 4, 6], (b, x) => b.softmax(x, 1)],
+  ['softmax axis 0 x=[2,5,3]', [5, 3], (b, x) => b.softmax(x, 0)],
+  ['log-softmax last axis x=[2,3,4,6]', [3, 4, 6], (b, x) => b.softmax(x, 2, true)],
+  ['log-softmax middle axis x=[2,3,4,6]', [3, 4, 6], (b, x) => b.softmax(x, 1, true)],
+  ['softmax over the flattened axes [1,3) x=[2,3,4,5] (opset < 13)', [3, 4, 5], (b, x) => b.softmax(x, 1, false, 3)],
+];
+for (const [cfg, xs, body] of rowCases) {
+  // a conv (or scale) in front, so rows are not constant and the seed reaches x through a non-trivial path
+  const pre = (b: GraphBuilder, x: string) => b.mul(x, b.constant(Float32Array.from({ length: numel(xs) }, (_, i) => 1 + 0.3 * Math.sin(i)), xs));
+  rw(`${cfg} backward vs finite differences`, () => gradCheck(xs, 2, (b, x) => body(b, pre(b, x))));
+  rw(`${cfg} deeplift: summation to delta (random reference input), the gradient when the reference is the input`, () => {
+    const b = new GraphBuilder(xs, 9), N = 2;
+    const g = b.finish(b.linear(b.flatten(body(b, pre(b, b.input))), 6));
+    const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
+    checkSummation(g, g.input, vals, refVals, uniform(N * 6), N);
+    const seed = uniform(N * 6);
+    close(refBackward(g, vals, g.output, seed, N, 'deeplift', vals).get(g.input)!, refBackward(g, vals, g.output, seed, N, 'grad').get(g.input)!, 1e-10);
+  });
+}
 
 hand.run();
 fd.run();

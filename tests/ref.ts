@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, PoolOp, ReduceOp, Shape, fmt, isConst, numel } from '../src/graph';
+import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -340,6 +340,91 @@ function reduceBackward(x: Float64Array, xr: Float64Array | undefined, xs: Shape
   return dx;
 }
 
+// ---------- row normalisations: LayerNorm / InstanceNorm, softmax / log-softmax ----------
+
+/** Rows of a per-sample shape xs normalised over the flattened axes [axis, end): the flat indices of each row. */
+function rowsOf(xs: Shape, axis: number, end: number, N: number): number[][] {
+  const O = numel(xs.slice(0, axis)), F = numel(xs.slice(axis, end)), I = numel(xs.slice(end)), rows: number[][] = [];
+  for (let q = 0; q < N * O; q++) for (let i = 0; i < I; i++) rows.push(Array.from({ length: F }, (_, f) => (q * F + f) * I + i));
+  return rows;
+}
+
+/** Mean, centred values c and r = 1/sqrt(mean(c^2) + eps) of one row. */
+function rowStats(x: Float64Array, row: number[], eps: number) {
+  const mu = row.reduce((s, k) => s + x[k], 0) / row.length, c = row.map((k) => x[k] - mu);
+  const v = c.reduce((s, u) => s + u * u, 0) / row.length;
+  return { c, v, r: 1 / Math.sqrt(v + eps) };
+}
+
+/** y = (x - mean) / sqrt(var + eps) * scale + bias per row; element i of a sample takes scale[floor(i / stride) % L]. */
+function normForward(x: Float64Array, xs: Shape, op: NormOp, N: number): Float64Array {
+  const y = new Float64Array(x.length), M = numel(xs), L = op.scale.length;
+  for (const row of rowsOf(xs, op.axis, xs.length, N)) {
+    const { c, r } = rowStats(x, row, op.eps);
+    row.forEach((k, m) => { const s = Math.floor((k % M) / op.stride) % L; y[k] = c[m] * r * op.scale[s] + op.bias[s]; });
+  }
+  return y;
+}
+
+/**
+ * Gradient: dx = r (g - mean(g) - xhat mean(g xhat)), g = dy scale. DeepLIFT (exact; shaders/norm.wgsl): the
+ * difference of xhat = c r split as a product, r = (v + eps)^(-1/2) by its secant over v, v = mean(c^2) as a difference
+ * of squares, c the centring: u = (r + r')/2 g + sec (c + c')/M sum g (c + c')/2, dx = u - mean(u).
+ */
+function normBackward(x: Float64Array, xr: Float64Array | undefined, xs: Shape, op: NormOp, dy: Float64Array, N: number): Float64Array {
+  const dx = new Float64Array(x.length), M = numel(xs), L = op.scale.length;
+  for (const row of rowsOf(xs, op.axis, xs.length, N)) {
+    const n = row.length, g = row.map((k) => dy[k] * op.scale[Math.floor((k % M) / op.stride) % L]), a = rowStats(x, row, op.eps);
+    const mean = (v: number[]) => v.reduce((s, u) => s + u, 0) / n;
+    let u: number[];
+    if (!xr) {
+      const mg = mean(g), mgx = mean(g.map((v, m) => v * a.c[m] * a.r));
+      u = g.map((v, m) => a.r * (v - mg - a.c[m] * a.r * mgx));
+    } else {
+      const b = rowStats(xr, row, op.eps), sa = Math.sqrt(a.v + op.eps), sb = Math.sqrt(b.v + op.eps);
+      const sec = -1 / (sa * sb * (sa + sb)), cc = a.c.map((v, m) => v + b.c[m]);
+      const K = g.reduce((s, v, m) => s + v * cc[m] / 2, 0), w = g.map((v, m) => (a.r + b.r) / 2 * v + sec * cc[m] / n * K), mw = mean(w);
+      u = w.map((v) => v - mw);
+    }
+    row.forEach((k, m) => { dx[k] = u[m]; });
+  }
+  return dx;
+}
+
+function softmaxForward(x: Float64Array, xs: Shape, op: SoftmaxOp, N: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (const row of rowsOf(xs, op.axis, op.end, N)) {
+    const mx = Math.max(...row.map((k) => x[k])), s = row.reduce((t, k) => t + Math.exp(x[k] - mx), 0);
+    for (const k of row) y[k] = op.log ? x[k] - mx - Math.log(s) : Math.exp(x[k] - mx) / s;
+  }
+  return y;
+}
+
+/**
+ * Gradient from y: softmax dx = y (dy - sum dy y), log-softmax dx = dy - exp(y) sum dy. DeepLIFT (exact;
+ * shaders/softmax.wgsl) with e = exp(x - c), e' = exp(x' - c), one shift c for both rows, s = (e - e') / (x - x'):
+ * softmax dx = s (dy (1/S + 1/S')/2 - sum dy (e + e')/2 / (S S')); log-softmax dx = dy - sum(dy) s (log S - log S') / (S - S').
+ */
+function softmaxBackward(x: Float64Array, xr: Float64Array | undefined, y: Float64Array, xs: Shape, op: SoftmaxOp, dy: Float64Array, N: number): Float64Array {
+  const dx = new Float64Array(x.length);
+  for (const row of rowsOf(xs, op.axis, op.end, N)) {
+    const sdy = row.reduce((t, k) => t + dy[k], 0);
+    if (!xr) {
+      const d = row.reduce((t, k) => t + dy[k] * y[k], 0);
+      for (const k of row) dx[k] = op.log ? dy[k] - Math.exp(y[k]) * sdy : y[k] * (dy[k] - d);
+      continue;
+    }
+    const c = Math.max(...row.map((k) => Math.max(x[k], xr[k])));
+    const e = row.map((k) => Math.exp(x[k] - c)), er = row.map((k) => Math.exp(xr[k] - c));
+    const S = e.reduce((t, v) => t + v, 0), Sr = er.reduce((t, v) => t + v, 0);
+    const s = row.map((k, f) => (Math.abs(x[k] - xr[k]) >= DL_EPS ? (e[f] - er[f]) / (x[k] - xr[k]) : e[f]));
+    const K = row.reduce((t, k, f) => t + dy[k] * (e[f] + er[f]) / 2, 0);
+    const Lsec = S !== Sr ? (Math.log(S) - Math.log(Sr)) / (S - Sr) : 1 / S;
+    row.forEach((k, f) => { dx[k] = op.log ? dy[k] - sdy * Lsec * s[f] : s[f] * (dy[k] * (1 / S + 1 / Sr) / 2 - K / (S * Sr)); });
+  }
+  return dx;
+}
+
 // ---------- forward ----------
 
 const shapeOf = (g: Graph, t: string) => g.tensors.get(t)!.shape;
@@ -379,16 +464,8 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
       }
       return y;
     }
-    case 'softmax': { // over the last axis, max-subtracted
-      const F = ys[ys.length - 1];
-      for (let r = 0; r < y.length / F; r++) {
-        let mx = -Infinity, s = 0;
-        for (let i = 0; i < F; i++) mx = Math.max(mx, x[r * F + i]);
-        for (let i = 0; i < F; i++) s += (y[r * F + i] = Math.exp(x[r * F + i] - mx));
-        for (let i = 0; i < F; i++) y[r * F + i] /= s;
-      }
-      return y;
-    }
+    case 'softmax': return softmaxForward(x, xs, op, N);
+    case 'norm': return normForward(x, xs, op, N);
     case 'alias': y.set(x); return y;
     case 'reduce': return reduceForward(x, xs, op, N).y;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // y[n, o] = x[n, src(o)] (or the pad value)
@@ -547,16 +624,8 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       }
       return;
     }
-    case 'softmax': { // dx = y * (dy - sum(dy * y)) per row (plain gradient in every mode)
-      const y = v.get(node.output)!, F = ys[ys.length - 1];
-      for (let r = 0; r < dx.length / F; r++) {
-        let s = 0;
-        for (let i = 0; i < F; i++) s += dy[r * F + i] * y[r * F + i];
-        for (let i = 0; i < F; i++) dx[r * F + i] = y[r * F + i] * (dy[r * F + i] - s);
-      }
-      acc(xName, dx);
-      return;
-    }
+    case 'softmax': acc(xName, softmaxBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, v.get(node.output)!, xs, op, dy, N)); return;
+    case 'norm': acc(xName, normBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'alias': dx.set(dy); acc(xName, dx); return;
     case 'reduce': acc(xName, reduceBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // dx[n, src(o)] += dy[n, o] (linear: every mode)

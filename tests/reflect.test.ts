@@ -25,9 +25,10 @@ const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; 
   copy: { offsets: { N: 0, acc: 20 }, size: 32, bindings: ['p', 'x', 'y'] },
   // ten vec4 (16 bytes each) then six scalars: 160 + 24 = 184 -> 192
   layout: { offsets: { o0: 0, o1: 16, s0: 32, t1: 80, a0: 96, k1: 144, N: 160, XS: 164, YS: 168, G: 172, acc: 176, value: 180 }, size: 192, bindings: ['p', 'x/dy', 'idx', 'y/dx'] },
-  softmax: { offsets: { N: 0, F: 4, acc: 8 }, size: 16, bindings: ['p', 'x', 'dy', 'out'] },
+  softmax: { offsets: { N: 0, O: 4, F: 8, I: 12, acc: 16 }, size: 32, bindings: ['p', 'x', 'xr', 'y', 'dy', 'out'] },
   seed: { offsets: { N: 0, F: 4 }, size: 16, bindings: ['p', 'logits', 'cls', 'seed', 'chosen'] },
   cam: { offsets: { N: 0, NSEL: 28 }, size: 32, bindings: ['p', 'A', 'g', 'm', 'sel', 'wts', 'raw', 'maps'] },
+  norm: { offsets: { N: 0, G: 4, M: 8, SL: 12, SD: 16, eps: 20, acc: 24 }, size: 32, bindings: ['p', 'x', 'xr', 'w', 'b', 'dy', 'out'] },
   reduce: { offsets: { s0: 0, s1: 16, mask: 32, N: 36, XS: 40, YS: 44, R: 48, acc: 52 }, size: 64, bindings: ['p', 'x', 'xr', 'y/idx', 'yr/idxr', 'dy', 'out', 'oidx'] },
 };
 

@@ -6,6 +6,7 @@ import * as binaryOps from './binary.js';
 import * as convOps from './conv.js';
 import * as layoutOps from './layout.js';
 import * as linearOps from './linear.js';
+import * as normOps from './norm.js';
 import * as poolOps from './pool.js';
 import * as reduceOps from './reduce.js';
 import * as shapeOps from './shape.js';
@@ -18,9 +19,10 @@ export type { GatherOp, LayoutOp, PadOp, SliceOp, TileOp, TransposeOp } from './
 export type { LinearOp } from './linear.js';
 export type { GapOp, PoolOp } from './pool.js';
 export type { ReduceFn, ReduceOp } from './reduce.js';
-export type { AliasOp, ConcatOp, SoftmaxOp } from './shape.js';
+export type { AliasOp, ConcatOp } from './shape.js';
+export type { NormOp, SoftmaxOp } from './norm.js';
 export type Op = actOps.ActOp | actOps.AffineOp | binaryOps.BinaryOp | convOps.ConvOp | linearOps.LinearOp | poolOps.PoolOp | poolOps.GapOp
-  | shapeOps.ConcatOp | shapeOps.SoftmaxOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp;
+  | shapeOps.ConcatOp | normOps.SoftmaxOp | normOps.NormOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp;
 export type OpKind = Op['kind'];
 
 /** The op whose kind includes K (BinaryOp for 'add', 'mul', ...). */
@@ -29,7 +31,7 @@ type Table = { [K in OpKind]: OpDef<OpOf<K>> };
 export const OPS: Table = {
   act: actOps.act, affine: actOps.affine, add: binaryOps.add, sub: binaryOps.sub, mul: binaryOps.mul, div: binaryOps.div, max: binaryOps.max, min: binaryOps.min,
   conv: convOps.conv, linear: linearOps.linear,
-  maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: shapeOps.softmax, alias: shapeOps.alias,
+  maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: normOps.softmax, norm: normOps.norm, alias: shapeOps.alias,
   transpose: layoutOps.transpose, slice: layoutOps.slice, pad: layoutOps.pad, tile: layoutOps.tile, gather: layoutOps.gather,
   reduce: reduceOps.reduce,
 };
@@ -37,7 +39,7 @@ export const OPS: Table = {
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
 export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST]);
 

@@ -1,11 +1,10 @@
-// Layout ops: channel Concat (shaders/copy.wgsl), Softmax at the output (shaders/softmax.wgsl), and aliases (Flatten,
+// Layout ops: channel Concat (shaders/copy.wgsl) and aliases (Flatten,
 // Reshape, Squeeze, Unsqueeze, Dropout, Identity: a new shape over the same data, no dispatch).
-// Reference: tests/ref.ts nodeForward/nodeBackward cases concat, softmax, alias.
+// Reference: tests/ref.ts nodeForward/nodeBackward cases concat, alias.
 import { BATCH, Shape, fmt, numel } from '../graph.js';
 import type { OnnxImport, OpDef } from './types.js';
 
 export interface ConcatOp { kind: 'concat' }   // along channels (per-sample axis 0)
-export interface SoftmaxOp { kind: 'softmax' } // over the last axis, only at the graph output
 export interface AliasOp { kind: 'alias' }     // new shape, same data
 
 export const concat: OpDef<ConcatOp> = {
@@ -37,22 +36,6 @@ export const concat: OpDef<ConcatOp> = {
       Y0 += R;
       return b.need.has(i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
     });
-  },
-};
-
-export const softmax: OpDef<SoftmaxOp> = {
-  kind: 'softmax',
-  reference: 'nodeForward/nodeBackward case softmax',
-  shape: (_n, _op, [x], bad) => (x.length === 1 ? x.slice() : bad('Softmax is supported over (N,F) only')),
-  pipelines: () => [['softmax', 'softmax_forward', {}], ['softmax', 'softmax_backward', {}]],
-  // y (N,F) = softmax over F
-  forward: (e, n, _op, ref) => [e.step('softmax', 'softmax_forward', {}, (ref ? 'ref:' : '') + n.name, { N: e.batch, F: numel(e.g.tensors.get(n.inputs[0])!.shape) },
-    { x: e.buf(n.inputs[0], ref), out: e.buf(n.output, ref) }, e.batch)],
-  // dx = y * (dy - sum(dy * y)), y read from x's binding
-  backward(e, n, _op, b) {
-    const x = n.inputs[0];
-    if (!b.need.has(x)) return [];
-    return [e.step('softmax', 'softmax_backward', {}, b.label, { N: e.batch, F: numel(e.g.tensors.get(x)!.shape), acc: b.acc(x) }, { x: e.buf(n.output), dy: b.dy, out: b.dx(x) }, e.batch)];
   },
 };
 
@@ -98,12 +81,6 @@ export const onnx: Record<string, OnnxImport> = {
     if (axis !== 1 && axis !== 1 - (s.length + 1)) im.unsupported(n, `with axis=${axis} (only channel axis 1)`);
     for (const i of n.inputs) if (!im.isVar(i)) im.unsupported(n, `of constant input '${i}' (only activations can be concatenated)`);
     im.emit(n, { kind: 'concat' }, n.inputs);
-  },
-  Softmax(im, n) {
-    const s = im.shape(n, 0), axis = im.attrs(n).i('axis', im.opset >= 13 ? -1 : 1);
-    if (s.length !== 1 || (axis !== 1 && axis !== -1)) im.unsupported(n, `over axis ${axis} of ${fmt(s)} (only the class axis of (N,F))`);
-    if (!im.isGraphOutput(n.outputs[0])) im.unsupported(n, 'is only supported as the last node (at the graph output)');
-    im.emit(n, { kind: 'softmax' }, [n.inputs[0]]);
   },
 };
 
