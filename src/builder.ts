@@ -100,11 +100,12 @@ export class GraphBuilder {
   flatten(x: string): string { return this.push('flatten', 'Flatten', { kind: 'alias' }, [x], undefined, [numel(this.shape(x))]); }
 
   /** y = x w^T + b, w (out, in) He-uniform, b U(-0.05, 0.05). */
-  linear(x: string, out: number): string {
-    const inF = numel(this.shape(x));
-    const w = this.uniform(out * inF, Math.SQRT2 * Math.sqrt(3 / inF)), b = this.uniform(out, 0.05);
-    return this.push('linear', 'Gemm', { kind: 'linear', w, b, out, in: inF }, [x]);
-  }
+  linear(x: string, out: number): string { return this.fc(x, numel(this.shape(x)), out, 'linear', 'Gemm'); }
+
+  /** y = x w^T + b over the last axis of x (any rank), w (out, in), initialised as linear's. */
+  dense(x: string, out: number): string { const s = this.shape(x); return this.fc(x, s[s.length - 1], out, 'dense', 'MatMul'); }
+  /** y = a b per sample, leading axes broadcast (src/ops/matmul.ts); either may be a constant. */
+  matmul(a: string, b: string): string { return this.push('matmul', 'MatMul', { kind: 'matmul' }, [a, b]); }
 
   add(a: string, b: string): string { return this.push('add', 'Add', { kind: 'add' }, [a, b]); }
   mul(a: string, b: string): string { return this.push('mul', 'Mul', { kind: 'mul' }, [a, b]); }
@@ -163,6 +164,11 @@ export class GraphBuilder {
     const out = new Float32Array(n), r = this.rand;
     for (let i = 0; i < n; i++) out[i] = (2 * r() - 1) * a;
     return out;
+  }
+
+  private fc(x: string, inF: number, out: number, base: string, source: string): string {
+    const w = this.uniform(out * inF, Math.SQRT2 * Math.sqrt(3 / inF)), b = this.uniform(out, 0.05);
+    return this.push(base, source, { kind: 'linear', w, b, out, in: inF }, [x]);
   }
 
   private scaleBias(n: number) {

@@ -12,6 +12,7 @@ import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
 import reduce from '../shaders/reduce.wgsl';
 import norm from '../shaders/norm.wgsl';
+import matmul from '../shaders/matmul.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -54,6 +55,7 @@ export const FAMILIES = {
   cam: { code: cam, wg: 64 },
   reduce: { code: reduce, wg: 256 },
   norm: { code: norm, wg: 64 },
+  matmul: { code: matmul, wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

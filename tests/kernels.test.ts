@@ -778,6 +778,54 @@ for (const [what, shape, make] of [
   });
 }
 
+// ------------------------------------------------------------------------------------------------ matmul
+
+const TR = (...perm: number[]): LayoutOp => ({ kind: 'transpose', perm });
+const MATMULS: [string, Shape, number, Body][] = [ // what, per-sample x, batch, body returning the product
+  ['attention scores q k^T: tanh(x) (N,h,T,d) x transpose(x) (N,h,d,T)', [2, 5, 4], 2, (b, x) => b.matmul(b.act(x, 'tanh'), b.layout(x, TR(0, 2, 1)))],
+  ['attention output softmax(x) (N,h,T,T) x sigmoid(x) (N,h,T,T)', [3, 4, 4], 2, (b, x) => b.matmul(b.softmax(x), b.act(x, 'sigmoid'))],
+  ['both operands broadcast: mean over axis 1 (N,2,1,3,4) x mean over axis 0, transposed (N,1,3,4,3)', [2, 3, 3, 4], 2,
+    (b, x) => b.matmul(b.reduce(x, 'mean', [1]), b.layout(b.reduce(x, 'mean', [0]), TR(0, 1, 3, 2)))],
+  ['constant right of rank 4 [1,3,4,2] broadcast over (N,2,1,3,4)', [2, 1, 3, 4], 2, (b, x, r) => b.matmul(x, b.constant(uniform(r, 24), [1, 3, 4, 2]))],
+  ['constant left [3,2] x activation (N,2,2,5)', [2, 2, 5], 3, (b, x, r) => b.matmul(b.constant(uniform(r, 6), [3, 2]), x)],
+  ['four leading axes (N,2,1,2,1,3,4) x tanh transposed (N,2,1,2,1,4,3)', [2, 1, 2, 1, 3, 4], 1, (b, x) => b.matmul(x, b.layout(b.act(x, 'tanh'), TR(0, 1, 2, 3, 5, 4)))],
+  ['one row M = 1 (N,1,6) x (N,6,1): a dot product per sample', [1, 6], 3, (b, x) => b.matmul(x, b.layout(b.act(x, 'tanh'), TR(1, 0)))],
+];
+for (const [what, xs, N, body] of MATMULS) {
+  const name = `matmul ${what} x=${shp([N, ...xs])}: forward, grad, guided, deeplift (mean of both passes), summation to delta`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name)), r = mulberry32(hash(name) + 1);
+    const y = body(b, b.input, r);
+    const g = b.finish(b.linear(b.flatten(y), 4));
+    const ins = g.nodes.find((n) => n.output === y)!.inputs.filter((t) => !g.tensors.get(t)!.data);
+    return check({ family: 'matmul', name, g, N, modes: ['grad', 'guided', 'deeplift'], read: [y, g.output], grads: [g.input, ...ins] }, (o) => summation(o, N));
+  });
+}
+const DENSES: [Shape, number, number][] = [ // per-sample x (the last axis is the features), out, batch
+  [[3, 4, 8], 6, 2],   // vec4 features, (N,H,W,C) as ConvNeXt's channels-last Linear
+  [[7, 5], 9, 3],      // scalar path, tokens (N,T,D) as ViT's
+  [[2, 2, 3, 4], 3, 1], // rank 5
+];
+for (const [xs, out, N] of DENSES) {
+  const name = `linear over the last axis x=${shp([N, ...xs])} w=[${out},${xs[xs.length - 1]}] (MatMul by a constant): forward, grad, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const d = b.dense(b.input, out);
+    const g = b.finish(b.linear(b.flatten(b.act(d, 'tanh')), 3));
+    return check({ family: 'linear', name, g, N, modes: ['grad', 'deeplift'], read: [d, g.output] }, (o) => summation(o, N));
+  });
+}
+{
+  const name = 'linear over the last axis chunked x=[1,2,12] w=[10,12] maxBinding 192 (4 rows per chunk): forward, backward';
+  test(name, () => {
+    const b = new GraphBuilder([2, 12], hash(name));
+    const g = b.finish(b.dense(b.input, 10));
+    return check({ family: 'linear', name, g, N: 1, maxBinding: 192 }, ({ model, errs }) => {
+      if (model.weightsOf(g.nodes[0]).rows.length !== 3) errs.push(`rows ${JSON.stringify(model.weightsOf(g.nodes[0]).rows)}: not chunked`);
+    });
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ composites
 
 {
@@ -901,6 +949,9 @@ const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32
   ['instancenorm', 'instancenorm x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.instancenorm(x)), 4)],
   ['softmax', 'softmax middle axis x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.softmax(x, 1)), 4)],
   ['log-softmax', 'log-softmax last axis x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.softmax(x, 2, true)), 4)],
+  ['matmul', 'matmul tanh(x) x^T x=[2,2,3,4] (two activations) -> linear 4', [2, 3, 4], 2, (b, x) => b.linear(b.flatten(b.matmul(b.act(x, 'tanh'), b.layout(x, { kind: 'transpose', perm: [0, 2, 1] }))), 4)],
+  ['matmul', 'matmul broadcast mean axis 1 x mean axis 0 transposed x=[2,2,2,3,3] -> linear 4', [2, 2, 3, 3], 2,
+    (b, x) => b.linear(b.flatten(b.matmul(b.reduce(x, 'mean', [1]), b.layout(b.reduce(x, 'max', [0]), { kind: 'transpose', perm: [0, 1, 3, 2] }))), 4), distinct],
   ...([[[3, 4, 5], T(1, 2, 0)], [[4, 5, 6], S([3, 4, 5], [-1, 0, -1], [-2, -1, -3])], [[3, 4, 5], P('reflect', [1, 2, 3], [2, 3, 1])],
     [[3, 4, 5], P('edge', [1, 5, 0], [0, 2, 6])], [[3, 4, 5], P('constant', [0, 2, -1], [1, -1, 2], 0.5)], [[2, 1, 3], R(2, 4, 2)],
     [[3, 4, 5], G(2, 4, 4, 0, 2)]] as [Shape, LOp][]).map(([xs, op]): [string, string, Shape, number, Body] =>

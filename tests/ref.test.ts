@@ -659,6 +659,35 @@ for (const [cfg, xs, body] of rowCases) {
   });
 }
 
+rw('matmul x=[1,2,2,3] by itself transposed per head (a x a^T), and by a constant [3,2]: hand-computed', () => {
+  const b = new GraphBuilder([2, 2, 3]);
+  const t = b.layout(b.input, { kind: 'transpose', perm: [0, 2, 1] });
+  const g = b.finish(b.concat([b.matmul(b.input, t), b.matmul(b.input, b.constant(Float32Array.from([1, 0, 0, 1, 1, 1]), [3, 2]))]));
+  const x = [1, 2, 3, 0, 1, -1, /**/ 2, 0, 0, 1, 1, 1];
+  // head 0: rows [1,2,3], [0,1,-1]: a a^T = [[14,-1],[-1,2]]; head 1: rows [2,0,0], [1,1,1]: [[4,2],[2,3]]
+  // by [[1,0],[0,1],[1,1]]: [1+3, 2+3] = [4,5], [-1, 0]; [2,0], [2,2]
+  close(refForward(g, Float64Array.from(x), 1).get(g.output)!, [14, -1, -1, 2, 4, 2, 2, 3, 4, 5, -1, 0, 2, 0, 2, 2]);
+});
+
+const matmulCases: [string, Shape, (b: GraphBuilder, x: string) => string][] = [
+  ['attention q k^T x=[2,2,3,4] (N,h,T,d) by its transpose', [2, 3, 4], (b, x) => b.matmul(b.act(x, 'tanh'), b.layout(x, { kind: 'transpose', perm: [0, 2, 1] }))],
+  ['attention (softmax) v x=[2,2,3,3] by tanh(x): two activations', [2, 3, 3], (b, x) => b.matmul(b.softmax(x), b.act(x, 'tanh'))],
+  ['broadcast leading axes [2,1,3,4] x [1,3,4,2] (constant right)', [2, 1, 3, 4], (b, x) => b.matmul(x, b.constant(Float32Array.from({ length: 24 }, (_, i) => Math.cos(i)), [1, 3, 4, 2]))],
+  ['constant left [3,2] x activation x=[2,2,2,5]', [2, 2, 5], (b, x) => b.matmul(b.constant(Float32Array.from({ length: 6 }, (_, i) => i - 2.5), [3, 2]), x)],
+  ['dense over the last axis x=[2,3,4,5] -> 6 (linear of rank 3)', [3, 4, 5], (b, x) => b.dense(x, 6)],
+];
+for (const [cfg, xs, body] of matmulCases) {
+  rw(`matmul ${cfg}: backward vs finite differences`, () => gradCheck(xs, 2, body));
+  rw(`matmul ${cfg}: deeplift summation to delta, the gradient when the reference is the input`, () => {
+    const b = new GraphBuilder(xs, 13), N = 2;
+    const g = b.finish(b.linear(b.flatten(b.act(body(b, b.input), 'tanh')), 5));
+    const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
+    checkSummation(g, g.input, vals, refVals, uniform(N * 5), N);
+    const seed = uniform(N * 5);
+    close(refBackward(g, vals, g.output, seed, N, 'deeplift', vals).get(g.input)!, refBackward(g, vals, g.output, seed, N, 'grad').get(g.input)!, 1e-10);
+  });
+}
+
 hand.run();
 fd.run();
 dl.run();

@@ -425,6 +425,36 @@ function softmaxBackward(x: Float64Array, xr: Float64Array | undefined, y: Float
   return dx;
 }
 
+// ---------- matrix products: y (N, lead, M, P) = a (N, lead_a, M, K) b (N, lead_b, K, P), leading axes broadcast ----------
+
+/** For each leading index of the output, the leading index of an operand with per-sample shape s (numpy broadcasting). */
+function leadIndex(ys: Shape, s: Shape): Int32Array {
+  return broadcastIndex(ys.slice(0, -2), s.slice(0, -2), 1);
+}
+
+/** Calls fn(ia, ib, iy) for every multiply-add: flat indices into a, b and y over the batch. */
+function matmulTerms(as: Shape, bs: Shape, ys: Shape, N: number, fn: (ia: number, ib: number, iy: number) => void) {
+  const [M, K] = as.slice(-2), P = bs[bs.length - 1], la = leadIndex(ys, as), lb = leadIndex(ys, bs);
+  const A = numel(as), B = numel(bs), Y = numel(ys);
+  for (let n = 0; n < N; n++) for (let l = 0; l < la.length; l++) for (let m = 0; m < M; m++) for (let q = 0; q < P; q++) {
+    for (let k = 0; k < K; k++) fn(n * A + (la[l] * M + m) * K + k, n * B + (lb[l] * K + k) * P + q, n * Y + (l * M + m) * P + q);
+  }
+}
+
+function matmulForward(a: Float64Array, b: Float64Array, as: Shape, bs: Shape, ys: Shape, N: number): Float64Array {
+  const y = new Float64Array(N * numel(ys));
+  matmulTerms(as, bs, ys, N, (ia, ib, iy) => { y[iy] += a[ia] * b[ib]; });
+  return y;
+}
+
+/** da = dy b~^T, db = a~^T dy (summed where an operand broadcasts); gradient: a~ = a, b~ = b; DeepLIFT: the means of
+ *  both passes, a~ = (a + a')/2, b~ = (b + b')/2 (exact: ab - a'b' = a~(b - b') + (a - a')b~). */
+function matmulBackward(a: Float64Array, b: Float64Array, ar: Float64Array, br: Float64Array, as: Shape, bs: Shape, ys: Shape, dy: Float64Array, N: number) {
+  const da = new Float64Array(a.length), db = new Float64Array(b.length);
+  matmulTerms(as, bs, ys, N, (ia, ib, iy) => { da[ia] += dy[iy] * (b[ib] + br[ib]) / 2; db[ib] += (a[ia] + ar[ia]) / 2 * dy[iy]; });
+  return { da, db };
+}
+
 // ---------- forward ----------
 
 const shapeOf = (g: Graph, t: string) => g.tensors.get(t)!.shape;
@@ -449,7 +479,7 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
       for (let nc = 0; nc < y.length; nc++) { let s = 0; for (let i = 0; i < hw; i++) s += x[nc * hw + i]; y[nc] = s / hw; }
       return y;
     }
-    case 'linear': return linearForward(x, op, N);
+    case 'linear': return linearForward(x, op, x.length / op.in); // every row of every sample (over the last axis)
     case 'affine': { // y = x * scale[c] + shift[c], c = per-sample axis 0
       const C = xs[0], inner = numel(xs) / C;
       for (let i = 0; i < y.length; i++) { const c = Math.floor(i / inner) % C; y[i] = x[i] * op.scale[c] + op.shift[c]; }
@@ -468,6 +498,7 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
     case 'norm': return normForward(x, xs, op, N);
     case 'alias': y.set(x); return y;
     case 'reduce': return reduceForward(x, xs, op, N).y;
+    case 'matmul': return matmulForward(x, v.get(node.inputs[1])!, xs, shapeOf(g, node.inputs[1]), ys, N);
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // y[n, o] = x[n, src(o)] (or the pad value)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
       for (let j = 0; j < y.length; j++) { const k = idx[j % M]; y[j] = k < 0 ? (op.kind === 'pad' ? op.value : 0) : x[Math.floor(j / M) * Mx + k]; }
@@ -476,7 +507,7 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
   }
 }
 
-/** y (N,out) = x (N,in) w^T + b, w (out, in). */
+/** y (rows,out) = x (rows,in) w^T + b, w (out, in). */
 function linearForward(x: Float64Array, op: LinearOp, N: number): Float64Array {
   const y = new Float64Array(N * op.out);
   for (let n = 0; n < N; n++) for (let o = 0; o < op.out; o++) {
@@ -601,8 +632,8 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       acc(xName, dx);
       return;
     }
-    case 'linear': // dx (N,in) = dy (N,out) w (out,in)
-      for (let n = 0; n < N; n++) for (let o = 0; o < op.out; o++) {
+    case 'linear': // dx (rows,in) = dy (rows,out) w (out,in)
+      for (let n = 0; n < dx.length / op.in; n++) for (let o = 0; o < op.out; o++) {
         const d = dy[n * op.out + o];
         for (let i = 0; i < op.in; i++) dx[n * op.in + i] += d * op.w[o * op.in + i];
       }
@@ -627,6 +658,12 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
     case 'softmax': acc(xName, softmaxBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, v.get(node.output)!, xs, op, dy, N)); return;
     case 'norm': acc(xName, normBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'alias': dx.set(dy); acc(xName, dx); return;
+    case 'matmul': {
+      const [aN, bN] = node.inputs, b = v.get(bN)!, dl = mode === 'deeplift';
+      const { da, db } = matmulBackward(x, b, dl ? ref!.get(aN)! : x, dl ? ref!.get(bN)! : b, xs, shapeOf(g, bN), ys, dy, N);
+      acc(aN, da); acc(bN, db);
+      return;
+    }
     case 'reduce': acc(xName, reduceBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // dx[n, src(o)] += dy[n, o] (linear: every mode)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);

@@ -29,6 +29,7 @@ const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; 
   seed: { offsets: { N: 0, F: 4 }, size: 16, bindings: ['p', 'logits', 'cls', 'seed', 'chosen'] },
   cam: { offsets: { N: 0, NSEL: 28 }, size: 32, bindings: ['p', 'A', 'g', 'm', 'sel', 'wts', 'raw', 'maps'] },
   norm: { offsets: { N: 0, G: 4, M: 8, SL: 12, SD: 16, eps: 20, acc: 24 }, size: 32, bindings: ['p', 'x', 'xr', 'w', 'b', 'dy', 'out'] },
+  matmul: { offsets: { o: 0, sa: 16, sb: 32, u: 48, N: 64, M: 68, K: 72, P: 76, AS: 80, BS: 84, YS: 88, acc: 92 }, size: 96, bindings: ['p', 'a', 'b', 'ar', 'br', 'dy', 'out'] },
   reduce: { offsets: { s0: 0, s1: 16, mask: 32, N: 36, XS: 40, YS: 44, R: 48, acc: 52 }, size: 64, bindings: ['p', 'x', 'xr', 'y/idx', 'yr/idxr', 'dy', 'out', 'oidx'] },
 };
 

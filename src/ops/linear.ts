@@ -1,10 +1,12 @@
-// Fully connected layers (Gemm, MatMul with a constant right-hand side): shaders/linear.wgsl. Weights are split into
-// row chunks that each fit one storage binding (VGG16's 102760448-value FC weight), one dispatch per chunk.
+// Fully connected layers (Gemm, MatMul with a constant 2-D right-hand side): shaders/linear.wgsl, over the last axis of
+// an input of any rank ((N, ..., I) -> (N, ..., O): the rows of every sample are rows of the kernel's N; ConvNeXt's and
+// ViT's Linear layers). Weights are split into row chunks that each fit one storage binding (VGG16's
+// 102760448-value FC weight), one dispatch per chunk. The MatMul import lives with the matmul record (./matmul.ts).
 // Reference: tests/ref.ts linearForward and nodeBackward case linear.
-import { numel } from '../graph.js';
-import type { OnnxImport, OpDef } from './types.js';
+import { type Node, numel } from '../graph.js';
+import type { Enc, OnnxImport, OpDef } from './types.js';
 
-/** y = x w^T + b: w (out, in), b (out). */
+/** y = x w^T + b over the last axis of x: w (out, in), b (out). */
 export interface LinearOp { kind: 'linear'; w: Float32Array; b: Float32Array; out: number; in: number }
 
 /** The linear.wgsl entry points for a layer with `inputs` features: vec4 loads along the features when they come in fours. */
@@ -15,8 +17,9 @@ const kernels = (inputs: number) => (inputs % 4 === 0
 export const linear: OpDef<LinearOp> = {
   kind: 'linear',
   reference: 'linearForward, nodeBackward case linear',
-  shape: (_n, op, [x], bad) => (numel(x) === op.in && x.length === 1 ? [op.out] : bad(`expects a (N,${op.in}) input`)),
-  macs: (op) => op.out * op.in,
+  shape: (_n, op, [x], bad) => (x.length >= 1 && x[x.length - 1] === op.in ? [...x.slice(0, -1), op.out]
+    : bad(`expects a (N,${op.in}) input, or (N, ..., ${op.in}) (over its last axis)`)),
+  macs: (op, out) => numel(out) * op.in,
   pipelines: (_m, _n, op) => { const k = kernels(op.in); return [['linear', k.forward, {}], ['linear', k.backward, {}]]; },
   upload(u, n, op) {
     const rowsPer = Math.max(1, Math.floor(u.binding / (op.in * 4)));
@@ -29,9 +32,9 @@ export const linear: OpDef<LinearOp> = {
     }
     return { w, b, rows };
   },
-  // y (N,O) rows O0..O0+OC of chunk c = x (N,I) w_c^T + b_c
+  // y (N',O) rows O0..O0+OC of chunk c = x (N',I) w_c^T + b_c, N' = N times the rows of a sample
   forward(e, n, op, ref) {
-    const w = e.weights(n), k = kernels(op.in), N = e.batch, L = (ref ? 'ref:' : '') + n.name;
+    const w = e.weights(n), k = kernels(op.in), N = rowsOf(e, n, op), L = (ref ? 'ref:' : '') + n.name;
     let O0 = 0;
     return w.rows.map((OC, c) => {
       const s = e.step('linear', k.forward, {}, `${L}[${c}]`, { N, I: op.in, O: op.out, O0, OC }, { x: e.buf(n.inputs[0], ref), w: w.w[c], b: w.b[c], y: e.buf(n.output, ref) }, N * Math.ceil(OC / 4));
@@ -43,7 +46,7 @@ export const linear: OpDef<LinearOp> = {
   backward(e, n, op, b) {
     const x = n.inputs[0];
     if (!b.need.has(x)) return [];
-    const w = e.weights(n), k = kernels(op.in), N = e.batch;
+    const w = e.weights(n), k = kernels(op.in), N = rowsOf(e, n, op);
     let O0 = 0;
     return w.rows.map((OC, c) => {
       const s = e.step('linear', k.backward, {}, `${b.label}[${c}]`, { N, I: op.in, O: op.out, O0, OC, acc: b.acc(x) }, { x: b.dy, w: w.w[c], b: w.b[c], y: b.dx(x) }, N * Math.ceil(op.in / k.backwardPer));
@@ -53,7 +56,10 @@ export const linear: OpDef<LinearOp> = {
   },
 };
 
-function transpose(a: Float32Array, rows: number, cols: number, scale: number): Float32Array {
+/** Rows of x at this batch: the batch times numel(x) / in (one per sample for a (N, in) input). */
+const rowsOf = (e: Enc, n: Node, op: LinearOp) => e.batch * numel(e.g.tensors.get(n.inputs[0])!.shape) / op.in;
+
+export function transpose(a: Float32Array, rows: number, cols: number, scale: number): Float32Array {
   const t = new Float32Array(a.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c] * scale;
   return t;
@@ -61,7 +67,8 @@ function transpose(a: Float32Array, rows: number, cols: number, scale: number): 
 
 export const onnx: Record<string, OnnxImport> = {
   Gemm(im, n) {
-    const a = im.attrs(n);
+    const a = im.attrs(n), s = im.shape(n, 0);
+    if (s.length !== 1) im.unsupported(n, `of an input of rank ${s.length + 1} [N,${s}] (Gemm is 2-D; flatten first, or use MatMul)`);
     if (a.i('transA', 0)) im.unsupported(n, 'with transA=1 (it would mix the batch dimension)');
     const B = im.constFloat(n, 1, 'B'), alpha = a.f('alpha', 1), beta = a.f('beta', 1), tB = a.i('transB', 0);
     if (B.dims.length !== 2) im.unsupported(n, `with B of shape [${B.dims}]`);
@@ -76,10 +83,5 @@ export const onnx: Record<string, OnnxImport> = {
       else im.unsupported(n, `with C of shape [${C.dims}] (needs (${out}) or a scalar)`);
     }
     im.emit(n, { kind: 'linear', w, b, out, in: inn }, [n.inputs[0]]);
-  },
-  MatMul(im, n) {
-    const B = im.constFloat(n, 1, 'B (the right-hand side)');
-    if (B.dims.length !== 2) im.unsupported(n, `with B of shape [${B.dims}] (needs a 2-D constant)`);
-    im.emit(n, { kind: 'linear', w: transpose(B.data, B.dims[0], B.dims[1], 1), b: new Float32Array(B.dims[1]), out: B.dims[1], in: B.dims[0] }, [n.inputs[0]]);
   },
 };
