@@ -888,6 +888,28 @@ const DL_F64_TOL = 1e-4; // DeepLIFT multipliers of a deep graph against float64
   });
 }
 {
+  const name = 'deeplift transformer block x=[2,3,6,6]: conv tokens, layernorm, q k^T, softmax, a v, residual, layernorm, reduce max and mean over tokens, instancenorm: multipliers vs refBackward, summation to delta';
+  test(name, () => {
+    const b = new GraphBuilder([3, 6, 6], hash(name));
+    const c = b.instancenorm(b.conv(b.input, 8, 3, { pad: 1 }));
+    const tok = b.layout(b.reshape(c, [8, 36]), TR(1, 0));                       // (36, 8)
+    const h = b.layernorm(tok), q = b.dense(h, 8), k = b.dense(h, 8), v = b.dense(h, 8);
+    const a = b.softmax(b.matmul(q, b.layout(k, TR(1, 0))));                    // (36, 36)
+    const o = b.layernorm(b.add(b.matmul(a, v), tok));
+    const g = b.finish(b.linear(b.concat([b.reduce(o, 'max', [0], false), b.reduce(o, 'mean', [0], false)]), 5));
+    const grads = [g.input, h, a], N = 2;
+    return check({ family: 'deeplift composite/f64', name, g, N, modes: ['grad', 'guided', 'deeplift'], grads, tol: { deeplift: DL_F64_TOL } }, async (o) => {
+      summation(o, N);
+      const want = refBackward(g, await gpuActivations(o.model, o.x, N), g.output, f64(o.seed), N, 'deeplift', await gpuActivations(o.model, o.xr!, N));
+      for (const t of grads) {
+        const got = o.res.passes[2].get(t)!, e = relMax(got, want.get(t)!);
+        note('deeplift composite', 'deeplift', e, `${name} (${t}, GPU activations)`);
+        if (!(e <= TOL)) o.errs.push(`deeplift '${t}' vs refBackward on the GPU's activations: ${e.toExponential(2)} > ${TOL} (${worstAt(got, want.get(t)!)})`);
+      }
+    });
+  });
+}
+{
   const name = 'deeplift composite x=[2,3,9,9], zero reference at a tap (LIFT-CAM): multipliers at relu, maxpool, hardswish taps, summation to delta';
   test(name, async () => {
     const { g, taps } = dlGraph(hash(name)), N = 2, r = mulberry32(hash(name)), gpu = await nodeGpu();
