@@ -872,19 +872,25 @@ async function gpuActivations(model: Model, x: Float32Array, N: number): Promise
 }
 const DL_F64_TOL = 1e-4; // DeepLIFT multipliers of a deep graph against float64 activations (observed 5e-6)
 
+/** A DeepLIFT composite: grad, guided and deeplift passes against the float64 reference (multipliers at DL_F64_TOL),
+ *  summation to delta, and the multipliers at `grads` against refBackward on the GPU's own activations at TOL. */
+function dlComposite(name: string, g: Graph, N: number, grads: string[]) {
+  return check({ family: 'deeplift composite/f64', name, g, N, modes: ['grad', 'guided', 'deeplift'], grads, tol: { deeplift: DL_F64_TOL } }, async (o) => {
+    summation(o, N);
+    const want = refBackward(g, await gpuActivations(o.model, o.x, N), g.output, f64(o.seed), N, 'deeplift', await gpuActivations(o.model, o.xr!, N));
+    for (const t of grads) {
+      const got = o.res.passes[2].get(t)!, e = relMax(got, want.get(t)!);
+      note('deeplift composite', 'deeplift', e, `${name} (${t}, GPU activations)`);
+      if (!(e <= TOL)) o.errs.push(`deeplift '${t}' vs refBackward on the GPU's activations: ${e.toExponential(2)} > ${TOL} (${worstAt(got, want.get(t)!)})`);
+    }
+  });
+}
+
 {
   const name = 'deeplift composite x=[3,3,9,9] (every rule), random reference input: grad, guided, multipliers at the input and 3 taps, summation to delta';
   test(name, () => {
     const { g, taps } = dlGraph(hash(name)), N = 3, grads = [g.input, ...taps];
-    return check({ family: 'deeplift composite/f64', name, g, N, modes: ['grad', 'guided', 'deeplift'], grads, tol: { deeplift: DL_F64_TOL } }, async (o) => {
-      summation(o, N);
-      const want = refBackward(g, await gpuActivations(o.model, o.x, N), g.output, f64(o.seed), N, 'deeplift', await gpuActivations(o.model, o.xr!, N));
-      for (const t of grads) {
-        const got = o.res.passes[2].get(t)!, e = relMax(got, want.get(t)!);
-        note('deeplift composite', 'deeplift', e, `${name} (${t}, GPU activations)`);
-        if (!(e <= TOL)) o.errs.push(`deeplift '${t}' vs refBackward on the GPU's activations: ${e.toExponential(2)} > ${TOL} (${worstAt(got, want.get(t)!)})`);
-      }
-    });
+    return dlComposite(name, g, N, grads);
   });
 }
 {
@@ -898,15 +904,7 @@ const DL_F64_TOL = 1e-4; // DeepLIFT multipliers of a deep graph against float64
     const o = b.layernorm(b.add(b.matmul(a, v), tok));
     const g = b.finish(b.linear(b.concat([b.reduce(o, 'max', [0], false), b.reduce(o, 'mean', [0], false)]), 5));
     const grads = [g.input, h, a], N = 2;
-    return check({ family: 'deeplift composite/f64', name, g, N, modes: ['grad', 'guided', 'deeplift'], grads, tol: { deeplift: DL_F64_TOL } }, async (o) => {
-      summation(o, N);
-      const want = refBackward(g, await gpuActivations(o.model, o.x, N), g.output, f64(o.seed), N, 'deeplift', await gpuActivations(o.model, o.xr!, N));
-      for (const t of grads) {
-        const got = o.res.passes[2].get(t)!, e = relMax(got, want.get(t)!);
-        note('deeplift composite', 'deeplift', e, `${name} (${t}, GPU activations)`);
-        if (!(e <= TOL)) o.errs.push(`deeplift '${t}' vs refBackward on the GPU's activations: ${e.toExponential(2)} > ${TOL} (${worstAt(got, want.get(t)!)})`);
-      }
-    });
+    return dlComposite(name, g, N, grads);
   });
 }
 {

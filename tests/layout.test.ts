@@ -8,15 +8,11 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { importOnnx, UnsupportedError } from '../src/import.js';
 import { Graph } from '../src/graph.js';
-import { Model } from '../src/model.js';
-import { nodeGpu } from '../node/gpu.js';
-import { parseNpy } from '../node/npy.js';
-import { relMax } from './helpers.js';
+import { checkTorchFixture, importRejects } from './helpers.js';
 import { AttrVal, FLOAT, Pb, model, node, tensor, valueInfo } from './onnx-writer.js';
 
 const test = suite('layout');
 const dir = (name: string) => `tests/fixtures/layout/${name}`;
-const npy = (name: string, f: string) => parseNpy(readFileSync(`${dir(name)}/${f}`), f).data;
 const TOL = 1e-4; // float32 GPU vs PyTorch float64, relative to the golden's max (observed below, printed)
 
 /** The layout ops of a graph, with their modes: what the fixture must exercise. */
@@ -28,28 +24,7 @@ for (const name of ['op9', 'op11', 'op13']) {
     const want = ['pad reflect', 'pad edge', 'pad constant', 'transpose', 'slice', 'tile', 'gather', ...(name === 'op9' ? [] : ['slice reversed'])];
     assert.equal(want.filter((k) => !kinds(g).has(k)), [], `layout ops the fixture exercises: ${[...kinds(g)]}`);
     assert.is(g.nodes.filter((n) => n.source === 'Split').length, 2, 'Split: one slice per output');
-    const x = npy(name, 'x.npy'), seed = npy(name, 'seed.npy'), logits = npy(name, 'logits.npy'), grad = npy(name, 'grad.npy');
-    const m = await Model.load(await nodeGpu(), g, name);
-    try {
-      for (const B of [1, 2]) {
-        const per = x.length / 2, F = logits.length / 2;
-        const plan = await m.plan({ batch: B, backward: [{ grads: [g.input] }, { grads: [g.input], mode: 'deeplift' }] });
-        const xr = new Float32Array(B * per); // the zero image as the DeepLIFT reference
-        const res = await plan.run(x.subarray(0, B * per), { seed: seed.subarray(0, B * F), refInput: xr });
-        const el = relMax(res.logits, logits.subarray(0, B * F)), eg = relMax(res.grads.get(g.input)!, grad.subarray(0, B * per));
-        console.log(`  ${name} batch ${B}: logits ${el.toExponential(1)}, gradient ${eg.toExponential(1)}`);
-        assert.ok(el <= TOL, `logits: ${el}`);
-        assert.ok(eg <= TOL, `gradient: ${eg}`);
-        const mult = res.passes[1].get(g.input)!;
-        for (let n = 0; n < B; n++) { // sum m * (x - 0) = sum seed * (y - y_ref)
-          let lhs = 0, mag = 0, rhs = 0;
-          for (let i = n * per; i < (n + 1) * per; i++) { lhs += mult[i] * x[i]; mag += Math.abs(mult[i] * x[i]); }
-          for (let j = n * F; j < (n + 1) * F; j++) rhs += seed[j] * (res.logits[j] - res.refLogits![j]);
-          assert.ok(Math.abs(lhs - rhs) <= 1e-4 * Math.max(mag, Math.abs(rhs)), `image ${n}: sum m*x = ${lhs} vs delta ${rhs}`);
-        }
-        plan.destroy();
-      }
-    } finally { m.destroy(); }
+    await checkTorchFixture(dir(name), name, g, TOL);
   });
 }
 
@@ -141,12 +116,7 @@ const REJECT: [string, Uint8Array, string[]][] = [
   ['Split into unequal parts', one('Split', [7], {}, { axis: 1 }, { outputs: ['a', 'b'] }), ['Split into 2 equal parts of axis 1 of size 7']],
 ];
 for (const [what, bytes, patterns] of REJECT) {
-  test(`rejected with a precise UnsupportedError: ${what}`, () => {
-    let err: Error | undefined;
-    try { importOnnx(bytes); } catch (e) { err = e as Error; }
-    assert.instance(err, UnsupportedError, `expected UnsupportedError, got ${err?.name}: ${err?.message}`);
-    for (const p of patterns) assert.ok(err!.message.includes(p), `message does not contain '${p}': ${err!.message}`);
-  });
+  test(`rejected with a precise UnsupportedError: ${what}`, () => importRejects(bytes, patterns));
 }
 
 test('a per-sample rank over 8 (a Reshape of (N,32) to rank 10, then Transpose) is a clear error naming the limit', () => {

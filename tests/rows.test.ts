@@ -7,17 +7,15 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { importOnnx, UnsupportedError } from '../src/import.js';
+import { importOnnx } from '../src/import.js';
 import { Graph } from '../src/graph.js';
 import { Model } from '../src/model.js';
 import { nodeGpu } from '../node/gpu.js';
-import { parseNpy } from '../node/npy.js';
-import { relMax } from './helpers.js';
+import { checkTorchFixture, importRejects } from './helpers.js';
 import { AttrVal, FLOAT, model, node, tensor, valueInfo } from './onnx-writer.js';
 
 const test = suite('rows');
 const dir = (name: string) => `tests/fixtures/rows/${name}`;
-const npy = (name: string, f: string) => parseNpy(readFileSync(`${dir(name)}/${f}`), f).data;
 const TOL = 1e-4; // float32 GPU vs PyTorch float64, relative to the golden's max (observed values printed)
 
 /** What a graph exercises: op kinds, reduce functions, softmax / log-softmax, instance vs layer norm, linear over rows. */
@@ -42,29 +40,7 @@ for (const name of ['op11', 'op13', 'op17']) {
     const want = ['reduce mean', 'reduce max', 'reduce l2', 'reduce sum', 'softmax last axis', 'log-softmax', 'instancenorm', 'linear over the last axis',
       'matmul of activations', 'affine rank 3', 'affine rank 1', ...(name === 'op11' ? [] : ['softmax inner axis']), ...(name === 'op17' ? ['layernorm'] : [])];
     assert.equal(want.filter((k) => !forms(g).has(k)), [], `forms the fixture exercises: ${[...forms(g)]}`);
-    const x = npy(name, 'x.npy'), seed = npy(name, 'seed.npy'), logits = npy(name, 'logits.npy'), grad = npy(name, 'grad.npy');
-    const m = await Model.load(await nodeGpu(), g, name);
-    try {
-      for (const B of [1, 2]) {
-        const per = x.length / 2, F = logits.length / 2;
-        const plan = await m.plan({ batch: B, backward: [{ grads: [g.input] }, { grads: [g.input], mode: 'deeplift' }] });
-        const xr = new Float32Array(B * per); // the zero image as the DeepLIFT reference
-        const res = await plan.run(x.subarray(0, B * per), { seed: seed.subarray(0, B * F), refInput: xr });
-        const el = relMax(res.logits, logits.subarray(0, B * F)), eg = relMax(res.grads.get(g.input)!, grad.subarray(0, B * per));
-        console.log(`  ${name} batch ${B}: logits ${el.toExponential(1)}, gradient ${eg.toExponential(1)}`);
-        assert.ok(el <= TOL, `logits: ${el}`);
-        assert.ok(eg <= TOL, `gradient: ${eg}`);
-        const mult = res.passes[1].get(g.input)!;
-        for (let n = 0; n < B; n++) { // sum m * (x - 0) = sum seed * (y - y_ref)
-          let lhs = 0, mag = 0, rhs = 0;
-          for (let i = n * per; i < (n + 1) * per; i++) { lhs += mult[i] * x[i]; mag += Math.abs(mult[i] * x[i]); }
-          for (let j = n * F; j < (n + 1) * F; j++) rhs += seed[j] * (res.logits[j] - res.refLogits![j]);
-          assert.ok(Math.abs(rhs) > 1e-3, `delta at the logits is not tiny (${rhs})`);
-          assert.ok(Math.abs(lhs - rhs) <= 1e-4 * Math.max(mag, Math.abs(rhs)), `image ${n}: sum m*x = ${lhs} vs delta ${rhs} (terms ${mag.toExponential(2)})`);
-        }
-        plan.destroy();
-      }
-    } finally { m.destroy(); }
+    await checkTorchFixture(dir(name), name, g, TOL);
   });
 }
 
@@ -163,12 +139,7 @@ const REJECT: [string, Uint8Array, string[]][] = [
   ['MatMul with inner sizes that differ', one('MatMul', [3, 4], {}, { floats: { w: [[5, 2], ramp(10)] } }), ['MatMul of [N,3,4] by a constant of shape [5,2]: inner sizes differ']],
 ];
 for (const [what, bytes, patterns] of REJECT) {
-  test(`rejected with a precise UnsupportedError: ${what}`, () => {
-    let err: Error | undefined;
-    try { importOnnx(bytes); } catch (e) { err = e as Error; }
-    assert.instance(err, UnsupportedError, `expected UnsupportedError, got ${err?.name}: ${err?.message}`);
-    for (const p of patterns) assert.ok(err!.message.includes(p), `message does not contain '${p}': ${err!.message}`);
-  });
+  test(`rejected with a precise UnsupportedError: ${what}`, () => importRejects(bytes, patterns));
 }
 
 test.run();

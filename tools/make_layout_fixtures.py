@@ -13,11 +13,11 @@ Opset 9 cannot export steps (torch: "step!=1 is currently not supported"), so it
 Each directory: model.onnx, x.npy (2,3,10,12), seed.npy (2,5), and PyTorch float64 goldens logits.npy and grad.npy
 (d sum(seed * logits) / dx), meta.json (the ONNX op types).
 """
-import json, os
-import numpy as np
+import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch_fixture
 
 OUT = os.path.join(os.path.dirname(__file__), '..', 'tests', 'fixtures', 'layout')
 
@@ -55,22 +55,7 @@ class Layout(nn.Module):
 
 
 def write(name, m, opset, x, seed):
-    d = os.path.join(OUT, name); os.makedirs(d, exist_ok=True)
-    torch.onnx.export(m, x, os.path.join(d, 'model.onnx'), input_names=['x'], output_names=['logits'], opset_version=opset,
-                      dynamic_axes={'x': {0: 'N'}, 'logits': {0: 'N'}}, do_constant_folding=False)
-    md = m.double()
-    xd = x.double().requires_grad_(True)
-    y = md(xd)
-    (y * seed.double()).sum().backward()
-    m.float()
-    np.save(os.path.join(d, 'x.npy'), x.numpy().astype(np.float32))
-    np.save(os.path.join(d, 'seed.npy'), seed.numpy().astype(np.float32))
-    np.save(os.path.join(d, 'logits.npy'), y.detach().numpy().astype(np.float32))
-    np.save(os.path.join(d, 'grad.npy'), xd.grad.numpy().astype(np.float32))
-    import onnx
-    ops = sorted({n.op_type for n in onnx.load(os.path.join(d, 'model.onnx')).graph.node})
-    json.dump({'opset': opset, 'ops': ops}, open(os.path.join(d, 'meta.json'), 'w'), indent=1)
-    print(name, ops)
+    torch_fixture.write(OUT, name, m, opset, x, seed)
 
 
 torch.manual_seed(0)
