@@ -21,7 +21,7 @@ import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { accuracy, evaluate, markdown, readScenes } from './eval.js';
 import { npyBytes, parseNpy } from './npy.js';
-import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sniff } from './image.js';
+import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sidecarPath, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
 
 /** The command line is wrong (exit 2). */
@@ -688,7 +688,7 @@ function loadGraph(path: string, inputShape?: string): { onnx: OnnxModel; graph:
 /** The sidecar's "input" [C,H,W] when MODEL.json exists and has one (checked fully later by readSidecar). */
 function sidecarInput(model: string): number[] | undefined {
   try {
-    const v = JSON.parse(readFileSync(model.replace(/\.onnx$/i, '') + '.json', 'utf8')).input;
+    const v = JSON.parse(readFileSync(sidecarPath(model), 'utf8')).input;
     return Array.isArray(v) && v.every((d) => Number.isInteger(d) && d > 0) ? v : undefined;
   } catch { return undefined; }
 }

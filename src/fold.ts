@@ -93,9 +93,9 @@ export const FOLD: Record<string, Fold> = {
   },
   Gather([x, idx], a) {
     const t = need(x, 'data'), i = need(idx, 'indices'), ax = axis(a.i('axis', 0), t.dims.length), d = t.dims[ax];
-    const out = [...t.dims.slice(0, ax), ...i.dims, ...t.dims.slice(ax + 1)], st = stridesOf(t.dims);
+    const out = [...t.dims.slice(0, ax), ...i.dims, ...t.dims.slice(ax + 1)], st = stridesOf(t.dims), ist = stridesOf(i.dims);
     return remap(t, out, (c) => {
-      const k = i.data[i.dims.length ? c.slice(ax, ax + i.dims.length).reduce((j, v, q) => j + v * stridesOf(i.dims)[q], 0) : 0];
+      const k = i.data[c.slice(ax, ax + i.dims.length).reduce((j, v, q) => j + v * ist[q], 0)];
       const kk = k < 0 ? k + d : k;
       if (kk < 0 || kk >= d) throw new FoldError(`Gather index ${k} is out of range for axis size ${d}`);
       const rest = [...c.slice(0, ax), kk, ...c.slice(ax + i.dims.length)];

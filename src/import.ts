@@ -6,7 +6,7 @@ import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
-export const SUPPORTED_OPS = [...new Set([...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape', 'Gather'])];
+export const SUPPORTED_OPS = [...new Set([...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape'])];
 /** ONNX op types evaluated at import when all their inputs are constants (src/fold.ts), whether or not the GPU has them. */
 export const FOLDED_OPS = [...Object.keys(FOLD), 'Shape', 'Constant'];
 
@@ -130,7 +130,7 @@ export class Importer {
       return;
     }
     if (n.opType === 'Shape') {
-      const c = this.constant(n.inputs[0]), full = c ? c.dims : [BATCH, ...this.shape(n, 0)];
+      const c = this.floats.get(n.inputs[0]) ?? this.ints.get(n.inputs[0]), full = c ? c.dims : [BATCH, ...this.shape(n, 0)];
       const r = full.length, at = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
       const start = at(this.attrs(n).i('start', 0)), end = at(this.attrs(n).i('end', r));
       this.ints.set(n.outputs[0], { dims: [Math.max(end - start, 0)], data: full.slice(start, end) });
@@ -139,7 +139,7 @@ export class Importer {
     for (const i of n.inputs) if (this.unreadable.has(i)) this.unsupported(n, `reads constant '${i}' of type ${this.unreadable.get(i)}, which camgpu does not read`);
     // every input a constant: evaluated here (src/fold.ts)
     const fold = FOLD[n.opType === 'Dropout' ? 'Identity' : n.opType];
-    if (fold && n.inputs.every((i) => !i || this.constant(i))) {
+    if (fold && n.inputs.every((i) => !i || this.floats.has(i) || this.ints.has(i))) {
       let out: CTensor;
       try { out = fold(n.inputs.map((i) => (i ? this.constant(i) : undefined)), this.attrs(n), n, this.m.opset); }
       catch (e) { if (e instanceof FoldError) this.unsupported(n, `on constants: ${e.message}`); throw e; }
@@ -148,7 +148,6 @@ export class Importer {
       else this.floats.set(n.outputs[0], { dims: out.dims, data: Float32Array.from(out.data) });
       return;
     }
-    if (n.opType === 'Gather' && !ONNX_IMPORTS.Gather) this.unsupported(n, 'on activations is not supported (only on constant shapes)');
 
     const imp = ONNX_IMPORTS[n.opType];
     if (!imp) throw new UnsupportedError(`node '${n.name}': op ${n.opType} is not supported. Supported ops: ${SUPPORTED_OPS.join(', ')}`);

@@ -7,8 +7,7 @@ import { ConvKernels, Tile, convKP, convKernels, convShape, transposedConv, wino
 import { OPS, opDef } from './ops/index.js';
 import { ConvEnc, convForward } from './ops/conv.js';
 import type { Back, Enc, Mode, PipeSpec, Step, Weights } from './ops/types.js';
-import type { ParamValues } from './reflect.js';
-import type { Binding } from './reflect.js';
+import type { Binding, ParamValues } from './reflect.js';
 
 export type { Mode, Step } from './ops/types.js';
 
