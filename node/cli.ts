@@ -15,7 +15,7 @@ import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
 import { convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
-import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
+import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
@@ -436,7 +436,7 @@ async function explainCommand(v: Values, files: string[]) {
   const opts: ExplainOptions = {
     // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
     methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile,
+    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile, signal: STOP.signal,
   };
   try {
     const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
@@ -602,7 +602,7 @@ async function evalCommand(v: Values) {
     out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
     return;
   }
-  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d) });
+  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d), signal: STOP.signal });
   progress.end();
   out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
   out(markdown(r));
@@ -823,9 +823,21 @@ async function main(argv: string[]): Promise<void> {
   await c.run(r.values, r.positionals);
 }
 
+/**
+ * Ctrl-C: the first SIGINT aborts the running explanation or evaluation between GPU batches (what it holds is
+ * freed, the GPU released) and the command exits with 130; a second one exits at once.
+ */
+const STOP = new AbortController();
+process.once('SIGINT', () => {
+  STOP.abort();
+  process.stderr.write('\ncamgpu: stopping after the current GPU batch (Ctrl-C again to quit at once)\n');
+  process.once('SIGINT', () => process.exit(130));
+});
+
 /** One line for stderr, and the exit status. */
 function report(e: unknown): number {
   const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+  if (e instanceof CancelledError) { process.stderr.write(`camgpu: cancelled: ${oneLine(e.message)}\n`); return 130; }
   if (e instanceof UsageError) { process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 2; }
   if (e instanceof CliError || e instanceof ModelError || e instanceof UnsupportedError || e instanceof OnnxError || e instanceof GpuError || e instanceof ImageError) {
     process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 1;

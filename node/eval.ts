@@ -6,13 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model, Plan } from '../src/model.js';
-import { Explainer, softmax } from '../src/explain.js';
+import { CancelledError, Explainer, softmax } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { Box, blur, curve, dropIncrease, energyInBoxes, instancesWithPeak, masked, pointingHit, auc } from '../src/metrics.js';
 import { decodeImage, preprocess, Sidecar } from './image.js';
 
 export interface Scene { file: string; class: number; boxes: Box[]; multi: boolean }
-export interface EvalOptions { methods: Method[]; limit?: number; steps?: number; /** deletion/insertion on the first N scenes only (they cost 2*(steps+1) forwards per scene and method) */ aucLimit?: number; batch?: number; riseN?: number; onProgress?: (done: number, total: number) => void }
+export interface EvalOptions { methods: Method[]; limit?: number; steps?: number; /** deletion/insertion on the first N scenes only (they cost 2*(steps+1) forwards per scene and method) */ aucLimit?: number; batch?: number; riseN?: number; onProgress?: (done: number, total: number) => void; /** stops between GPU batches (CancelledError) */ signal?: AbortSignal }
 export interface MethodScores {
   avgDrop: number; increase: number; deletion: number; insertion: number; pointing: number; energy: number;
   /** multi-instance scenes: share of instances with a local maximum of the map */
@@ -39,6 +39,7 @@ export async function evaluate(model: Model, side: Sidecar, dir: string, o: Eval
     const out = new Float32Array(k * model.numClasses);
     for (let i = 0; i < k; i += 64) {
       const n = Math.min(64, k - i);
+      if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
       if (!plans.has(n)) plans.set(n, await model.plan({ batch: n }));
       out.set((await plans.get(n)!.run(x.subarray(i * per, (i + n) * per))).logits, i * model.numClasses);
     }
@@ -51,7 +52,7 @@ export async function evaluate(model: Model, side: Sidecar, dir: string, o: Eval
     for (let s0 = 0; s0 < scenes.length; s0 += B) {
       const chunk = scenes.slice(s0, s0 + B), x = new Float32Array(chunk.length * per);
       chunk.forEach((s, i) => x.set(preprocess(decodeImage(readFileSync(join(dir, s.file)), s.file), H, W, side).x, i * per));
-      const e = await explainer.explain(x, { methods: o.methods, targets: chunk.map((s) => s.class), ...(o.riseN ? { rise: { n: o.riseN } } : {}) });
+      const e = await explainer.explain(x, { methods: o.methods, targets: chunk.map((s) => s.class), ...(o.riseN ? { rise: { n: o.riseN } } : {}), signal: o.signal });
       // time per image per method: the fused gradient pass is shared by every gradient method
       const shared = (e.timings['gradient pass'] ?? 0) + (e.timings.remap ?? 0);
       for (const m of o.methods) sums[m].ms += (e.timings[m] ?? e.timings[m === 'guided-gradcam' ? 'guided' : ''] ?? 0) + shared;
