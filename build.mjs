@@ -46,7 +46,7 @@ const declarations = async () => {
     '--lib', 'es2022,dom', '--types', '@webgpu/types,node', '--strict', '--skipLibCheck'])
     .catch((e) => { throw new Error(`declarations (tsc) failed:\n${e.stdout}${e.stderr}`.trim()); });
   writeFileSync('dist/camgpu.d.ts', '// Types of dist/camgpu.js (emitted by build.mjs into dist/types/).\n/// <reference types="@webgpu/types" />\nexport * from \'./types/src/index.js\';\n');
-  writeFileSync('dist/node.d.ts', '// Types of dist/node.js, "camgpu/node" (emitted by build.mjs into dist/types/).\n/// <reference types="@webgpu/types" />\n/// <reference types="node" />\nexport * from \'./types/node/index.js\';\n');
+  writeFileSync('dist/node.d.ts', '// Types of dist/node.js, "camgpu/node" (emitted by build.mjs into dist/types/).\n/// <reference types="@webgpu/types" />\nexport * from \'./types/node/index.js\';\n');
 };
 
 function failOnNode() {
