@@ -8,7 +8,7 @@
 //            two tiles compares them side by side and with a swipe slider.
 // Every number on a page carries its full value in a data-value attribute, so tests (and readers) can check it.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { EvalResult, MethodScores } from './eval.js';
 import { Rgb, encodePng } from './image.js';
 import { Colormap, lut, overlay } from './render.js';
@@ -181,15 +181,15 @@ export function writeEvalReport(dir: string, info: EvalReportInfo, r: EvalResult
   const hits = Object.fromEntries(methods.map((m) => [m, d.scenes.filter((s) => s.hit[m]).length]));
   const pointing = `<div class="scroll"><table class="sortable" id="pointing"><thead><tr><th>scene</th><th>class</th><th>multi</th><th>top-1 correct</th>
 ${methods.map((m) => `<th data-method="${esc(m)}">${esc(m)}</th>`).join('')}</tr></thead><tbody>
-${d.scenes.map((s) => `<tr data-file="${esc(s.file)}"><td>${esc(s.file)}</td><td>${esc(label(s.class))}</td><td data-value="${s.multi ? 1 : 0}">${s.multi ? 'yes' : ''}</td>`
+${d.scenes.map((s) => `<tr data-file="${esc(s.file)}"><td title="${esc(s.file)}">${esc(basename(s.file))}</td><td>${esc(label(s.class))}</td><td data-value="${s.multi ? 1 : 0}">${s.multi ? 'yes' : ''}</td>`
     + `<td data-value="${s.top1 === s.class ? 1 : 0}">${s.top1 === s.class ? 'yes' : `no (${esc(label(s.top1))})`}</td>`
     + methods.map((m) => `<td data-method="${esc(m)}" data-value="${s.hit[m] ? 1 : 0}" class="${s.hit[m] ? 'hit' : 'miss'}" title="max at (${s.peak[m]}), energy ${s.energy[m].toFixed(3)}">${s.hit[m] ? 'hit' : 'miss'}</td>`).join('') + '</tr>').join('\n')}
 </tbody><tfoot><tr><td>hits</td><td></td><td></td><td></td>${methods.map((m) => `<td data-method="${esc(m)}" data-value="${hits[m]}">${hits[m]} / ${d.scenes.length}</td>`).join('')}</tr></tfoot></table></div>`;
   const gallery = d.gallery.map((g) => {
     const s = d.scenes[g.index];
-    const tiles = [boxedTile(g.view, `${s.file}`, s.boxes)]
+    const tiles = [boxedTile(g.view, 'image', s.boxes)]
       .concat(methods.map((m) => boxedTile(overlay(g.view, g.maps[m], cmap, 0.5), m, s.boxes, s.peak[m], s.hit[m], ` data-method="${esc(m)}"`)));
-    return `<div class="scene" data-index="${g.index}" data-file="${esc(s.file)}"><div>${esc(s.file)}: ${esc(label(s.class))}${s.multi ? `, ${s.boxes.length} instances` : ''}; `
+    return `<div class="scene" data-index="${g.index}" data-file="${esc(s.file)}"><div>${esc(basename(s.file))}: ${esc(label(s.class))}${s.multi ? `, ${s.boxes.length} instances` : ''}; `
       + `p = ${s.prob.toFixed(3)}${s.top1 === s.class ? '' : `, model says ${esc(label(s.top1))}`}</div><div class="tiles">${tiles.join('')}</div></div>`;
   }).join('\n');
   const body = `<h1>camgpu eval: ${esc(info.model)} on ${esc(info.data)}</h1>
@@ -240,8 +240,9 @@ method; perturbation and pixel methods add their own passes.</p>`;
     const top = (im?.top ?? []) as { class: number; label: string; prob: number; logit: number }[];
     const topk = `<table class="topk"><thead><tr><th>class</th><th>label</th><th>prob</th><th>logit</th></tr></thead><tbody>${top.map((t) =>
       `<tr data-class="${t.class}"${t.class === r.target ? ' class="target"' : ''}><td>${t.class}</td><td>${esc(t.label)}</td><td data-value="${t.prob}">${(100 * t.prob).toFixed(2)}%</td><td data-value="${t.logit}">${t.logit.toFixed(3)}</td></tr>`).join('')}</tbody></table>`;
-    const tiles = [boxedTile(r.view, `${r.name}: image`, [], undefined, undefined, ' data-method="image"')]
-      .concat(methods.map((m) => boxedTile(r.overlays[m], `${r.name}: ${m}`, [], undefined, undefined, ` data-method="${esc(m)}"`)));
+    const tag = `${r.name} (${r.label})`;
+    const tiles = [boxedTile(r.view, `${tag}: image`, [], undefined, undefined, ' data-method="image"')]
+      .concat(methods.map((m) => boxedTile(r.overlays[m], `${tag}: ${m}`, [], undefined, undefined, ` data-method="${esc(m)}"`)));
     return `<div class="scene" data-row="${i}" data-name="${esc(r.name)}" data-target="${r.target}"><h3>${esc(r.name)}: ${esc(r.label)} (class ${r.target}), p = ${r.prob.toFixed(4)}</h3>
 ${topk}<div class="tiles">${tiles.join('')}</div></div>`;
   }).join('\n');
