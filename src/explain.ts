@@ -1,6 +1,6 @@
 // explain(): every requested method for a batch of images. The gradient CAMs come from one plan: one forward,
 // one backward to the target layer (plus LIFT-CAM's head-only DeepLIFT pass) and the fused CAM epilogue, in one
-// submit. Perturbation and pixel methods add their own batched plans. Definitions: shared METHODS.md.
+// submit. Perturbation and pixel methods add their own batched plans. Definitions: docs/METHODS.md.
 import { Graph, ModelError, consumers, isConst, logitsOf, numel, producers } from './graph.js';
 import { Model, Plan, ProfileEntry, Step, addProfiles, candidates } from './model.js';
 import { METHODS, METHOD_NAMES, Method, FAST_METHODS } from './methods.js';
