@@ -323,6 +323,38 @@ for (const [fn, alpha, beta, kinks] of ACTS) {
   });
 }
 
+/** Piecewise-linear (and -quadratic) activations with x and x' straddling a kink closely, |x - x'| in [2e-3, 2e-2]
+ *  (hardsigmoid with kinks exact in float32: alpha 1/4, beta 1/2 at -2, 2): the DeepLIFT multiplier against the
+ *  float64 secant, and summation to delta sum(m (x - x')) = sum(seed (f(x) - f(x'))) relative to sum |terms|. */
+const STRADDLE: [ActFn, number | undefined, number | undefined, number[]][] = [
+  ['hardswish', undefined, undefined, [-3, 3]],
+  ['hardsigmoid', 0.25, 0.5, [-2, 2]],
+  ['clip', undefined, undefined, [0, 6]],
+  ['clip', -1, 0.5, [-1, 0.5]],
+];
+for (const [fn, alpha, beta, kinks] of STRADDLE) {
+  const cfg = alpha === undefined ? 'defaults' : `alpha=${alpha} beta=${beta}`;
+  const name = `act ${fn} x=[2,3,10,10] ${cfg}: deeplift with x, x' straddling the kinks ${f(kinks)} by 1e-3..1e-2 (split secant)`;
+  test(name, () => {
+    const r = mulberry32(hash(name)), N = 2, E = N * 300;
+    const b = new GraphBuilder([3, 10, 10]);
+    const g = b.finish(b.act(b.input, fn, alpha, beta));
+    const x = new Float32Array(E), xr = new Float32Array(E);
+    for (let i = 0; i < E; i++) {
+      const k = kinks[i % kinks.length], s = r() < 0.5 ? -1 : 1;
+      x[i] = k + s * (1e-3 + 9e-3 * r()); xr[i] = k - s * (1e-3 + 9e-3 * r());
+    }
+    return check({ family: 'act straddle', name, g, N, x, xr, modes: ['deeplift'] }, ({ res, seed, errs }) => {
+      const m = res.passes[0].get(g.input)!, vals = refForward(g, f64(x), N).get(g.output)!, refv = refForward(g, f64(xr), N).get(g.output)!;
+      let lhs = 0, rhs = 0, mag = 0;
+      for (let i = 0; i < E; i++) { lhs += m[i] * (x[i] - xr[i]); rhs += seed[i] * (vals[i] - refv[i]); mag += Math.abs(seed[i] * (vals[i] - refv[i])); }
+      const e = Math.abs(lhs - rhs) / mag;
+      note('act straddle', 'deeplift', e, `${name} (summation)`);
+      if (!(e <= 1e-6)) errs.push(`summation to delta: |sum m dx - sum seed df| / sum |terms| = ${e.toExponential(2)} > 1e-6`);
+    });
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ add / mul
 
 type Body = (b: GraphBuilder, x: string, r: Rand) => string;
