@@ -124,6 +124,8 @@ export class GraphBuilder {
 
   /** A layout op (src/ops/layout.ts): transpose, slice, pad, tile or gather, per-sample axes. */
   layout(x: string, op: LayoutOp): string { return this.push(op.kind, LAYOUT_SOURCE[op.kind], op, [x]); }
+  /** Any single-input op record as given (Resize, ConvTranspose: tests build their parameters), source its ONNX op type. */
+  op(x: string, op: Op, source: string): string { return this.push(op.kind, source, op, [x]); }
   /** Alias to a new per-sample shape of the same size (Reshape): same data, no dispatch. */
   reshape(x: string, shape: Shape): string {
     if (numel(shape) !== numel(this.shape(x))) throw new ModelError(`builder: reshape of ${fmt(this.shape(x))} to ${fmt(shape)} changes the size`);

@@ -13,6 +13,7 @@ import cam from '../shaders/cam.wgsl';
 import reduce from '../shaders/reduce.wgsl';
 import norm from '../shaders/norm.wgsl';
 import matmul from '../shaders/matmul.wgsl';
+import resize from '../shaders/resize.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -56,6 +57,7 @@ export const FAMILIES = {
   reduce: { code: reduce, wg: 256 },
   norm: { code: norm, wg: 64 },
   matmul: { code: matmul, wg: 64 },
+  resize: { code: resize, wg: 256 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

@@ -9,6 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, NormOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph.js';
 import { validate } from '../src/ops/index.js';
+import { resizeOf } from '../src/ops/resize.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
 import { TILES, Tile, convKernels, convShape, tileName } from '../src/conv.js';
@@ -976,6 +977,29 @@ function dlComposite(name: string, g: Graph, N: number, grads: string[]) {
   });
 }
 
+// ------------------------------------------------------------------------------------------------ resize
+
+/** Resize configurations: per-sample input shape and the op's options; a conv 1x1 after it so the seed is not uniform. */
+const RESIZE: [string, Shape, Parameters<typeof resizeOf>[1]][] = [
+  ['nearest x2 asymmetric floor (PyTorch nearest)', [3, 5, 6], { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 2] }],
+  ['nearest half_pixel round_prefer_floor downsample 9x10 -> 4x3', [3, 9, 10], { mode: 'nearest', sizes: [4, 3] }],
+  ['nearest tf_half_pixel_for_nn ceil 4x5 -> 7x9', [2, 4, 5], { mode: 'nearest', coord: 'tf_half_pixel_for_nn', nearest: 'ceil', sizes: [7, 9] }],
+  ['linear pytorch_half_pixel x2 (PyTorch bilinear)', [3, 5, 6], { mode: 'linear', coord: 'pytorch_half_pixel', scales: [2, 2] }],
+  ['linear align_corners 13x17 -> 40x31', [4, 13, 17], { mode: 'linear', coord: 'align_corners', sizes: [40, 31] }],
+  ['linear half_pixel scales 0.6 x 1.7', [3, 10, 7], { mode: 'linear', scales: [0.6, 1.7] }],
+  ['cubic half_pixel A=-0.75 5x4 -> 9x11', [2, 5, 4], { mode: 'cubic', sizes: [9, 11] }],
+  ['cubic align_corners exclude_outside A=-0.5 6x6 -> 4x9', [2, 6, 6], { mode: 'cubic', coord: 'align_corners', cubicA: -0.5, exclude: true, sizes: [4, 9] }],
+];
+for (const [what, xs, o] of RESIZE) {
+  const name = `resize ${what} x=${shp([2, ...xs])} -> conv 1x1: forward, grad, guided, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const r = b.op(b.input, resizeOf([xs[1], xs[2]], o), 'Resize');
+    const g = b.finish(b.conv(r, 3, 1));
+    return check({ family: 'resize', name, g, N: 2, read: [r, g.output], modes: ['grad', 'guided', 'deeplift'] });
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ finite differences
 
 const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32Array)?][] = [
@@ -995,6 +1019,8 @@ const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32
     return v;
   }],
   ['softmax', 'softmax x=[2,6] -> linear 5 -> softmax', [6], 2, (b, x) => b.softmax(b.linear(x, 5))],
+  ['resize', 'resize linear half_pixel x=[2,2,3,4] -> 5x7 -> conv 1x1', [2, 3, 4], 2, (b, x) => b.conv(b.op(x, resizeOf([3, 4], { mode: 'linear', sizes: [5, 7] }), 'Resize'), 3, 1)],
+  ['resize', 'resize cubic align_corners x=[2,2,4,3] -> 6x5 -> conv 1x1', [2, 4, 3], 2, (b, x) => b.conv(b.op(x, resizeOf([4, 3], { mode: 'cubic', coord: 'align_corners', sizes: [6, 5] }), 'Resize'), 3, 1)],
   ['reduce', 'reduce l2 axes [0,2] x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'l2', [0, 2])), 4)],
   ['reduce', 'reduce max axes [1] x=[2,3,4,5] (distinct values) -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'max', [1], false)), 4), distinct],
   ['layernorm', 'layernorm axes [1,3) x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.layernorm(x, 1)), 4)],

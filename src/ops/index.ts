@@ -10,6 +10,7 @@ import * as matmulOps from './matmul.js';
 import * as normOps from './norm.js';
 import * as poolOps from './pool.js';
 import * as reduceOps from './reduce.js';
+import * as resizeOps from './resize.js';
 import * as shapeOps from './shape.js';
 import type { OnnxImport, OpDef } from './types.js';
 
@@ -21,10 +22,12 @@ export type { LinearOp } from './linear.js';
 export type { MatmulOp } from './matmul.js';
 export type { GapOp, PoolOp } from './pool.js';
 export type { ReduceFn, ReduceOp } from './reduce.js';
+export type { ResizeOp } from './resize.js';
 export type { AliasOp, ConcatOp } from './shape.js';
 export type { NormOp, SoftmaxOp } from './norm.js';
 export type Op = actOps.ActOp | actOps.AffineOp | binaryOps.BinaryOp | convOps.ConvOp | linearOps.LinearOp | poolOps.PoolOp | poolOps.GapOp
-  | shapeOps.ConcatOp | normOps.SoftmaxOp | normOps.NormOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp | matmulOps.MatmulOp;
+  | shapeOps.ConcatOp | normOps.SoftmaxOp | normOps.NormOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp | matmulOps.MatmulOp
+  | resizeOps.ResizeOp;
 export type OpKind = Op['kind'];
 
 /** The op whose kind includes K (BinaryOp for 'add', 'mul', ...). */
@@ -35,13 +38,13 @@ export const OPS: Table = {
   conv: convOps.conv, linear: linearOps.linear,
   maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: normOps.softmax, norm: normOps.norm, alias: shapeOps.alias,
   transpose: layoutOps.transpose, slice: layoutOps.slice, pad: layoutOps.pad, tile: layoutOps.tile, gather: layoutOps.gather,
-  reduce: reduceOps.reduce, matmul: matmulOps.matmul,
+  reduce: reduceOps.reduce, matmul: matmulOps.matmul, resize: resizeOps.resize,
 };
 /** The record of a node's op (typed loosely: the record and the op agree by construction). */
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx, ...resizeOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
 export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST, ...matmulOps.CONST_FIRST]);
 
