@@ -14,6 +14,7 @@ import reduce from '../shaders/reduce.wgsl';
 import norm from '../shaders/norm.wgsl';
 import matmul from '../shaders/matmul.wgsl';
 import resize from '../shaders/resize.wgsl';
+import convtranspose from '../shaders/convtranspose.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -58,6 +59,7 @@ export const FAMILIES = {
   norm: { code: norm, wg: 64 },
   matmul: { code: matmul, wg: 64 },
   resize: { code: resize, wg: 256 },
+  convtranspose: { code: convtranspose, wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 

@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, NormOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph.js';
 import { validate } from '../src/ops/index.js';
 import { resizeOf } from '../src/ops/resize.js';
+import { convTransposeOf } from '../src/ops/convtranspose.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
 import { TILES, Tile, convKernels, convShape, tileName } from '../src/conv.js';
@@ -1000,6 +1001,25 @@ for (const [what, xs, o] of RESIZE) {
   });
 }
 
+// ------------------------------------------------------------------------------------------------ convtranspose
+
+const CONVT: [string, Shape, number, [number, number], NonNullable<Parameters<typeof convTransposeOf>[4]>][] = [
+  ['3x3 s=2 p=1 output_padding=1', [8, 6, 7], 5, [3, 3], { stride: [2, 2], pad: [1, 1, 1, 1], outPad: [1, 1] }],
+  ['2x2 s=2 (U-Net up-conv)', [6, 5, 5], 4, [2, 2], { stride: [2, 2] }],
+  ['4x4 s=2 p=1 g=2 d=1', [4, 6, 5], 6, [4, 4], { stride: [2, 2], pad: [1, 1, 1, 1], group: 2 }],
+  ['3x3 s=[2,3] d=2 p=[1,0,2,1] g=3 output_padding=[1,0]', [6, 4, 5], 3, [3, 3], { stride: [2, 3], dil: [2, 2], pad: [1, 0, 2, 1], group: 3, outPad: [1, 0] }],
+  ['3x3 s=2 negative pads [0,-1,-1,0] (output_shape larger)', [3, 4, 4], 2, [3, 3], { stride: [2, 2], pad: [0, -1, -1, 0] }],
+];
+for (const [what, xs, cout, k, o] of CONVT) {
+  const name = `convtranspose ${what} x=${shp([2, ...xs])} w=${shp([xs[0], cout / (o.group ?? 1), ...k])}: forward, grad, guided, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const t = b.op(b.input, convTransposeOf(xs[0], cout, k, mulberry32(hash(name)), o), 'ConvTranspose');
+    const g = b.finish(b.conv(b.relu(t), 3, 1));
+    return check({ family: 'convtranspose', name, g, N: 2, read: [t, g.output], modes: ['grad', 'guided', 'deeplift'] });
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ finite differences
 
 const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32Array)?][] = [
@@ -1019,6 +1039,7 @@ const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32
     return v;
   }],
   ['softmax', 'softmax x=[2,6] -> linear 5 -> softmax', [6], 2, (b, x) => b.softmax(b.linear(x, 5))],
+  ['convtranspose', 'convtranspose 3x3 s=2 p=1 output_padding=1 g=2 x=[2,4,3,3] -> conv 1x1', [4, 3, 3], 2, (b, x) => b.conv(b.op(x, convTransposeOf(4, 4, [3, 3], mulberry32(3), { stride: [2, 2], pad: [1, 1, 1, 1], outPad: [1, 1], group: 2 }), 'ConvTranspose'), 3, 1)],
   ['resize', 'resize linear half_pixel x=[2,2,3,4] -> 5x7 -> conv 1x1', [2, 3, 4], 2, (b, x) => b.conv(b.op(x, resizeOf([3, 4], { mode: 'linear', sizes: [5, 7] }), 'Resize'), 3, 1)],
   ['resize', 'resize cubic align_corners x=[2,2,4,3] -> 6x5 -> conv 1x1', [2, 4, 3], 2, (b, x) => b.conv(b.op(x, resizeOf([4, 3], { mode: 'cubic', coord: 'align_corners', sizes: [6, 5] }), 'Resize'), 3, 1)],
   ['reduce', 'reduce l2 axes [0,2] x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'l2', [0, 2])), 4)],

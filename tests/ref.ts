@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, ResizeOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
+import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, ResizeOp, ConvTransposeOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -455,6 +455,33 @@ function matmulBackward(a: Float64Array, b: Float64Array, ar: Float64Array, br: 
   return { da, db };
 }
 
+// ---------- transposed conv: ONNX ConvTranspose, w (C, K/g, kh, kw) ----------
+
+/** Every (input element, output element, weight) term, visited by scattering each input tap: y[n, k, ih s - pt + i d,
+ *  iw s - pl + j d] gets x[n, c, ih, iw] w[c, k', i, j] for k in c's group (outside the output: dropped). */
+function convTransposeTerms(op: ConvTransposeOp, xs: Shape, ys: Shape, N: number, fn: (ix: number, iy: number, w: number) => void) {
+  const [C, H, W] = xs, [K, OH, OW] = ys, Kg = K / op.group, Cg = C / op.group;
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let ih = 0; ih < H; ih++) for (let iw = 0; iw < W; iw++)
+    for (let kk = 0; kk < Kg; kk++) for (let i = 0; i < op.kh; i++) for (let j = 0; j < op.kw; j++) {
+      const oh = ih * op.stride[0] - op.pad[0] + i * op.dil[0], ow = iw * op.stride[1] - op.pad[1] + j * op.dil[1];
+      if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+      const k = Math.floor(c / Cg) * Kg + kk;
+      fn(((n * C + c) * H + ih) * W + iw, ((n * K + k) * OH + oh) * OW + ow, op.w[((c * Kg + kk) * op.kh + i) * op.kw + j]);
+    }
+}
+function convTransposeForward(x: Float64Array, xs: Shape, op: ConvTransposeOp, ys: Shape, N: number): Float64Array {
+  const y = new Float64Array(N * numel(ys)), M = ys[1] * ys[2];
+  for (let i = 0; i < y.length; i++) y[i] = op.b[Math.floor(i / M) % ys[0]];
+  convTransposeTerms(op, xs, ys, N, (ix, iy, w) => { y[iy] += x[ix] * w; });
+  return y;
+}
+/** dx = the conv of dy by w (linear: every mode). */
+function convTransposeBackward(dy: Float64Array, xs: Shape, op: ConvTransposeOp, ys: Shape, N: number): Float64Array {
+  const dx = new Float64Array(N * numel(xs));
+  convTransposeTerms(op, xs, ys, N, (ix, iy, w) => { dx[ix] += dy[iy] * w; });
+  return dx;
+}
+
 // ---------- resize: ONNX Resize / Upsample of the last two per-sample axes ----------
 
 /**
@@ -551,6 +578,7 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
     case 'alias': y.set(x); return y;
     case 'reduce': return reduceForward(x, xs, op, N).y;
     case 'resize': return resizeForward(x, xs, op, ys, N);
+    case 'convtranspose': return convTransposeForward(x, xs, op, ys, N);
     case 'matmul': return matmulForward(x, v.get(node.inputs[1])!, xs, shapeOf(g, node.inputs[1]), ys, N);
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // y[n, o] = x[n, src(o)] (or the pad value)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
@@ -718,6 +746,7 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       return;
     }
     case 'resize': acc(xName, resizeBackward(dy, xs, op, N)); return;
+    case 'convtranspose': acc(xName, convTransposeBackward(dy, xs, op, ys, N)); return;
     case 'reduce': acc(xName, reduceBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // dx[n, src(o)] += dy[n, o] (linear: every mode)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
