@@ -3,6 +3,7 @@
 import { Graph, ModelError, Node, Shape, fmt, numel, producers } from '../graph.js';
 import * as actOps from './act.js';
 import * as binaryOps from './binary.js';
+import * as compositeOps from './composite.js';
 import * as convOps from './conv.js';
 import * as convtOps from './convtranspose.js';
 import * as layoutOps from './layout.js';
@@ -46,7 +47,7 @@ export const OPS: Table = {
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx, ...resizeOps.onnx, ...convtOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx, ...resizeOps.onnx, ...convtOps.onnx, ...compositeOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
 export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST, ...matmulOps.CONST_FIRST]);
 
