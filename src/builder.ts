@@ -199,12 +199,12 @@ export class GraphBuilder {
   }
 }
 
-/** Number of learned parameters: conv and linear weights and biases, affine and norm scales and shifts, PRelu slopes, constants. */
+/** Number of learned parameters: conv, transposed conv and linear weights and biases, affine and norm scales and shifts, PRelu slopes, constants. */
 export function paramCount(g: Graph): number {
   let n = 0;
   for (const node of g.nodes) {
     const op = node.op;
-    if (op.kind === 'conv' || op.kind === 'linear') n += op.w.length + op.b.length;
+    if (op.kind === 'conv' || op.kind === 'linear' || op.kind === 'convtranspose') n += op.w.length + op.b.length;
     else if (op.kind === 'affine') n += op.scale.length + op.shift.length;
     else if (op.kind === 'act' && op.alphas) n += op.alphas.length;
     else if (op.kind === 'norm') n += op.scale.length + op.bias.length;
