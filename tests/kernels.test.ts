@@ -569,6 +569,8 @@ const CONCATS: [string, Shape, number, (b: GraphBuilder, x: string) => { parts: 
     const cv = b.conv(x, 5, 3, { pad: 1 }), rl = b.relu(x); return { parts: [cv, x, rl], grads: [x, cv, rl] }; }],
   ['concat x ++ x ++ conv(x) x=[2,2,4,4] (one tensor twice: the slices accumulate)', [2, 4, 4], 2, (b, x) => {
     const cv = b.conv(x, 3, 3, { pad: 1 }); return { parts: [x, x, cv], grads: [x, cv] }; }],
+  ['concat constant [1,6] ++ tokens x=[3,5,6] ++ conv-free tanh(x) (a class token, the same for every sample)', [5, 6], 3, (b, x) => {
+    const cls = b.constant(Float32Array.from({ length: 6 }, (_, i) => 0.5 - 0.2 * i), [1, 6]); return { parts: [cls, x, b.act(x, 'tanh')], grads: [x] }; }],
 ];
 for (const [cfg, xs, N, body] of CONCATS) {
   const name = `${cfg}: forward, backward slices`;

@@ -11,8 +11,7 @@ Weights are random and seeded (the same command writes the same files). Every mo
 init (torch.manual_seed per fixture), then: weights that torchvision initialises to zero (ViT's head, class token,
 zero biases) get random values; LayerNorm affine parameters and ConvNeXt's layer scale are drawn at random (U(0.6,
 1.4) / U(0.3, 1)); relative position bias tables get N(0, 0.5^2); BatchNorm running statistics are calibrated on 4
-random batches one layer at a time in forward order (that layer in train mode, cumulative average, on the outputs of
-the calibrated eval-mode layers before it) and then perturbed (mean + 0.1 sd N(0,1), var * U(0.6, 1.5), weight
+random batches (train mode, cumulative average) and then perturbed (mean + 0.1 sd N(0,1), var * U(0.6, 1.5), weight
 U(0.6, 1.4), bias 0.1 N(0,1)), so folding BN into the conv before it changes every weight; the last layer is scaled
 so the logits have a standard deviation of 3 on the calibration batches.
 
@@ -421,25 +420,15 @@ def randomize(model, x_cal, gen, out=lambda y: y):
         if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
             m.weight.copy_(uni(0.6, 1.4, *m.weight.shape))
             m.bias.copy_(0.1 * rnd(*m.bias.shape))
-    # BatchNorm layers one at a time in the order the forward runs them, each calibrated in train mode (cumulative
-    # average over the calibration batches) on what the eval-mode layers before it, already calibrated and perturbed,
-    # actually give it; then perturbed. Every BN's output is then O(1) in eval mode (calibrating all at once in train
-    # mode instead let the perturbations compound with depth: activations drifted by orders of magnitude, and the
-    # float32 goldens lost digits, 7.5e-6 on GoogLeNet's logits).
-    model.eval()
-    order = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod) if mod not in order else None)
-             for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    model(x_cal[:2])
-    for h in hooks:
-        h.remove()
-    for m in order:
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns:
         m.reset_running_stats()
-        m.momentum = None
-        m.train()
-        for xb in x_cal.chunk(4):
-            model(xb)
-        m.eval()
+        m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    for xb in x_cal.chunk(4):
+        model(xb)
+    model.eval()
+    for m in bns:
         m.running_mean.add_(0.1 * rnd(m.num_features) * m.running_var.sqrt())
         m.running_var.mul_(uni(0.6, 1.5, m.num_features))
         m.weight.copy_(uni(0.6, 1.4, m.num_features))
@@ -657,10 +646,10 @@ def r_seg_lraspp(nc):
 
 def r_seg_fcn(nc):
     """torchvision's FCN (as fcn_resnet50 builds it: a ResNet with strides 2 and 3 replaced by dilation, its layer4 as
-    'out', FCNHead, bilinear up-sampling to the input size) on a width-0.125, one-block-per-stage Bottleneck ResNet."""
-    net = SlimResNet(tv_resnet.Bottleneck, [1, 1, 1, 1], 0.125, 10, replace_stride_with_dilation=[False, True, True])
+    'out', FCNHead, bilinear up-sampling to the input size) on a width-1/16, one-block-per-stage Bottleneck ResNet."""
+    net = SlimResNet(tv_resnet.Bottleneck, [1, 1, 1, 1], 0.0625, 10, replace_stride_with_dilation=[False, True, True])
     backbone = tv_lraspp.IntermediateLayerGetter(net, return_layers={"layer4": "out"})
-    return SegOut(tv_fcn.FCN(backbone, tv_fcn.FCNHead(int(512 * 0.125) * 4, nc)))
+    return SegOut(tv_fcn.FCN(backbone, tv_fcn.FCNHead(int(512 * 0.0625) * 4, nc)))
 
 
 class ManualHardswish(nn.Module):
@@ -789,8 +778,8 @@ SPECS += [
          full_target=at("model.backbone.16")),
     Spec("seg_fcn", "FCN-ResNet (segmentation)", r_seg_fcn, 48, at("model.backbone.layer4"),
          "the backbone's layer4 (FCN's 'out' feature, stride 8), as pytorch-grad-cam's segmentation tutorial targets",
-         "backbone: ResNet-50's Bottleneck, dilated layers 3 and 4, widths x 0.125, 1 block per stage (3,4,6,3 in "
-         f"ResNet-50); FCNHead 2048 -> 256 in; {SEG_CLASSES} classes (21 in torchvision's), 48 px", seg=True,
+         "backbone: ResNet-50's Bottleneck, dilated layers 3 and 4, widths x 1/16, 1 block per stage (3,4,6,3 in "
+         f"ResNet-50); FCNHead 2048 -> 128 in; {SEG_CLASSES} classes (21 in torchvision's), 48 px", seg=True,
          full=lambda nc: SegOut(tvm.segmentation.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False)),
          full_target=at("model.backbone.layer4")),
     Spec("pattern_hardswish", "pattern: hard-swish written out", p_hardswish, 32, at("features[-1]"), LAST,
