@@ -208,7 +208,7 @@ async function info(path: string, shape?: string) {
 
 /** Values a node's op holds on the GPU (weights, biases, folded BN scale/shift, LayerNorm / InstanceNorm scale and bias). */
 function opParams(op: Graph['nodes'][number]['op']): number {
-  if (op.kind === 'conv' || op.kind === 'linear') return op.w.length + op.b.length;
+  if (op.kind === 'conv' || op.kind === 'linear' || op.kind === 'convtranspose') return op.w.length + op.b.length;
   if (op.kind === 'affine') return op.scale.length + op.shift.length;
   if (op.kind === 'norm') return op.scale.length + op.bias.length;
   return 0;

@@ -13,6 +13,8 @@ import cam from '../shaders/cam.wgsl';
 import reduce from '../shaders/reduce.wgsl';
 import norm from '../shaders/norm.wgsl';
 import matmul from '../shaders/matmul.wgsl';
+import resize from '../shaders/resize.wgsl';
+import convtranspose from '../shaders/convtranspose.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -56,6 +58,8 @@ export const FAMILIES = {
   reduce: { code: reduce, wg: 256 },
   norm: { code: norm, wg: 64 },
   matmul: { code: matmul, wg: 64 },
+  resize: { code: resize, wg: 256 },
+  convtranspose: { code: convtranspose, wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 
