@@ -107,7 +107,7 @@ export const onnx: Record<string, OnnxImport> = {
     let b: Float32Array = new Float32Array(cout);
     if (n.inputs[2]) {
       const c = im.constFloat(n, 2, 'bias');
-      if (c.dims.length !== 1 || c.data.length !== cout) im.unsupported(n, `bias has ${c.data.length} values (initializer '${n.inputs[2]}', shape [${c.dims}]); the weight has ${cout} output channels (initializer '${n.inputs[1]}')`);
+      if (c.dims.length !== 1 || c.data.length !== cout) im.unsupported(n, `bias has ${c.data.length} values; the weight has ${cout} output channels (bias '${n.inputs[2]}' of shape [${c.dims}], weight '${n.inputs[1]}' of shape [${w.dims}])`);
       b = c.data;
     }
     const s = im.intList(n, 'strides', [1, 1], 2, 1), d = im.intList(n, 'dilations', [1, 1], 2, 1);
