@@ -13,8 +13,9 @@
 // else: another error class, engine text, a wrong answer), changed (an accepted structural mutant whose logits are
 // neither the original's nor ONNX Runtime's), plus hang and over-memory, which the campaign runner detects.
 import { deflateSync } from 'node:zlib';
+import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { FLOAT, Pb, attr, model, node, tensor, valueInfo } from './onnx-writer.js';
+import { FLOAT, Pb, model, node, tensor, valueInfo } from './onnx-writer.js';
 import { importOnnx, UnsupportedError } from '../src/import.js';
 import { OnnxError } from '../src/onnx.js';
 import { ModelError, logitsOf } from '../src/graph.js';
@@ -350,8 +351,14 @@ export function imageCase(kind: string, bytes: Uint8Array): Result {
 
 /** A random command line over the CLI's commands and options, with hostile values and files. `files` maps roles to paths. */
 export function mutateArgs(rng: Rng, files: Record<string, string>): string[] {
-  const cmd = rng.pick(['info', 'layers', 'classify', 'explain', 'eval', 'tune', 'nope', '--help', '', '--version']);
   const path = () => rng.pick(Object.values(files));
+  if (rng.next() < 0.3) { // a valid command line with one argument swapped for a hostile one
+    const good = rng.pick([['info', files.model], ['layers', files.model], ['classify', '--model', files.model, '--input', files.npy],
+      ['explain', files.png, '--model', files.model, '--methods', 'gradcam', '--out', join(files.cwd, 'out')], ['info', files.model, '--input-shape', '1x3x32x32']]);
+    if (rng.next() < 0.6) good[1 + rng.int(good.length - 1)] = rng.pick([path(), '__proto__', '', '-1', '1x3x0x32', files.fifo, files.dir, files.proc]);
+    return good;
+  }
+  const cmd = rng.pick(['info', 'layers', 'classify', 'explain', 'eval', 'tune', 'nope', '--help', '', '--version']);
   const value = () => rng.pick(['0', '-1', '1e9', 'NaN', '__proto__', 'constructor', '', ' ', '1x3x32x32', 'top0', 'top99999', 'gradcam,__proto__', 'fast', 'all', '0.5', '99999999999999999999', '%s%n', 'a'.repeat(300), path()]);
   const opts = ['--model', '--input', '--out', '--raw', '--methods', '--class', '--layer', '--batch', '--top', '--alpha', '--colormap', '--score', '--normalize', '--rise-n', '--steps', '--limit', '--data', '--input-shape', '--max-megapixels', '--allow-nonfinite', '--profile', '--runs', '--bogus', '-h'];
   const args = cmd ? [cmd] : [];

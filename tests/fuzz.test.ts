@@ -30,6 +30,10 @@ fz(`ONNX: ${ONNX_CASES} mutants (protobuf fields and bytes) of a Conv-BN-Relu-Ma
   assert.ok(ort, 'onnxruntime-node (a devDependency) is the oracle for accepted mutants');
   const theirs = await ort!(base);
   assert.ok(theirs && Array.from(theirs).every((v, i) => Math.abs(v - baseLogits[i]) < 1e-5), 'control: ONNX Runtime agrees with the reference on the unmutated model');
+  // the oracle can fail: an accepted model whose logits are neither the original's nor ONNX Runtime's is 'changed'
+  const wrong = baseLogits.map((x) => x + 1);
+  assert.is((await onnxCase(base, wrong, { bytes: base, what: 'control', data: false }, async () => null)).outcome, 'changed');
+  assert.is((await onnxCase(base, wrong, { bytes: base, what: 'control', data: false }, ort!)).outcome, 'ok', 'ONNX Runtime vouches for the real logits');
   const results = [];
   for (let i = 0; i < ONNX_CASES; i++) {
     const m = mutateOnnx(base, caseRng(SEED, i)), t0 = performance.now();
