@@ -119,6 +119,8 @@ export class Importer {
         if (known.has(o)) throw new ModelError(`${what} writes '${o}', which ${o === input ? 'is the graph input' : m.initializers.has(o) ? 'is an initializer' : 'another node already writes'}`);
         known.add(o);
       }
+      // onnx.proto: "the type field MUST be present for this version of the IR" (IR 2 on); ONNX Runtime refuses it too
+      if ((m.irVersion ?? 0) >= 2) for (const a of n.attrs.values()) if (!a.type) throw new ModelError(`${what}: attribute '${a.name}' has no type field (required from IR version 2; this file is IR ${m.irVersion})`);
       const allowed = ATTRS[n.opType];
       if (allowed) for (const k of n.attrs.keys()) if (!allowed.includes(k))
         throw new ModelError(`${what}: unknown attribute '${k}' (${n.opType} takes ${allowed.length ? allowed.join(', ') : 'no attributes'})`);

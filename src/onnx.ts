@@ -2,8 +2,10 @@
 // initializers, inputs/outputs, opset). Wire format: https://protobuf.dev/programming-guides/encoding/
 // Field numbers follow onnx/onnx.proto (ModelProto.graph = 7, GraphProto.node = 1, ...).
 
+import { oneLine } from './graph.js';
+
 export class OnnxError extends Error {
-  constructor(message: string) { super(message); this.name = 'OnnxError'; }
+  constructor(message: string) { super(oneLine(message)); this.name = 'OnnxError'; }
 }
 
 export interface OnnxTensor { name: string; dims: number[]; dataType: number; data: Float32Array | BigInt64Array | Int32Array }
@@ -14,6 +16,8 @@ export interface OnnxNode { name: string; opType: string; domain: string; inputs
 export interface OnnxValue { name: string; elemType: number; dims: (number | string)[] }
 export interface OnnxModel {
   opset: number; producer: string;
+  /** ModelProto.ir_version (0 when absent). */
+  irVersion?: number;
   nodes: OnnxNode[]; initializers: Map<string, OnnxTensor>; inputs: OnnxValue[]; outputs: OnnxValue[];
 }
 
@@ -238,7 +242,8 @@ export function parseOnnx(bytes: Uint8Array): OnnxModel {
   const m: OnnxModel = { opset: 0, producer: '', nodes: [], initializers: new Map(), inputs: [], outputs: [] };
   const r = new Reader(bytes); let graphs = 0;
   guarded(() => r.fields((f, w) => {
-    if (f === 2) m.producer = r.str(w, 'producer_name');
+    if (f === 1) m.irVersion = r.int(w, 'ir_version');
+    else if (f === 2) m.producer = r.str(w, 'producer_name');
     else if (f === 8) {
       const o = r.sub(w); let domain = '', version = 0;
       o.fields((of, ow) => { if (of === 1) domain = o.str(ow, 'opset domain'); else if (of === 2) version = o.int(ow, 'opset version'); else return false; return true; });
