@@ -605,6 +605,7 @@ async function evalCommand(v: Values) {
   let scenes;
   try { scenes = readScenes(dir, classes(g)); } catch (e) { if (e instanceof EvalError || e instanceof FileError) throw new CliError(e.message); throw e; }
   const limits = limitsArg(v);
+  if (v.json) writable(v.json as string); // before the (long) evaluation
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
   const { model } = await loadTuned(g, path);
   if (v.accuracy) {
