@@ -83,7 +83,8 @@ export function writableFile(path: string): void {
   if (kind === 'directory') throw new FileError(`cannot write '${path}': it is a directory`);
   if (kind === 'other') throw new FileError(`cannot write '${path}': it is not a regular file`);
   const dir = dirname(resolve(path));
-  if (pathKind(dir) !== 'directory') throw new FileError(`cannot write '${path}': its folder '${dirname(path)}' does not exist`);
+  const dk = pathKind(dir);
+  if (dk !== 'directory') throw new FileError(`cannot write '${path}': ${dk === null ? `no such file or directory (folder '${dirname(path)}')` : `'${dirname(path)}' is not a directory`}`);
   const probe = join(dir, `.camgpu-probe-${process.pid}`);
   try { const fd = openSync(probe, 'wx'); closeSync(fd); unlinkSync(probe); } catch (e) { throw new FileError(`cannot write '${path}': ${errno(e)}`); }
 }

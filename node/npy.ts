@@ -60,7 +60,7 @@ export function parseNpy(buf: Uint8Array, file = '.npy'): Npy {
   const size = descr === '<f4' ? 4 : descr === '<f8' ? 8 : bad(`dtype ${descr.slice(0, 20)} is not supported (float32 <f4 or float64 <f8)`);
   const n = shape.reduce((a, b) => a * b, 1), off = hstart + hlen, body = buf.length - off;
   if (!Number.isSafeInteger(n * size) || n * size !== body)
-    bad(`shape (${shape.join(', ')}) of ${descr} needs ${n * size} bytes of data; the file has ${body}${n * size > body ? ' (truncated)' : ''}`);
+    bad(`${n * size > body ? 'truncated, ' : ''}shape (${shape}) of ${descr} needs ${n * size} bytes of data, the file has ${body}${n * size > body ? '' : ' (extra bytes after the data)'}`);
   let data: Float32Array;
   if (size === 4) { const c = new Uint8Array(n * 4); c.set(buf.subarray(off, off + n * 4)); data = new Float32Array(c.buffer); }
   else { const c = new Uint8Array(n * 8); c.set(buf.subarray(off, off + n * 8)); data = Float32Array.from(new Float64Array(c.buffer)); }

@@ -132,8 +132,8 @@ np("shape ('a',3,64,64), (1.5,3,64,64), (-1,3), a dtype, a key and sizes that li
   throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 3), }", body), 'c.npy'), NpyError, "'-1'");
   throwsWith(() => parseNpy(npyWithHeader("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", f32(6)), 'd.npy'), NpyError, 'dtype <i8 is not supported');
   throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'x': 1}", f32(3)), 'e.npy'), NpyError, "unknown key 'x'");
-  throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", f32(3)), 'f.npy'), NpyError, 'needs 16 bytes of data; the file has 12 (truncated)');
-  throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", f32(3)), 'g.npy'), NpyError, 'needs 8 bytes of data; the file has 12');
+  throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", f32(3)), 'f.npy'), NpyError, 'truncated, shape (4) of <f4 needs 16 bytes of data, the file has 12');
+  throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", f32(3)), 'g.npy'), NpyError, 'needs 8 bytes of data, the file has 12 (extra bytes after the data)');
   throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", f32(3)), 'h.npy'), NpyError, 'needs');
   throwsWith(() => parseNpy(npyWithHeader("{'descr': '<f4', 'shape': (3,), }", f32(3)), 'i.npy'), NpyError, "no 'fortran_order'");
   const short = npyWithHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", f32(3)); short[8] = 0xff; short[9] = 0xff;
