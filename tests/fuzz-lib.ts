@@ -13,7 +13,10 @@
 // else: another error class, engine text, a wrong answer), changed (an accepted structural mutant whose logits are
 // neither the original's nor ONNX Runtime's), plus hang and over-memory, which the campaign runner detects.
 import { deflateSync } from 'node:zlib';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
 import { FLOAT, Pb, model, node, tensor, valueInfo } from './onnx-writer.js';
 import { importOnnx, UnsupportedError } from '../src/import.js';
@@ -254,9 +257,14 @@ export function refLogits(bytes: Uint8Array): Float64Array {
 
 /** ONNX Runtime's logits for a model on X, or null when it refuses the model (the independent oracle). */
 export type Ort = (bytes: Uint8Array) => Promise<Float32Array | null>;
+/** onnxruntime-node from bench/peers/node_modules (node bench/peers/install.mjs), else the root install; null when absent. */
 export async function loadOrt(): Promise<Ort | null> {
-  let ort: typeof import('onnxruntime-node');
-  try { ort = (await import('onnxruntime-node')).default ?? (await import('onnxruntime-node')); } catch { return null; }
+  // typed here, not from the package: a fresh clone's root install has no onnxruntime-node (it is a bench peer)
+  interface OrtTensor { type: string; data: unknown }
+  interface OrtSession { inputNames: string[]; outputNames: string[]; run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>; release(): Promise<void> }
+  let ort: { InferenceSession: { create(b: Uint8Array, o: object): Promise<OrtSession> }; Tensor: new (t: string, d: Float32Array, dims: number[]) => OrtTensor };
+  try { ort = createRequire(resolve('bench/peers/package.json'))('onnxruntime-node'); }
+  catch { try { ort = createRequire(resolve('package.json'))('onnxruntime-node'); } catch { return null; } }
   return async (bytes) => {
     try {
       const s = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', logSeverityLevel: 4 });
@@ -267,6 +275,24 @@ export async function loadOrt(): Promise<Ort | null> {
       } finally { await s.release(); }
     } catch { return null; }
   };
+}
+export const mutantHash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex').slice(0, 24);
+/** ONNX Runtime's verdicts recorded for the mutants that needed one (tools/fuzz.mjs --write-verdicts): hash -> logits
+ *  or null (refused). A mutant without a recorded verdict throws: the file must be regenerated. */
+export const VERDICTS = 'tests/fixtures/fuzz/ort-verdicts.json';
+/** The npm test sample's ONNX cases (tests/fuzz.test.ts), whose verdicts VERDICTS holds. */
+export const SAMPLE = { seed: 11, onnx: 240 };
+export function recordedOrt(file = VERDICTS): Ort {
+  const v: Record<string, number[] | null> = JSON.parse(readFileSync(file, 'utf8')).verdicts;
+  return async (bytes) => {
+    const h = mutantHash(bytes);
+    if (!(h in v)) throw new Error(`no recorded ONNX Runtime verdict for mutant ${h}; regenerate ${file}: node tools/fuzz.mjs --write-verdicts`);
+    return v[h] ? Float32Array.from(v[h]!) : null;
+  };
+}
+/** Wraps an oracle to record every verdict it gives (for --write-verdicts). */
+export function recording(ort: Ort, into: Record<string, number[] | null>): Ort {
+  return async (bytes) => { const r = await ort(bytes); into[mutantHash(bytes)] = r ? Array.from(r) : null; return r; };
 }
 
 /** One ONNX mutant: clean error, or accepted with the original's logits, or with ONNX Runtime's for the mutant. */

@@ -4,15 +4,16 @@
 // (2048 MB RSS) is over-memory; either kills the worker and the campaign goes on with the next case. Command lines run
 // one process each under the same limits. Prints the outcome table and the first cases of each bad outcome.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { OUTCOMES, OUTCOME_NAMES, Outcome, baseImages, caseRng, convModel, imageCase, loadOrt, mutateArgs, mutateImage, mutateOnnx, onnxCase, refLogits } from './fuzz-lib.js';
+import { SAMPLE, VERDICTS, recording, OUTCOMES, OUTCOME_NAMES, Outcome, baseImages, caseRng, convModel, imageCase, loadOrt, mutateArgs, mutateImage, mutateOnnx, onnxCase, refLogits } from './fuzz-lib.js';
 import { cliCase, cliFiles } from './fuzz-cli.js';
 
 const { values: v } = parseArgs({ options: {
   cases: { type: 'string' }, seed: { type: 'string' }, images: { type: 'string' }, cli: { type: 'string' }, 'hang-ms': { type: 'string' }, 'max-mb': { type: 'string' },
-  worker: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
+  worker: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, 'write-verdicts': { type: 'boolean' },
 } });
 const seed = Number(v.seed ?? 1);
 
@@ -76,10 +77,25 @@ function table(groups: [string, Row[]][]) {
   return [line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...body.map(line)].join('\n');
 }
 
+/** Records ONNX Runtime's verdicts on the npm test sample (the base model and every accepted mutant whose logits changed). */
+async function writeVerdicts() {
+  const ort = await loadOrt();
+  if (!ort) { console.error('fuzz: onnxruntime-node is not installed; run `node bench/peers/install.mjs` first'); process.exit(1); }
+  const verdicts: Record<string, number[] | null> = {}, rec = recording(ort, verdicts), base = convModel(), baseLogits = refLogits(base);
+  await rec(base);
+  const tally: Record<string, number> = {};
+  for (let i = 0; i < SAMPLE.onnx; i++) { const r = await onnxCase(base, baseLogits, mutateOnnx(base, caseRng(SAMPLE.seed, i)), rec); tally[r.outcome] = (tally[r.outcome] ?? 0) + 1; }
+  mkdirSync(dirname(VERDICTS), { recursive: true });
+  writeFileSync(VERDICTS, JSON.stringify({ about: 'ONNX Runtime (onnxruntime-node, CPU) logits for the fuzz sample mutants that needed a verdict; written by node tools/fuzz.mjs --write-verdicts', seed: SAMPLE.seed, cases: SAMPLE.onnx, verdicts }, null, 0) + '\n');
+  console.log(`${VERDICTS}: ${Object.keys(verdicts).length} verdicts; sample outcomes ${JSON.stringify(tally)}`);
+}
+
 async function main() {
   if (v.worker) return worker(v.worker, Number(v.from), Number(v.to));
+  if (v['write-verdicts']) return writeVerdicts();
   const n = Number(v.cases ?? 2000), images = Number(v.images ?? Math.round(n * 0.3)), cli = Number(v.cli ?? Math.round(n * 0.075));
   const hangMs = Number(v['hang-ms'] ?? 30_000), maxBytes = Number(v['max-mb'] ?? 2048) * 2 ** 20, t0 = performance.now();
+  if (!(await loadOrt())) console.log('fuzz: onnxruntime-node is not installed (node bench/peers/install.mjs): accepted mutants with changed logits cannot be judged and count as changed');
   console.log(`camgpu fuzz campaign: seed ${seed}, ${n} ONNX mutants, ${images} images/tensors, ${cli} command lines; hang > ${hangMs / 1000} s, memory > ${maxBytes / 2 ** 20} MB`);
   const onnx = await campaign('onnx', n, hangMs, maxBytes);
   const img = await campaign('images', images, hangMs, maxBytes);
