@@ -30,6 +30,9 @@ const ATTRS: Record<string, string[]> = {
   Split: ['axis', 'split', 'num_outputs'], Pad: ['mode', 'pads', 'value'], Gather: ['axis'],
   Softmax: ['axis'], LogSoftmax: ['axis'], LayerNormalization: ['axis', 'epsilon', 'stash_type'], InstanceNormalization: ['epsilon'],
   Constant: ['value', 'value_float', 'value_floats', 'value_int', 'value_ints', 'value_string', 'value_strings', 'sparse_value'],
+  Resize: ['antialias', 'axes', 'coordinate_transformation_mode', 'cubic_coeff_a', 'exclude_outside', 'extrapolation_value', 'keep_aspect_ratio_policy', 'mode', 'nearest_mode'],
+  Upsample: ['mode', 'scales'], ConvTranspose: ['auto_pad', 'dilations', 'group', 'kernel_shape', 'output_padding', 'output_shape', 'pads', 'strides'],
+  LRN: ['alpha', 'beta', 'bias', 'size'], DepthToSpace: ['blocksize', 'mode'], SpaceToDepth: ['blocksize'],
   Shape: ['start', 'end'], Cast: ['to', 'saturate'], ConstantOfShape: ['value'], Mod: ['fmod'], ScatterND: ['reduction'],
   ...Object.fromEntries(['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceL1', 'ReduceSumSquare'].map((k) => [k, ['axes', 'keepdims', 'noop_with_empty_axes']])),
 };
@@ -38,8 +41,13 @@ const NO_ATTRS = ['Relu', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Reciprocal',
   'Equal', 'Not', 'And', 'Or', 'Less', 'Greater', 'Floor', 'Ceil'];
 for (const k of NO_ATTRS) ATTRS[k] = [];
 
-/** [min, max] inputs of each op (max -1: any number); optional inputs may be given as ''. */
-function arity(op: string, opset: number): [number, number] {
+/** Ops that take exactly one input. */
+const UNARY = ['Relu', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Erf', 'Softplus', 'Softsign', 'Mish', 'HardSwish',
+  'LeakyRelu', 'HardSigmoid', 'Elu', 'Selu', 'Celu', 'Gelu', 'GlobalAveragePool', 'GlobalMaxPool', 'MaxPool', 'AveragePool', 'Identity', 'Flatten',
+  'Transpose', 'Softmax', 'LogSoftmax', 'Shape', 'Cast', 'Not', 'Floor', 'Ceil', 'ConstantOfShape', 'LRN', 'DepthToSpace', 'SpaceToDepth'];
+/** [min, max] inputs of each op (max -1: any number; null: not checked here, an op camgpu does not know is refused as
+ *  unsupported); optional inputs may be given as ''. */
+function arity(op: string, opset: number): [number, number] | null {
   const table: Record<string, [number, number]> = {
     Conv: [2, 3], Gemm: [2, 3], MatMul: [2, 2], Add: [2, 2], Sub: [2, 2], Mul: [2, 2], Div: [2, 2], Pow: [2, 2], PRelu: [2, 2], Mod: [2, 2],
     Equal: [2, 2], Less: [2, 2], Greater: [2, 2], And: [2, 2], Or: [2, 2], Where: [3, 3], Range: [3, 3], ScatterND: [3, 3],
@@ -47,9 +55,10 @@ function arity(op: string, opset: number): [number, number] {
     Reshape: opset >= 5 ? [2, 2] : [1, 1], Slice: opset >= 10 ? [3, 5] : [1, 1], Pad: opset >= 11 ? [2, 4] : [1, 1],
     Clip: opset >= 11 ? [1, 3] : [1, 1], Dropout: [1, 3], Split: [1, 2], Squeeze: [1, 2], Unsqueeze: [1, 2], Constant: [0, 0],
     Sum: [1, -1], Max: [1, -1], Min: [1, -1], Mean: [1, -1], Concat: [1, -1],
+    Resize: opset >= 11 ? [1, 4] : [2, 2], Upsample: opset >= 9 ? [2, 2] : [1, 1], ConvTranspose: [2, 3],
     ...Object.fromEntries(['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceL1', 'ReduceSumSquare'].map((k) => [k, [1, 2] as [number, number]])),
   };
-  return table[op] ?? [1, 1];
+  return table[op] ?? (UNARY.includes(op) ? [1, 1] : null);
 }
 
 export class UnsupportedError extends ModelError {
@@ -106,7 +115,7 @@ export class Importer {
     if (!out) throw new ModelError('the graph output has no name');
     for (const n of m.nodes) {
       const what = `node '${n.name}' (${n.opType})`;
-      const [lo, hi] = arity(n.opType, this.opset), given = n.inputs.length;
+      const [lo, hi] = arity(n.opType, this.opset) ?? [0, -1], given = n.inputs.length;
       if (given < lo || (hi >= 0 && given > hi))
         throw new ModelError(`${what} has ${given} input${given === 1 ? '' : 's'}; ${n.opType} takes ${lo === hi ? lo : hi < 0 ? `at least ${lo}` : `${lo} to ${hi}`}`);
       n.inputs.forEach((i, k) => {
