@@ -3,7 +3,7 @@
 // `camgpu: <reason>` on stderr; exit status 0 = done, 1 = the work failed (file, model, data, GPU),
 // 2 = the command line is wrong. CAMGPU_DEBUG=1 adds the stack of unexpected (internal) errors.
 // `info` and `layers` never touch the GPU; the other commands create the Dawn device once and always release it.
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
@@ -19,10 +19,13 @@ import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, n
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
-import { accuracy, evaluate, markdown, readScenes } from './eval.js';
+import { EvalError, accuracy, evaluate, markdown, readScenes } from './eval.js';
 import { ExplainRow, writeEvalReport, writeExplainReport } from './report.js';
-import { npyBytes, parseNpy } from './npy.js';
-import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sidecarPath, sniff } from './image.js';
+import { NpyError, nonFinite, npyBytes, parseNpy } from './npy.js';
+import { FileError, errno, makeDir as mkdirChecked, readRegular, writableFile } from './files.js';
+import { DEFAULT_MAX_MEGAPIXELS, FileKind, ImageError, ImageLimits, Rgb, Sidecar, decodeImage, denormalize, encodePng, imageHeader, preprocess, readSidecar, resizedSize, sidecarPath, sniff } from './image.js';
+
+const classes = (g: Graph) => numel(g.tensors.get(logitsOf(g))!.shape);
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
 
 /** The command line is wrong (exit 2). */
@@ -75,10 +78,11 @@ const COMMANDS: Record<string, Command> = {
       batch: { type: 'string', arg: 'N', help: 'images per GPU run (default: min(N, the largest batch that fits the device))' },
       top: { type: 'string', arg: 'K', help: 'classes to print per image (default 5)' },
       profile: { type: 'boolean', help: 'time every dispatch on the GPU (timestamp queries) and print where the time goes' },
+      'allow-nonfinite': { type: 'boolean', help: 'accept NaN and infinite input values (refused by default)' },
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
     },
     run: (v) => classify(v.model as string, v.input as string, v.out as string | undefined,
-      v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string), !!v.profile, v['input-shape'] as string | undefined),
+      v.batch === undefined ? undefined : posInt('--batch', v.batch as string), v.top === undefined ? 5 : posInt('--top', v.top as string), !!v.profile, v['input-shape'] as string | undefined, !!v['allow-nonfinite']),
   },
   explain: {
     summary: 'explain images: heat-map overlays, a comparison grid, raw maps (.npy) and a JSON summary',
@@ -111,6 +115,8 @@ const COMMANDS: Record<string, Command> = {
       scorecam: { type: 'string', arg: 'pgc|official', help: 'Score-CAM variant: pytorch-grad-cam\'s (default) or the official code\'s' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       profile: { type: 'boolean', help: 'time every dispatch of the gradient pass on the GPU (timestamp queries); printed and in summary.json' },
+      'max-megapixels': { type: 'string', arg: 'MP', help: `refuse images (as decoded, and as resized before the crop) above MP megapixels (default ${DEFAULT_MAX_MEGAPIXELS})` },
+      'allow-nonfinite': { type: 'boolean', help: 'accept NaN and infinite values in .npy inputs (refused by default)' },
       report: { type: 'string', arg: 'DIR', help: 'also write DIR/report.html: the grid with top-k classes and timings, click two tiles to compare (self-contained)' },
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
     },
@@ -140,6 +146,7 @@ const COMMANDS: Record<string, Command> = {
       report: { type: 'string', arg: 'DIR', help: 'also write DIR/report.html (metrics, curves, gallery with boxes, pointing game, settings; self-contained) and DIR/eval.json' },
       gallery: { type: 'string', arg: 'N', help: 'scenes in the report\'s gallery (default 12)' },
       accuracy: { type: 'boolean', help: 'only the top-1 accuracy over the scenes (forward passes, no explanations)' },
+      'max-megapixels': { type: 'string', arg: 'MP', help: `refuse scenes (as decoded, and as resized before the crop) above MP megapixels (default ${DEFAULT_MAX_MEGAPIXELS})` },
     },
     run: (v) => evalCommand(v),
   },
@@ -216,10 +223,11 @@ function opParams(op: Graph['nodes'][number]['op']): number {
 
 // ============================================================================================= classify
 
-async function classify(modelPath: string, inputPath: string, outPath: string | undefined, batch: number | undefined, top: number, profiled: boolean, inputShape?: string) {
+async function classify(modelPath: string, inputPath: string, outPath: string | undefined, batch: number | undefined, top: number, profiled: boolean, inputShape?: string, allowNonfinite = false) {
   const t0 = performance.now();
   const { graph: g } = loadGraph(modelPath, inputShape);
   const x = readNpy(inputPath);
+  if (!allowNonfinite) finiteInput(inputPath, x.data, x.shape);
   const per = g.tensors.get(g.input)!.shape;
   if (x.shape.length !== per.length + 1 || x.shape.slice(1).some((d, i) => d !== per[i]))
     throw new CliError(`${inputPath} has shape (${x.shape}); ${basename(modelPath)} expects (N,${per})`);
@@ -292,18 +300,20 @@ function mapRows(y: Float32Array, N: number, shape: number[]): string[][] {
 async function loadTuned(g: Graph, path: string): Promise<{ gpu: Gpu; model: Model; tuned: string }> {
   const gpu = await nodeGpu(), file = tuneCachePath();
   let tiles;
-  try { tiles = cachedTiles(gpu.adapterInfo, file); } catch (e) { throw new CliError((e as Error).message); }
+  try { tiles = cachedTiles(gpu.adapterInfo, file); } catch (e) { if (e instanceof FileError || /^tuning cache/.test((e as Error).message)) throw new CliError((e as Error).message); throw e; }
   const mine = new Set(g.nodes.filter((n) => n.op.kind === 'conv').map((n) => convShape(g, n))), n = Object.keys(tiles).filter((k) => mine.has(k)).length;
   return { gpu, model: await Model.load(gpu, g, basename(path), { tiles }), tuned: n ? `conv tiles tuned for ${n} of ${mine.size} layer shapes (${file})` : 'default conv tiles (run camgpu tune)' };
 }
 
 async function tuneCommand(path: string, runs: number) {
-  const t0 = performance.now(), { graph: g } = loadGraph(path), gpu = await nodeGpu(), file = tuneCachePath();
+  const t0 = performance.now(), { graph: g } = loadGraph(path), file = tuneCachePath();
+  makeDir(dirname(file), 'tuning cache folder'); // before the (long) tuning run
+  const gpu = await nodeGpu();
   let entries: TuneEntry[], progress: Progress | null = null;
   try { entries = await tune(gpu, g, { runs, onProgress: (d, n, shape) => { progress ??= new Progress(n, 'layer shapes'); progress.show(d, shape); } }); }
   finally { (progress as Progress | null)?.end(); }
   try { saveTiles(gpu.adapterInfo, Object.fromEntries(entries.map((e) => [e.shape, e.best])), file); }
-  catch (e) { throw new CliError((e as Error).message.startsWith('tuning cache') ? (e as Error).message : `cannot write '${file}': ${errno(e)}`); }
+  catch (e) { throw new CliError(e instanceof FileError || (e as Error).message.startsWith('tuning cache') ? (e as Error).message : `cannot write '${file}': ${errno(e)}`); }
   const tile = tileName, count = (e: TuneEntry) => e.layers.length;
   const sum = (f: (e: TuneEntry) => number) => entries.reduce((s, e) => s + f(e) * count(e), 0);
   out(`${basename(path)} on ${gpu.adapterInfo}: ${entries.length} conv layer shapes, ${runs} timed runs per tile\n`);
@@ -358,18 +368,26 @@ function explainArgs(v: Values, files: string[]): ExplainArgs {
 /** One model input: an image file, or image `index` of an .npy batch; `name` is unique in the run. */
 interface Item { file: string; kind: FileKind; index: number; name: string }
 
-/** Checks every input before the GPU starts: readable, PNG/JPEG/.npy by content, .npy shapes; expands .npy batches. */
-function scanInputs(files: string[], inShape: number[]): Item[] {
+/** Checks every input before the GPU starts: a regular file, PNG/JPEG/.npy by content; images by their header (pixel
+ *  limit, size after the resize), .npy by shape and finite values; expands .npy batches. */
+function scanInputs(files: string[], inShape: number[], side: Sidecar, limits: ImageLimits, allowNonfinite: boolean): Item[] {
   const items: Item[] = [], used = new Set<string>();
   for (const f of files) {
-    const kind = fileKind(f), stem = basename(f, extname(f)) || basename(f);
+    const bytes = readFile(f, 'image'), kind = sniff(bytes), stem = basename(f, extname(f)) || basename(f);
+    if (!kind) throw new CliError(`${f}: not a PNG, JPEG or .npy file`);
     let n = 1;
     if (kind === 'npy') {
-      const x = readNpy(f);
+      let x;
+      try { x = parseNpy(bytes, f); } catch (e) { if (e instanceof NpyError) throw new CliError(e.message); throw e; }
       if (x.shape.length !== 4 || x.shape.slice(1).some((d, i) => d !== inShape[i]) || x.shape[0] < 1)
         throw new CliError(`${f} has shape (${x.shape}); the model expects (N,${inShape}), normalised`);
+      if (!allowNonfinite) finiteInput(f, x.data, x.shape);
       n = x.shape[0];
     } else if (inShape[0] !== 3) throw new CliError(`${f}: the model takes ${inShape[0]}-channel input, not RGB; give it a .npy (N,${inShape})`);
+    else {
+      const h = imageHeader(bytes, f, limits);
+      resizedSize(h.width, h.height, inShape[1], inShape[2], side.resize, f, limits);
+    }
     for (let i = 0; i < n; i++) {
       const base = n > 1 ? `${stem}_${i}` : stem, ext = extname(f).slice(1);
       let name = used.has(base) && ext ? `${base}_${ext}` : base; // shapes.png, shapes.jpg -> shapes, shapes_jpg
@@ -381,19 +399,8 @@ function scanInputs(files: string[], inShape: number[]): Item[] {
   return items;
 }
 
-function fileKind(f: string): FileKind {
-  const head = new Uint8Array(8);
-  try {
-    if (statSync(f).isDirectory()) throw new CliError(`cannot read image '${f}': it is a directory`);
-    const fd = openSync(f, 'r'); readSync(fd, head, 0, 8, 0); closeSync(fd);
-  } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`cannot read image '${f}': ${errno(e)}`); }
-  const k = sniff(head);
-  if (!k) throw new CliError(`${f}: not a PNG, JPEG or .npy file`);
-  return k;
-}
-
 /** Model inputs for a batch of items: x (k,C,H,W) normalised, and each image as the model saw it. */
-function loadBatch(items: Item[], inShape: number[], side: Sidecar, cache: { file?: string; data?: Float32Array }): { x: Float32Array; views: Rgb[] } {
+function loadBatch(items: Item[], inShape: number[], side: Sidecar, cache: { file?: string; data?: Float32Array }, limits: ImageLimits): { x: Float32Array; views: Rgb[] } {
   const [C, H, W] = inShape, per = C * H * W, x = new Float32Array(items.length * per), views: Rgb[] = [];
   items.forEach((it, i) => {
     if (it.kind === 'npy') {
@@ -402,7 +409,7 @@ function loadBatch(items: Item[], inShape: number[], side: Sidecar, cache: { fil
       x.set(img, i * per);
       views.push(denormalize(img, C, H, W, side.mean, side.std));
     } else {
-      const p = preprocess(decodeImage(readFile(it.file, 'image'), it.file), H, W, side);
+      const p = preprocess(decodeImage(readFile(it.file, 'image'), it.file, limits), H, W, side, it.file, limits);
       x.set(p.x, i * per);
       views.push(p.view);
     }
@@ -411,7 +418,7 @@ function loadBatch(items: Item[], inShape: number[], side: Sidecar, cache: { fil
 }
 
 async function explainCommand(v: Values, files: string[]) {
-  const t0 = performance.now(), a = explainArgs(v, files);
+  const t0 = performance.now(), a = explainArgs(v, files), limits = limitsArg(v);
   const { graph: g } = loadGraph(a.model, v['input-shape'] as string | undefined);
   const inShape = g.tensors.get(g.input)!.shape, classes = numel(g.tensors.get(logitsOf(g))!.shape);
   if (inShape.length !== 3) throw new CliError(`${a.model}: explain needs an image input (N,C,H,W); this model's input is (N,${inShape})`);
@@ -421,10 +428,10 @@ async function explainCommand(v: Values, files: string[]) {
   catch (e) { if (e instanceof ModelError && !a.layer && side.layer) throw new CliError(`${side.path}: ${e.message}`); throw e; }
   if ('c' in a.cls && a.cls.c >= classes) throw new CliError(`class ${a.cls.c} is out of range: the model has ${classes} classes (0..${classes - 1})`);
   if ('k' in a.cls && a.cls.k > classes) throw new CliError(`--class top${a.cls.k}: the model has only ${classes} classes`);
-  const items = scanInputs(a.files, inShape);
+  const items = scanInputs(a.files, inShape, side, limits, !!v['allow-nonfinite']);
   const k = 'k' in a.cls ? a.cls.k : 1, rows = items.length * k, named = !('k' in a.cls && a.cls.k === 1);
   makeDir(a.outDir);
-  if (a.rawDir) makeDir(a.rawDir);
+  if (a.rawDir) makeDir(a.rawDir, 'raw output folder');
   const [, H, W] = inShape, layerShape = g.tensors.get(layer)!.shape, cmap = lut(a.colormap);
 
   const { gpu, model, tuned } = await loadTuned(g, a.model);
@@ -448,7 +455,7 @@ async function explainCommand(v: Values, files: string[]) {
     const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
     const cache = {};
     for (let i0 = 0; i0 < items.length; i0 += a.batch) {
-      const chunk = items.slice(i0, i0 + a.batch), { x, views } = loadBatch(chunk, inShape, side, cache);
+      const chunk = items.slice(i0, i0 + a.batch), { x, views } = loadBatch(chunk, inShape, side, cache, limits);
       progress.show(i0);
       const e = await explainer.explain(x, {
         ...opts, targets: 'c' in a.cls ? chunk.map(() => (a.cls as { c: number }).c) : a.cls.k === 1 ? 'top1' : { topk: a.cls.k },
@@ -543,9 +550,8 @@ function sidecar(model: string, inShape: number[], classes: number): Sidecar {
   try { return readSidecar(model, inShape, classes); } catch (e) { if (e instanceof ImageError) throw new CliError(e.message); throw e; }
 }
 
-function makeDir(dir: string) {
-  try { mkdirSync(dir, { recursive: true }); accessSync(dir, constants.W_OK); }
-  catch (e) { throw new CliError(`cannot write to '${dir}': ${errno(e)}`); }
+function makeDir(dir: string, what?: string) {
+  try { mkdirChecked(dir, what); } catch (e) { if (e instanceof FileError) throw new CliError(e.message); throw e; }
 }
 
 /** Runs a file-writing step; a failure becomes one line naming the file. */
@@ -591,6 +597,9 @@ class Progress {
 function methodsArg(v: Values, cmd: string, dflt: string): Method[] {
   const m = (v.methods as string | undefined)?.trim() ?? dflt;
   let methods: Method[];
+  const names = m === 'fast' || m === 'all' ? [] : m.split(',').map((x) => x.trim()).filter(Boolean);
+  const unknown = names.find((x) => !(METHOD_NAMES as readonly string[]).includes(x));
+  if (unknown !== undefined) throw new UsageError(`${cmd}: unknown method '${unknown.slice(0, 40)}'; methods: ${METHOD_NAMES.join(', ')} (or fast, all)`);
   try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
   catch (e) { if (e instanceof ModelError) throw new UsageError(`${cmd}: ${e.message} (or fast, all)`); throw e; }
   if (!methods.length) throw new UsageError(`--methods lists no method (methods: ${METHOD_NAMES.join(', ')}; or fast, all)`);
@@ -603,17 +612,19 @@ async function evalCommand(v: Values) {
   const path = v.model as string, dir = v.data as string, { graph: g } = loadGraph(path);
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   let scenes;
-  try { scenes = readScenes(dir); } catch (e) { throw new CliError((e as Error).message); }
+  try { scenes = readScenes(dir, classes(g)); } catch (e) { if (e instanceof EvalError || e instanceof FileError) throw new CliError(e.message); throw e; }
+  const limits = limitsArg(v);
+  if (v.json) writable(v.json as string); // before the (long) evaluation
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
   const { gpu, model, tuned } = await loadTuned(g, path);
   if (v.accuracy) {
-    const a = await accuracy(model, side, dir, { limit, batch: int('batch') });
+    const a = await accuracy(model, side, dir, { limit, batch: int('batch'), limits });
     out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
     return;
   }
   const reportDir = v.report as string | undefined;
-  if (reportDir) makeDir(reportDir);
-  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d),
+  if (reportDir) makeDir(reportDir, 'report folder');
+  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), limits, onProgress: (d) => progress.show(d),
     signal: STOP.signal, ...(reportDir ? { detail: { gallery: int('gallery') ?? 12 } } : {}) });
   progress.end();
   out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
@@ -673,12 +684,26 @@ function pkgVersion(name: string): string {
 
 // ============================================================================================== helpers
 
-/** Reads a file; a missing or unreadable one is a one-line error naming it. */
+/** Reads a regular file (never blocks on a FIFO or device); a missing or unreadable one is a one-line error naming it. */
 function readFile(path: string, what: string): Uint8Array {
-  try {
-    if (statSync(path).isDirectory()) throw new CliError(`cannot read ${what} '${path}': it is a directory`);
-    return readFileSync(path);
-  } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`cannot read ${what} '${path}': ${errno(e)}`); }
+  try { return readRegular(path, what); } catch (e) { if (e instanceof FileError) throw new CliError(e.message); throw e; }
+}
+
+/** NaN or infinite values in a model input are refused (they give a confident class out of nothing). */
+function finiteInput(file: string, data: Float32Array, shape: number[]) {
+  const { count, first } = nonFinite(data);
+  if (!count) return;
+  const per = numel(shape.slice(1)) || 1, v = data[first];
+  throw new CliError(`${file}: ${count} of ${data.length} values are NaN or infinite (the first, ${v}, in image ${Math.floor(first / per)} at element ${first % per}); --allow-nonfinite accepts them`);
+}
+
+/** --max-megapixels MP: a positive number. */
+function limitsArg(v: Values): ImageLimits {
+  const s = v['max-megapixels'];
+  if (s === undefined) return {};
+  const n = Number(s);
+  if (!/^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(s as string) || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`--max-megapixels must be a positive number, got '${s}'`);
+  return { maxMegapixels: n };
 }
 
 /** Parses and imports an ONNX file (no GPU); errors carry the path. */
@@ -707,26 +732,19 @@ function loadGraph(path: string, inputShape?: string): { onnx: OnnxModel; graph:
 /** The sidecar's "input" [C,H,W] when MODEL.json exists and has one (checked fully later by readSidecar). */
 function sidecarInput(model: string): number[] | undefined {
   try {
-    const v = JSON.parse(readFileSync(sidecarPath(model), 'utf8')).input;
+    const v = JSON.parse(new TextDecoder().decode(readRegular(sidecarPath(model), 'sidecar', 2 ** 24))).input;
     return Array.isArray(v) && v.every((d) => Number.isInteger(d) && d > 0) ? v : undefined;
   } catch { return undefined; }
 }
 
 function readNpy(path: string) {
   const bytes = readFile(path, 'input');
-  try { return parseNpy(bytes, path); } catch (e) { throw new CliError((e as Error).message.startsWith(path) ? (e as Error).message : `${path}: ${(e as Error).message}`); }
+  try { return parseNpy(bytes, path); } catch (e) { if (e instanceof NpyError) throw new CliError(e.message); throw e; }
 }
 
 /** Fails before the (long) run when the output file could not be written. */
 function writable(path: string) {
-  try { accessSync(dirname(path) || '.', constants.W_OK); } catch (e) { throw new CliError(`cannot write '${path}': ${errno(e)}`); }
-  try { if (statSync(path).isDirectory()) throw new CliError(`cannot write '${path}': it is a directory`); } catch (e) { if (e instanceof CliError) throw e; }
-}
-
-function errno(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  const why: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'it is a directory', ENOTDIR: 'a parent is not a directory' };
-  return code ? why[code] ?? code : (e as Error).message;
+  try { writableFile(path); } catch (e) { if (e instanceof FileError) throw new CliError(e.message); throw e; }
 }
 
 function posInt(flag: string, s: string): number {
@@ -858,7 +876,7 @@ function report(e: unknown): number {
   const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
   if (e instanceof CancelledError) { process.stderr.write(`camgpu: cancelled: ${oneLine(e.message)}\n`); return 130; }
   if (e instanceof UsageError) { process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 2; }
-  if (e instanceof CliError || e instanceof ModelError || e instanceof UnsupportedError || e instanceof OnnxError || e instanceof GpuError || e instanceof ImageError) {
+  if (e instanceof CliError || e instanceof ModelError || e instanceof UnsupportedError || e instanceof OnnxError || e instanceof GpuError || e instanceof ImageError || e instanceof FileError || e instanceof NpyError || e instanceof EvalError) {
     process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 1;
   }
   const err = e instanceof Error ? e : new Error(String(e));

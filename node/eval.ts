@@ -3,19 +3,23 @@
 // Increase in Confidence % (Grad-CAM++), deletion and insertion AUC (RISE), pointing game and energy-based pointing
 // game, and on multi-instance scenes the share of instances that receive a local maximum of the map.
 // Every explanation targets the ground-truth class. Perturbed forwards run batched on the GPU.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model, Plan } from '../src/model.js';
 import { CancelledError, Explainer, softmax } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { Box, blur, curve, dropIncrease, energyInBoxes, instancesWithPeak, masked, pointingHit, auc } from '../src/metrics.js';
-import { Rgb, decodeImage, preprocess, Sidecar } from './image.js';
+import { ImageLimits, Rgb, preprocess, readImage, Sidecar } from './image.js';
+import { pathKind, readRegular } from './files.js';
+
+/** A scene list or scene file that cannot be used; the message names it. */
+export class EvalError extends Error { constructor(message: string) { super(message); this.name = 'EvalError'; } }
 
 export interface Scene { file: string; class: number; boxes: Box[]; multi: boolean }
 export interface EvalOptions { methods: Method[]; limit?: number; steps?: number; /** deletion/insertion on the first N scenes only (they cost 2*(steps+1) forwards per scene and method) */ aucLimit?: number; batch?: number; riseN?: number; onProgress?: (done: number, total: number) => void;
   /** Also return per-scene results, mean curves and the maps of the first `gallery` scenes (for the HTML report). */
   detail?: { gallery: number };
-  /** stops between GPU batches (CancelledError) */ signal?: AbortSignal }
+  /** stops between GPU batches (CancelledError) */ signal?: AbortSignal;
+  /** the pixel limit of the scenes (node/image.ts) */ limits?: ImageLimits }
 export interface MethodScores {
   avgDrop: number; increase: number; deletion: number; insertion: number; pointing: number; energy: number;
   /** multi-instance scenes: share of instances with a local maximum of the map */
@@ -37,17 +41,40 @@ export interface EvalDetail {
   gallery: { index: number; view: Rgb; maps: Record<string, Float32Array> }[];
 }
 
-export function readScenes(dir: string): Scene[] {
-  let list: Scene[];
-  try { list = JSON.parse(readFileSync(join(dir, 'boxes.json'), 'utf8')); } catch (e) { throw new Error(`${dir}/boxes.json: ${(e as Error).message}`); }
-  if (!Array.isArray(list) || !list.every((s) => typeof s.file === 'string' && Number.isInteger(s.class) && Array.isArray(s.boxes)))
-    throw new Error(`${dir}/boxes.json: expected [{file, class, boxes: [[x0,y0,x1,y1], ...], multi}]`);
-  return list;
+/**
+ * The scenes of dir/boxes.json, every entry checked: a file that is a regular file in dir, a class in [0, classes),
+ * at least one box of four finite numbers with x0 < x1 and y0 < y1, multi a boolean (optional). An empty list is an
+ * error (the scores of no scene are NaN).
+ */
+export function readScenes(dir: string, classes = Infinity): Scene[] {
+  const path = join(dir, 'boxes.json'), bad = (why: string): never => { throw new EvalError(`${path}: ${why}`); };
+  const kind = pathKind(dir);
+  if (kind !== 'directory') throw new EvalError(`--data '${dir}': ${kind === null ? 'no such folder' : 'not a folder'}`);
+  let list: unknown;
+  const text = new TextDecoder().decode(readRegular(path, 'scene list', 2 ** 28));
+  try { list = JSON.parse(text); } catch { bad('not valid JSON'); }
+  if (!Array.isArray(list)) return bad('expected a list [{file, class, boxes: [[x0,y0,x1,y1], ...], multi}]');
+  if (!list.length) bad('the list of scenes is empty');
+  return list.map((s: Record<string, unknown>, i: number) => {
+    const at = `scene ${i}${s && typeof s.file === 'string' ? ` ('${s.file.slice(0, 80)}')` : ''}`;
+    if (!s || typeof s !== 'object' || Array.isArray(s)) bad(`${at}: expected {file, class, boxes, multi}`);
+    if (typeof s.file !== 'string' || !s.file) bad(`${at}: 'file' must be a file name`);
+    if (!Number.isInteger(s.class) || (s.class as number) < 0 || (s.class as number) >= classes) bad(`${at}: 'class' must be an integer in [0, ${classes}), got ${JSON.stringify(s.class)}`);
+    if (!Array.isArray(s.boxes) || !s.boxes.length) bad(`${at}: 'boxes' must be a non-empty list of [x0, y0, x1, y1]`);
+    (s.boxes as unknown[]).forEach((b, k) => {
+      const ok = Array.isArray(b) && b.length === 4 && b.every((v) => typeof v === 'number' && Number.isFinite(v)) && b[0] < b[2] && b[1] < b[3];
+      if (!ok) bad(`${at}: box ${k} ${JSON.stringify(b).slice(0, 60)} must be four finite numbers [x0, y0, x1, y1] with x0 < x1 and y0 < y1`);
+    });
+    if (s.multi !== undefined && typeof s.multi !== 'boolean') bad(`${at}: 'multi' must be true or false`);
+    const f = join(dir, s.file as string), k = pathKind(f);
+    if (k !== 'file') throw new EvalError(`${path}: ${at}: '${f}' ${k === null ? 'does not exist' : k === 'directory' ? 'is a directory' : 'is not a regular file'}`);
+    return { file: s.file as string, class: s.class as number, boxes: s.boxes as Box[], multi: s.multi === true };
+  });
 }
 
 export async function evaluate(model: Model, side: Sidecar, dir: string, o: EvalOptions): Promise<EvalResult> {
   const t0 = performance.now(), [C, H, W] = model.inputShape, per = C * H * W, HW = H * W;
-  const scenes = readScenes(dir).slice(0, o.limit ?? Infinity);
+  const scenes = readScenes(dir, model.numClasses).slice(0, o.limit ?? Infinity);
   const steps = o.steps ?? 224, step = HW / steps, B = o.batch ?? 16, aucN = Math.min(o.aucLimit ?? Infinity, scenes.length);
   const explainer = new Explainer(model);
   // a static plan computes its whole batch, so the forward passes use a plan sized to each request (cached; at most 64)
@@ -72,7 +99,7 @@ export async function evaluate(model: Model, side: Sidecar, dir: string, o: Eval
     for (let s0 = 0; s0 < scenes.length; s0 += B) {
       const chunk = scenes.slice(s0, s0 + B), x = new Float32Array(chunk.length * per);
       const views: Rgb[] = [];
-      chunk.forEach((s, i) => { const p = preprocess(decodeImage(readFileSync(join(dir, s.file)), s.file), H, W, side); x.set(p.x, i * per); views.push(p.view); });
+      chunk.forEach((s, i) => { const f = join(dir, s.file), p = preprocess(readImage(f, o.limits), H, W, side, f, o.limits); x.set(p.x, i * per); views.push(p.view); });
       const e = await explainer.explain(x, { methods: o.methods, targets: chunk.map((s) => s.class), ...(o.riseN ? { rise: { n: o.riseN } } : {}), signal: o.signal });
       if (detail) { detail.layer = e.layer; detail.layerShape = e.layerShape; }
       // time per image per method: the fused gradient pass is shared by every gradient method
@@ -130,13 +157,13 @@ export function markdown(r: EvalResult): string {
 }
 
 /** Top-1 accuracy of the model over the scenes (single- and multi-instance separately), forward passes only. */
-export async function accuracy(model: Model, side: Sidecar, dir: string, o: { limit?: number; batch?: number } = {}) {
-  const [C, H, W] = model.inputShape, per = C * H * W, scenes = readScenes(dir).slice(0, o.limit ?? Infinity);
+export async function accuracy(model: Model, side: Sidecar, dir: string, o: { limit?: number; batch?: number; limits?: ImageLimits } = {}) {
+  const [C, H, W] = model.inputShape, per = C * H * W, scenes = readScenes(dir, model.numClasses).slice(0, o.limit ?? Infinity);
   const plan = await model.plan({ batch: o.batch ?? 64 }), hit = { single: 0, multi: 0 }, n = { single: 0, multi: 0 };
   try {
     for (let s0 = 0; s0 < scenes.length; s0 += plan.batch) {
       const chunk = scenes.slice(s0, s0 + plan.batch), x = new Float32Array(chunk.length * per);
-      chunk.forEach((s, i) => x.set(preprocess(decodeImage(readFileSync(join(dir, s.file)), s.file), H, W, side).x, i * per));
+      chunk.forEach((s, i) => x.set(preprocess(readImage(join(dir, s.file), o.limits), H, W, side, join(dir, s.file), o.limits).x, i * per));
       const logits = (await plan.run(x)).logits, F = model.numClasses;
       chunk.forEach((s, i) => {
         const l = logits.subarray(i * F, (i + 1) * F), top = l.indexOf(Math.max(...l)), k = s.multi ? 'multi' : 'single';

@@ -1,10 +1,11 @@
 // The tuning cache on disk: conv tiles by layer shape, per adapter (its name and driver version), written by
 // `camgpu tune` and read by every command that loads a model. One JSON file:
 //   { "version": 1, "adapters": { "<adapter info>": { "<convShape>": { "TK": 16, "TP": 16 }, ... } } }
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { TILES, Tile, sameTile, tileName } from '../src/conv.js';
+import { makeDir, pathKind, readRegular } from './files.js';
 
 /** $CAMGPU_TUNE_CACHE, else $XDG_CACHE_HOME/camgpu/tiles.json, else ~/.cache/camgpu/tiles.json. */
 export const tuneCachePath = () => process.env.CAMGPU_TUNE_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'camgpu', 'tiles.json');
@@ -13,7 +14,8 @@ type Cache = { version: 1; adapters: Record<string, Record<string, Tile>> };
 
 function readCache(file: string): Cache {
   let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch { return { version: 1, adapters: {} }; } // no cache yet
+  if (pathKind(file) === null) return { version: 1, adapters: {} }; // no cache yet
+  text = new TextDecoder().decode(readRegular(file, 'tuning cache', 2 ** 26)); // a FIFO or folder there is an error, never a wait
   const bad = (why: string): never => { throw new Error(`tuning cache ${file}: ${why}; delete it or run \`camgpu tune\` again`); };
   let c: Cache;
   try { c = JSON.parse(text); } catch (e) { return bad(`not JSON (${(e as Error).message})`); }
@@ -30,6 +32,6 @@ export const cachedTiles = (adapter: string, file = tuneCachePath()): Record<str
 export function saveTiles(adapter: string, tiles: Record<string, Tile>, file = tuneCachePath()) {
   const c = readCache(file);
   c.adapters[adapter] = { ...c.adapters[adapter], ...tiles };
-  mkdirSync(dirname(file), { recursive: true });
+  makeDir(dirname(file), 'tuning cache folder'); // one level at a time: never loops (e.g. under /proc)
   writeFileSync(file, JSON.stringify(c, null, 1) + '\n');
 }

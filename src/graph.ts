@@ -13,8 +13,11 @@ export interface Tensor { name: string; shape: Shape; data?: Float32Array } // d
 export interface Node { name: string; source: string; op: Op; inputs: string[]; output: string } // source: the ONNX op type (or builder)
 export interface Graph { input: string; output: string; tensors: Map<string, Tensor>; nodes: Node[] }
 
+/** Control characters (a newline in a tensor name read from a hostile file) escaped, so an error stays one line. */
+export const oneLine = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 export class ModelError extends Error {
-  constructor(message: string) { super(message); this.name = 'ModelError'; }
+  constructor(message: string) { super(oneLine(message)); this.name = 'ModelError'; }
 }
 
 export const numel = (s: Shape) => s.reduce((a, b) => a * b, 1);

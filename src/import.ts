@@ -1,6 +1,6 @@
 // ONNX ModelProto -> camgpu Graph: op normalisation, BN folding, static shape inference and validation.
 // Every error names the node, its op and the shapes involved.
-import { parseOnnx, dataTypeName, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
+import { parseOnnx, attrTypeName, dataTypeName, OnnxAttr, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
 import { BATCH, Graph, ModelError, Node, Op, Shape, Tensor } from './graph.js';
 import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
@@ -14,6 +14,51 @@ export interface ImportOptions {
   /** The full input shape [N, C, H, W] (N is ignored: plans choose the batch) for inputs with symbolic dimensions;
    *  a static dimension must agree. */
   inputShape?: number[];
+}
+
+/** The attributes ONNX defines for each op camgpu reads (opsets 7 to 20); any other attribute is an error, as in
+ *  onnx.checker, so a misspelt 'pads' never silently becomes the default. */
+const ATTRS: Record<string, string[]> = {
+  Conv: ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides'],
+  MaxPool: ['auto_pad', 'ceil_mode', 'dilations', 'kernel_shape', 'pads', 'storage_order', 'strides'],
+  AveragePool: ['auto_pad', 'ceil_mode', 'count_include_pad', 'dilations', 'kernel_shape', 'pads', 'strides'],
+  LeakyRelu: ['alpha'], HardSigmoid: ['alpha', 'beta'], Elu: ['alpha'], Selu: ['alpha', 'gamma'], Celu: ['alpha'], Clip: ['min', 'max'],
+  Gelu: ['approximate'], BatchNormalization: ['epsilon', 'momentum', 'spatial', 'training_mode'],
+  Add: ['axis', 'broadcast'], Sub: ['axis', 'broadcast'], Mul: ['axis', 'broadcast'], Div: ['axis', 'broadcast'],
+  Gemm: ['alpha', 'beta', 'transA', 'transB', 'broadcast'], Dropout: ['ratio', 'seed'], Flatten: ['axis'], Reshape: ['allowzero'],
+  Squeeze: ['axes'], Unsqueeze: ['axes'], Concat: ['axis'], Transpose: ['perm'], Slice: ['axes', 'ends', 'starts'],
+  Split: ['axis', 'split', 'num_outputs'], Pad: ['mode', 'pads', 'value'], Gather: ['axis'],
+  Softmax: ['axis'], LogSoftmax: ['axis'], LayerNormalization: ['axis', 'epsilon', 'stash_type'], InstanceNormalization: ['epsilon'],
+  Constant: ['value', 'value_float', 'value_floats', 'value_int', 'value_ints', 'value_string', 'value_strings', 'sparse_value'],
+  Resize: ['antialias', 'axes', 'coordinate_transformation_mode', 'cubic_coeff_a', 'exclude_outside', 'extrapolation_value', 'keep_aspect_ratio_policy', 'mode', 'nearest_mode'],
+  Upsample: ['mode', 'scales'], ConvTranspose: ['auto_pad', 'dilations', 'group', 'kernel_shape', 'output_padding', 'output_shape', 'pads', 'strides'],
+  LRN: ['alpha', 'beta', 'bias', 'size'], DepthToSpace: ['blocksize', 'mode'], SpaceToDepth: ['blocksize'],
+  Shape: ['start', 'end'], Cast: ['to', 'saturate'], ConstantOfShape: ['value'], Mod: ['fmod'], ScatterND: ['reduction'],
+  ...Object.fromEntries(['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceL1', 'ReduceSumSquare'].map((k) => [k, ['axes', 'keepdims', 'noop_with_empty_axes']])),
+};
+const NO_ATTRS = ['Relu', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Erf', 'Softplus', 'Softsign', 'Mish', 'HardSwish',
+  'PRelu', 'Pow', 'Sum', 'Max', 'Min', 'Mean', 'GlobalAveragePool', 'GlobalMaxPool', 'Identity', 'Expand', 'Tile', 'MatMul', 'Range', 'Where',
+  'Equal', 'Not', 'And', 'Or', 'Less', 'Greater', 'Floor', 'Ceil'];
+for (const k of NO_ATTRS) ATTRS[k] = [];
+
+/** Ops that take exactly one input. */
+const UNARY = ['Relu', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Erf', 'Softplus', 'Softsign', 'Mish', 'HardSwish',
+  'LeakyRelu', 'HardSigmoid', 'Elu', 'Selu', 'Celu', 'Gelu', 'GlobalAveragePool', 'GlobalMaxPool', 'MaxPool', 'AveragePool', 'Identity', 'Flatten',
+  'Transpose', 'Softmax', 'LogSoftmax', 'Shape', 'Cast', 'Not', 'Floor', 'Ceil', 'ConstantOfShape', 'LRN', 'DepthToSpace', 'SpaceToDepth'];
+/** [min, max] inputs of each op (max -1: any number; null: not checked here, an op camgpu does not know is refused as
+ *  unsupported); optional inputs may be given as ''. */
+function arity(op: string, opset: number): [number, number] | null {
+  const table: Record<string, [number, number]> = {
+    Conv: [2, 3], Gemm: [2, 3], MatMul: [2, 2], Add: [2, 2], Sub: [2, 2], Mul: [2, 2], Div: [2, 2], Pow: [2, 2], PRelu: [2, 2], Mod: [2, 2],
+    Equal: [2, 2], Less: [2, 2], Greater: [2, 2], And: [2, 2], Or: [2, 2], Where: [3, 3], Range: [3, 3], ScatterND: [3, 3],
+    BatchNormalization: [5, 5], InstanceNormalization: [3, 3], LayerNormalization: [2, 3], Expand: [2, 2], Tile: [2, 2], Gather: [2, 2],
+    Reshape: opset >= 5 ? [2, 2] : [1, 1], Slice: opset >= 10 ? [3, 5] : [1, 1], Pad: opset >= 11 ? [2, 4] : [1, 1],
+    Clip: opset >= 11 ? [1, 3] : [1, 1], Dropout: [1, 3], Split: [1, 2], Squeeze: [1, 2], Unsqueeze: [1, 2], Constant: [0, 0],
+    Sum: [1, -1], Max: [1, -1], Min: [1, -1], Mean: [1, -1], Concat: [1, -1],
+    Resize: opset >= 11 ? [1, 4] : [2, 2], Upsample: opset >= 9 ? [2, 2] : [1, 1], ConvTranspose: [2, 3],
+    ...Object.fromEntries(['ReduceSum', 'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceL1', 'ReduceSumSquare'].map((k) => [k, [1, 2] as [number, number]])),
+  };
+  return table[op] ?? (UNARY.includes(op) ? [1, 1] : null);
 }
 
 export class UnsupportedError extends ModelError {
@@ -50,11 +95,47 @@ export class Importer {
     g.input = inp.name;
     g.tensors.set(inp.name, { name: inp.name, shape: this.inputShape(inp.name, inp.dims) });
     if (m.outputs.length !== 1) throw new UnsupportedError(`camgpu needs exactly one graph output, found ${m.outputs.length}: ${m.outputs.map((v) => v.name).join(', ')}`);
+    this.checkGraph(inp.name);
     for (const n of m.nodes) for (const i of n.inputs) if (i) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
     for (const n of m.nodes) this.node(n);
     g.output = this.name(m.outputs[0].name);
+    if (g.output === g.input) throw new ModelError(`graph output '${m.outputs[0].name}' is the graph input '${g.input}': no node computes it`);
     if (!g.tensors.has(g.output) || g.tensors.get(g.output)!.data) throw new ModelError(`graph output '${m.outputs[0].name}' is not computed from the input`);
     return g;
+  }
+
+  /**
+   * The graph as ONNX requires it, before any node is imported: nodes in topological order (every input the graph
+   * input, an initializer or an earlier node's output, so the graph is a DAG), every tensor written once, each op's
+   * input count and attributes as the op defines them, the graph output produced by a node. One pass, linear in size.
+   */
+  checkGraph(input: string) {
+    const { m } = this, known = new Set<string>([input, ...m.initializers.keys()]);
+    const out = m.outputs[0].name;
+    if (!out) throw new ModelError('the graph output has no name');
+    for (const n of m.nodes) {
+      const what = `node '${n.name}' (${n.opType})`;
+      const [lo, hi] = arity(n.opType, this.opset) ?? [0, -1], given = n.inputs.length;
+      if (given < lo || (hi >= 0 && given > hi))
+        throw new ModelError(`${what} has ${given} input${given === 1 ? '' : 's'}; ${n.opType} takes ${lo === hi ? lo : hi < 0 ? `at least ${lo}` : `${lo} to ${hi}`}`);
+      n.inputs.forEach((i, k) => {
+        if (!i && k < lo) throw new ModelError(`${what}: required input ${k} is empty`);
+        if (i && !known.has(i)) throw new ModelError(`${what} reads '${i}', which no earlier node, initializer or graph input produces (the nodes must be in topological order, without cycles)`);
+      });
+      if (!n.outputs.length || !n.outputs[0]) throw new ModelError(`${what} has no output`);
+      for (const o of n.outputs) {
+        if (!o) continue;
+        if (known.has(o)) throw new ModelError(`${what} writes '${o}', which ${o === input ? 'is the graph input' : m.initializers.has(o) ? 'is an initializer' : 'another node already writes'}`);
+        known.add(o);
+      }
+      // onnx.proto: "the type field MUST be present for this version of the IR" (IR 2 on); ONNX Runtime refuses it too
+      if ((m.irVersion ?? 0) >= 2) for (const a of n.attrs.values()) if (!a.type) throw new ModelError(`${what}: attribute '${a.name}' has no type field (required from IR version 2; this file is IR ${m.irVersion})`);
+      const allowed = ATTRS[n.opType];
+      if (allowed) for (const k of n.attrs.keys()) if (!allowed.includes(k))
+        throw new ModelError(`${what}: unknown attribute '${k}' (${n.opType} takes ${allowed.length ? allowed.join(', ') : 'no attributes'})`);
+    }
+    if (!known.has(out) || out === input || m.initializers.has(out))
+      throw new ModelError(`graph output '${out}' is ${out === input ? 'the graph input: no node computes it' : m.initializers.has(out) ? 'an initializer: no node computes it' : 'not produced by any node'}`);
   }
 
   /** The per-sample input shape: static dims as declared, symbolic ones from ImportOptions.inputShape. */
@@ -94,13 +175,18 @@ export class Importer {
   }
   isVar(n: string) { const t = this.g.tensors.get(this.name(n)); return !!t && !t.data; }
   constFloat(node: OnnxNode, i: number, what: string) {
-    const c = this.floats.get(node.inputs[i] ?? '');
-    if (!c) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input ${i} '${node.inputs[i]}') must be a constant float tensor`);
+    const name = node.inputs[i] ?? '', c = this.floats.get(name);
+    if (!name) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input ${i}) is missing`);
+    if (!c) {
+      const t = this.m.initializers.get(name), why = t ? ` ('${name}' is ${dataTypeName(t.dataType)})` : this.ints.has(name) ? ` ('${name}' is an integer constant)` : this.isVar(name) ? ` ('${name}' is computed from the input)` : '';
+      throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input ${i} '${name}') must be a constant float tensor${why}`);
+    }
     return c;
   }
   constInts(node: OnnxNode, i: number, what: string): number[] {
-    const c = this.ints.get(node.inputs[i] ?? '');
-    if (!c) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input '${node.inputs[i]}') must be a constant (computed from the image here)`);
+    const name = node.inputs[i] ?? '', c = this.ints.get(name);
+    if (!name) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input ${i}) is missing`);
+    if (!c) throw new UnsupportedError(`node '${node.name}' (${node.opType}): ${what} (input '${name}') must be a constant integer tensor${this.isVar(name) ? ' (it is computed from the image here)' : this.floats.has(name) ? ' (it is a float tensor)' : ''}`);
     return c.data;
   }
   /** An IR node for an ONNX node (out and name default to its first output and its name; Split emits one per output). */
@@ -149,6 +235,9 @@ export class Importer {
       return;
     }
 
+    // Identity (and inference Dropout) of an activation is the same tensor under a new name: no IR node, so a chain of
+    // them costs nothing in the plan
+    if ((n.opType === 'Identity' || n.opType === 'Dropout') && this.isVar(n.inputs[0]) && !this.isGraphOutput(n.outputs[0])) { this.alias.set(n.outputs[0], this.name(n.inputs[0])); return; }
     const imp = ONNX_IMPORTS[n.opType];
     if (!imp) throw new UnsupportedError(`node '${n.name}': op ${n.opType} is not supported. Supported ops: ${SUPPORTED_OPS.join(', ')}`);
     const x = n.inputs[0];
@@ -159,21 +248,36 @@ export class Importer {
     imp(this, n);
   }
 
-  /** Typed attribute getters with defaults. */
+  /** Typed attribute getters with defaults: an attribute of another type is an error naming it, never the default;
+   *  floats must be finite. */
   attrs(n: OnnxNode) {
-    const a = (k: string) => n.attrs.get(k);
-    return {
-      i: (k: string, d: number) => a(k)?.i ?? d,
-      f: (k: string, d: number) => a(k)?.f ?? d,
-      s: (k: string, d: string) => a(k)?.s ?? d,
-      ints: (k: string, d: number[]) => a(k)?.ints ?? d,
+    const get = <T>(k: string, d: T, want: string, v: (a: OnnxAttr) => T | undefined): T => {
+      const a = n.attrs.get(k);
+      if (!a) return d;
+      const x = v(a);
+      if (x === undefined) this.unsupported(n, `attribute ${k} must be ${want}, got ${a.type ? attrTypeName(a.type) : 'no value'}`);
+      return x;
     };
+    return {
+      i: (k: string, d: number) => get(k, d, 'an INT', (a) => a.i),
+      f: (k: string, d: number) => {
+        const v = get(k, d, 'a FLOAT', (a) => a.f);
+        if (!Number.isFinite(v)) this.unsupported(n, `attribute ${k} = ${v} (must be finite)`);
+        return v;
+      },
+      s: (k: string, d: string) => get(k, d, 'a STRING', (a) => a.s),
+      ints: (k: string, d: number[]) => get(k, d, 'INTS', (a) => a.ints),
+    };
+  }
+  /** An int attribute that must lie in [lo, hi]. */
+  intIn(n: OnnxNode, k: string, d: number, lo: number, hi: number): number {
+    const v = this.attrs(n).i(k, d);
+    if (!(v >= lo && v <= hi)) this.unsupported(n, `attribute ${k} = ${v} (must be ${lo === 0 && hi === 1 ? '0 or 1' : `in [${lo}, ${hi}]`})`);
+    return v;
   }
   /** An ints attribute checked for count and range: `len` values (default d), each >= min. */
   intList(n: OnnxNode, k: string, d: number[], len: number, min: number): number[] {
-    const a = n.attrs.get(k);
-    if (a && a.ints === undefined) this.unsupported(n, `attribute ${k} is not a list of ints`);
-    const v = a?.ints ?? d;
+    const v = this.attrs(n).ints(k, d);
     if (v.length !== len) this.unsupported(n, `attribute ${k} has ${v.length} values [${v}]; expected ${len}`);
     const bad = v.find((x) => !Number.isInteger(x) || x < min);
     if (bad !== undefined) this.unsupported(n, `attribute ${k} = [${v}]: every value must be an integer >= ${min}`);
@@ -203,7 +307,8 @@ export class Importer {
 
   /** pads [top, left, bottom, right] from pads or auto_pad (SAME_UPPER puts the extra pixel at the end). */
   pads(n: OnnxNode, x: Shape, k: number[], s: number[], d: number[]): [number, number, number, number] {
-    const auto = n.attrs.get('auto_pad')?.s ?? 'NOTSET';
+    const auto = this.attrs(n).s('auto_pad', 'NOTSET');
+    if (auto !== 'NOTSET' && n.attrs.has('pads')) this.unsupported(n, `with both auto_pad=${auto} and pads (ONNX allows one of them)`);
     if (auto === 'NOTSET') {
       const p = this.intList(n, 'pads', [0, 0, 0, 0], 4, 0);
       return [p[0], p[1], p[2], p[3]];
@@ -221,6 +326,7 @@ export class Importer {
     const x = this.name(n.inputs[0]);
     const prev = this.g.nodes[this.g.nodes.length - 1];
     if (!prev || prev.output !== x || prev.op.kind !== 'conv' || this.uses.get(n.inputs[0]) !== 1 || this.isGraphOutput(n.inputs[0])) return false;
+    if (x !== n.inputs[0] && (this.uses.get(x) !== 1 || this.isGraphOutput(x))) return false; // through an Identity: the conv's own output must feed only it
     const op = prev.op, per = op.w.length / op.cout;
     if (mul.length !== op.cout) return false;
     for (let c = 0; c < op.cout; c++) { for (let i = 0; i < per; i++) op.w[c * per + i] *= mul[c]; op.b[c] = op.b[c] * mul[c] + add[c]; }

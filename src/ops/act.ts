@@ -143,11 +143,15 @@ export const onnx: Record<string, OnnxImport> = {
   },
   BatchNormalization(im, n) {
     const a = im.attrs(n);
-    if (a.i('training_mode', 0)) im.unsupported(n, 'with training_mode=1');
+    if (im.intIn(n, 'training_mode', 0, 0, 1)) im.unsupported(n, 'with training_mode=1');
+    if (im.intIn(n, 'spatial', 1, 0, 1) !== 1) im.unsupported(n, 'with spatial=0 (statistics per element, opset 7-8)');
     const [scale, bias, mean, vari] = [1, 2, 3, 4].map((i) => im.constFloat(n, i, ['scale', 'B', 'mean', 'var'][i - 1]).data);
     const eps = a.f('epsilon', 1e-5), C = scale.length;
     for (const [v, what] of [[bias, 'B'], [mean, 'mean'], [vari, 'var']] as const)
       if (v.length !== C) throw new ModelError(`node '${n.name}' (BatchNormalization): ${what} has ${v.length} values, scale has ${C}`);
+    if (!(eps >= 0)) im.unsupported(n, `epsilon ${eps} (must be >= 0)`);
+    const bad = vari.findIndex((v) => !(v + eps > 0));
+    if (bad >= 0) im.unsupported(n, `var '${n.inputs[4]}'[${bad}] + epsilon = ${vari[bad] + eps} (must be > 0)`);
     const mul = scale.map((s, c) => s / Math.sqrt(vari[c] + eps)), add = bias.map((b, c) => b - mean[c] * mul[c]);
     if (im.foldIntoConv(n, mul, add)) return;
     const s = im.shape(n, 0);

@@ -103,10 +103,12 @@ export const onnx: Record<string, OnnxImport> = {
     if (!Number.isInteger(group) || group < 1 || cout % group) im.unsupported(n, `group ${group} with ${cout} output channels`);
     const ks = im.intList(n, 'kernel_shape', [kh, kw], 2, 1);
     if (ks[0] !== kh || ks[1] !== kw) im.unsupported(n, `kernel_shape [${ks}] differs from the weight's ${kh}x${kw}`);
+    if (w.dims.some((v) => v < 1)) im.unsupported(n, `weight '${n.inputs[1]}' of shape [${w.dims}] is empty`);
     let b: Float32Array = new Float32Array(cout);
     if (n.inputs[2]) {
-      b = im.constFloat(n, 2, 'bias').data;
-      if (b.length !== cout) im.unsupported(n, `bias has ${b.length} values; the weight has ${cout} output channels`);
+      const c = im.constFloat(n, 2, 'bias');
+      if (c.dims.length !== 1 || c.data.length !== cout) im.unsupported(n, `bias has ${c.data.length} values; the weight has ${cout} output channels (bias '${n.inputs[2]}' of shape [${c.dims}], weight '${n.inputs[1]}' of shape [${w.dims}])`);
+      b = c.data;
     }
     const s = im.intList(n, 'strides', [1, 1], 2, 1), d = im.intList(n, 'dilations', [1, 1], 2, 1);
     const pad = im.pads(n, im.shape(n, 0), [kh, kw], s, d);

@@ -185,14 +185,14 @@ function splitImport(im: Im, n: OnnxNode) {
   let sizes: number[];
   if (im.opset >= 13 && n.inputs[1]) sizes = im.constInts(n, 1, 'split');
   else if (im.opset < 13 && a.ints('split', []).length) sizes = a.ints('split', []);
-  else if (im.opset >= 18 && a.i('num_outputs', 0)) { // the last part is smaller when the axis does not divide
+  else if (im.opset >= 18 && im.intIn(n, 'num_outputs', 0, 0, 2 ** 20)) { // the last part is smaller when the axis does not divide
     const chunk = Math.ceil(size / a.i('num_outputs', 0));
     sizes = Array.from({ length: K }, (_, k) => Math.max(0, Math.min(chunk, size - k * chunk)));
   } else {
     if (size % K) im.unsupported(n, `into ${K} equal parts of axis ${d + 1} of size ${size}`);
     sizes = Array(K).fill(size / K);
   }
-  if (sizes.length !== K || sizes.reduce((p, v) => p + v, 0) !== size)
+  if (sizes.length !== K || sizes.some((v) => v < 0) || sizes.reduce((p, v) => p + v, 0) !== size)
     im.unsupported(n, `with split [${sizes}] for ${K} outputs of axis ${d + 1} of size ${size}`);
   let off = 0;
   sizes.forEach((len, k) => {
@@ -269,6 +269,7 @@ function gatherImport(im: Im, n: OnnxNode) {
 function transposeImport(im: Im, n: OnnxNode) {
   const x = im.shape(n, 0), rank = x.length + 1;
   const perm = im.attrs(n).ints('perm', Array.from({ length: rank }, (_, i) => rank - 1 - i));
+  if (perm.length !== rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) im.unsupported(n, `with perm [${perm}]: not a permutation of the ${rank} axes`);
   if (perm[0] !== 0) im.unsupported(n, `with perm [${perm}] moves the batch axis 0 (only permutations that keep axis 0 first)`);
   const op: TransposeOp = { kind: 'transpose', perm: perm.slice(1).map((p) => p - 1) };
   emitLayout(im, n, op, op.perm.every((p, i) => p === i));

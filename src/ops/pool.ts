@@ -58,12 +58,14 @@ export const gap = poolDef<GapOp>('gap', (_n, _op, [x], bad) => (x.length === 3 
 const windowImport = (kind: PoolOp['kind']): OnnxImport => (im, n) => {
   const a = im.attrs(n), k0 = a.ints('kernel_shape', []);
   if (k0.length !== 2) im.unsupported(n, `with kernel_shape [${k0}] (only 2-D pooling)`);
-  if (a.i('storage_order', 0)) im.unsupported(n, 'with storage_order=1');
+  if (im.intIn(n, 'storage_order', 0, 0, 1)) im.unsupported(n, 'with storage_order=1');
+  const ceil = im.intIn(n, 'ceil_mode', 0, 0, 1) === 1, countIncludePad = im.intIn(n, 'count_include_pad', 0, 0, 1) === 1;
   const k = im.intList(n, 'kernel_shape', [], 2, 1), s = im.intList(n, 'strides', [1, 1], 2, 1), d = im.intList(n, 'dilations', [1, 1], 2, 1);
   if (kind === 'avgpool' && d.some((v) => v !== 1)) im.unsupported(n, `with dilations [${d}] (only MaxPool takes dilations)`);
   const pad = im.pads(n, im.shape(n, 0), k, s, d);
-  im.emit(n, { kind, kh: k[0], kw: k[1], stride: [s[0], s[1]], pad, dil: [d[0], d[1]], ceil: a.i('ceil_mode', 0) === 1,
-    countIncludePad: a.i('count_include_pad', 0) === 1 }, [n.inputs[0]]);
+  // a window entirely in the padding has nothing to pool (ONNX Runtime refuses pads >= the kernel too)
+  if (pad.some((p, i) => p >= k[i % 2] * d[i % 2])) im.unsupported(n, `pads [${pad}] must be smaller than the kernel ${k[0]}x${k[1]}`);
+  im.emit(n, { kind, kh: k[0], kw: k[1], stride: [s[0], s[1]], pad, dil: [d[0], d[1]], ceil, countIncludePad }, [n.inputs[0]]);
 };
 export const onnx: Record<string, OnnxImport> = {
   MaxPool: windowImport('maxpool'),

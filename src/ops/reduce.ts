@@ -90,9 +90,9 @@ export const reduce: OpDef<ReduceOp> = {
 const reduceImport = (fn: ReduceFn, inputFrom: number): OnnxImport => (im, n) => {
   const s = im.shape(n, 0), rank = s.length + 1, a = im.attrs(n), byInput = im.opset >= inputFrom;
   const given = byInput ? (n.inputs[1] ? im.constInts(n, 1, 'axes') : []) : a.ints('axes', []);
-  const keep = a.i('keepdims', 1) !== 0;
+  const keep = im.intIn(n, 'keepdims', 1, 0, 1) !== 0;
   if (!given.length) {
-    if (byInput && a.i('noop_with_empty_axes', 0)) return im.emit(n, { kind: 'alias' }, [n.inputs[0]], s.slice());
+    if (byInput && im.intIn(n, 'noop_with_empty_axes', 0, 0, 1)) return im.emit(n, { kind: 'alias' }, [n.inputs[0]], s.slice());
     im.unsupported(n, `without axes reduces every axis of [N,${s}], the batch axis 0 included (give axes >= 1)`);
   }
   const full = given.map((v) => (v < 0 ? v + rank : v));

@@ -62,6 +62,7 @@ export const onnx: Record<string, OnnxImport> = {
     // (d0, ..., d_{a-1}, ...) -> (d0 * ... * d_{a-1}, rest): the batch stays alone in axis 0 only when the axes that
     // join it have size 1 (axis 1, or Flatten(axis=2) of (N, 1, T, D))
     const given = im.attrs(n).i('axis', 1), s = im.shape(n, 0), axis = given < 0 ? given + s.length + 1 : given;
+    if (!(axis >= 0 && axis <= s.length + 1)) im.unsupported(n, `with axis=${given} outside [-${s.length + 1}, ${s.length + 1}] for rank ${s.length + 1}`);
     if (axis === 0) im.unsupported(n, `with axis=${given} of [N,${s}] gives [1,N*${numel(s)}]: it folds the batch into one row`);
     const joined = s.slice(0, axis - 1);
     if (joined.some((d) => d !== 1))
@@ -70,6 +71,8 @@ export const onnx: Record<string, OnnxImport> = {
   },
   Reshape(im, n) {
     const s = im.shape(n, 0), t = im.constInts(n, 1, 'shape');
+    if (im.intIn(n, 'allowzero', 0, 0, 1) && t.includes(0)) im.unsupported(n, `with allowzero=1 and a 0 in shape [${t}] (zero-size tensors are not supported)`);
+    if (t.some((v) => v < -1 && v !== BATCH)) im.unsupported(n, `to [${t}]: dimensions must be >= -1`);
     if (!(t[0] === BATCH || t[0] === -1 || t[0] === 0 || t[0] === 1))
       im.unsupported(n, `to [${t.map((v) => (v === BATCH ? 'N' : v))}]: the first dimension must stay the batch`);
     const rest = t.slice(1).map((v, i) => (v === 0 ? s[i] : v === BATCH ? im.unsupported(n, 'moves the batch dimension') : v));
@@ -95,6 +98,9 @@ function squeeze(im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], sq
   const axes = n.inputs[1] ? im.constInts(n, 1, 'axes') : im.attrs(n).ints('axes', []);
   const rank = sq ? s.length + 1 : s.length + 1 + axes.length;
   const ax = axes.map((v) => (v < 0 ? v + rank : v));
+  const out0 = ax.findIndex((v) => !(v >= 0 && v < rank));
+  if (out0 >= 0) im.unsupported(n, `with axis ${axes[out0]} outside rank ${rank}`);
+  if (new Set(ax).size !== ax.length) im.unsupported(n, `with axes [${axes}] naming an axis twice`);
   if (ax.includes(0)) im.unsupported(n, 'on the batch axis 0');
   let out: Shape;
   if (sq) {
