@@ -19,7 +19,9 @@ import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMet
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
-import { accuracy, evaluate, markdown, readScenes } from './eval.js';
+import { EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
+import { EvalShard, evalJson, mergeEval, modelHash, parseShard, settingsHash, shardBatches, toJson } from './shard.js';
+import { QueueStats, QueueTarget, parseQueueUrl, ping, runEvalQueue, startWorker } from './queue.js';
 import { npyBytes, parseNpy } from './npy.js';
 import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sidecarPath, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
@@ -136,8 +138,43 @@ const COMMANDS: Record<string, Command> = {
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON' },
       accuracy: { type: 'boolean', help: 'only the top-1 accuracy over the scenes (forward passes, no explanations)' },
+      queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'run the batches on `camgpu worker`s through this Redis job queue (BullMQ); same results' },
+      attempts: { type: 'string', arg: 'N', help: 'with --queue: tries per batch before the run fails (default 3)' },
+      shard: { type: 'string', arg: 'i/n', help: 'only shard i of n (0-based; whole batches); --json then writes a shard file for `camgpu merge`' },
     },
     run: (v) => evalCommand(v),
+  },
+  worker: {
+    summary: 'process eval batches from a Redis job queue (BullMQ) on this machine\'s GPU, until stopped',
+    usage: '--queue redis://HOST:PORT/NAME --model MODEL.onnx [--lock-ms MS] [--stalled-ms MS] [--max-stalled N]',
+    about: 'Takes jobs that `camgpu eval --queue` put on the queue, one at a time, explains and scores their scenes with\n'
+      + 'its own GPU device and plans, and sends back per-scene records. A job for another model (sha256 of MODEL.onnx and\n'
+      + 'its sidecar) or whose settings hash does not match is put back untouched and the worker stops with exit 1,\n'
+      + 'saying why. A worker that dies mid-batch stops renewing its lock; after --lock-ms another worker\'s stalled\n'
+      + 'check (every --stalled-ms) puts the batch back in the queue, at most --max-stalled times. SIGTERM or SIGINT: the\n'
+      + 'batch in hand is finished, then the worker exits 0.',
+    positionals: [],
+    options: {
+      queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'the queue (NAME) on a Redis server', required: true },
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and its sidecar MODEL.json): must be the run\'s', required: true },
+      'lock-ms': { type: 'string', arg: 'MS', help: 'lock on the batch in hand, renewed every MS/2 (default 30000)' },
+      'stalled-ms': { type: 'string', arg: 'MS', help: 'how often to look for batches whose worker died (default 30000)' },
+      'max-stalled': { type: 'string', arg: 'N', help: 'times a batch may be taken back from a dead worker before it fails (default 2)' },
+    },
+    run: (v) => workerCommand(v),
+  },
+  merge: {
+    summary: 'add up the shard files of `eval --shard i/n` into the single run\'s table and JSON (exactly)',
+    usage: 'SHARD.json... [--json FILE]',
+    about: 'Checks that the files are shards 0..n-1 of one run (same model sha256, same settings, every scene once), then\n'
+      + 'sums their per-scene records in scene order as a single run does: the metrics are the same numbers. Prints the\n'
+      + 'markdown table; --json writes what `eval --json` writes (seconds: the longest shard\'s).',
+    positionals: ['SHARD.json...'],
+    variadic: true,
+    options: {
+      json: { type: 'string', arg: 'FILE', help: 'write the merged results as JSON' },
+    },
+    run: async (v, files) => mergeCommand(files, v.json as string | undefined),
   },
   tune: {
     summary: 'time every conv tile of a model on this GPU and cache the fastest per layer shape (later commands use it)',
@@ -591,22 +628,94 @@ function methodsArg(v: Values, cmd: string, dflt: string): Method[] {
 async function evalCommand(v: Values) {
   const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < (k === 'auc-limit' ? 0 : 1)) throw new UsageError(`--${k} must be a ${k === 'auc-limit' ? 'non-negative' : 'positive'} integer, got '${x}'`); return n; };
   const methods = methodsArg(v, 'eval', 'gradcam,gradcam++,xgradcam,liftcam,layercam,hirescam,eigencam');
+  let target: QueueTarget | undefined, shard: { i: number; n: number } | undefined;
+  try {
+    if (v.queue !== undefined) target = parseQueueUrl(v.queue as string);
+    if (v.shard !== undefined) shard = parseShard(v.shard as string);
+  } catch (e) { throw new UsageError((e as Error).message); }
+  if (target && shard) throw new UsageError('eval: --queue and --shard are two ways to split a run; give one');
+  if ((target || shard) && v.accuracy) throw new UsageError('eval: --accuracy runs in one process (no --queue or --shard)');
+  if (shard && !v.json) throw new UsageError('eval --shard i/n needs --json FILE (the shard file for camgpu merge)');
   const path = v.model as string, dir = v.data as string, { graph: g } = loadGraph(path);
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   let scenes;
   try { scenes = readScenes(dir); } catch (e) { throw new CliError((e as Error).message); }
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
-  const { model } = await loadTuned(g, path);
-  if (v.accuracy) {
-    const a = await accuracy(model, side, dir, { limit, batch: int('batch') });
-    out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
-    return;
+  if (v.json) writable(v.json as string);
+  const o = { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n') };
+  scenes = scenes.slice(0, n);
+  const st = evalSettings(o, n), batches = sceneBatches(st), t0 = performance.now();
+  const mHash = modelHash(readFile(path, 'model'), side.path), sHash = settingsHash(mHash, st);
+  const head = `${basename(path)} on ${dir}`;
+  let r: EvalResult;
+  if (target) {
+    const records: SceneRecord[] = [];
+    let stats: QueueStats;
+    try {
+      stats = await runEvalQueue(target, { modelName: basename(path), modelHash: mHash, settingsHash: sHash }, st, batches,
+        (k) => { const sc = scenes.slice(...batches[k]); return { scenes: sc, images: sc.map((s) => readFile(join(dir, s.file), 'scene')) }; },
+        { attempts: int('attempts') ?? 3, onBatch: (_, b) => { records.push(...b.records); progress.show(records.length); },
+          log: (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); } });
+    } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`eval --queue ${target.url}: ${(e as Error).message}`); }
+    progress.end();
+    r = aggregate(records, st, (performance.now() - t0) / 1000);
+    out(`${head}: ${batches.length} batches through ${target.url}, ${Object.keys(stats.workers).length} workers (${Object.entries(stats.workers).map(([w, k]) => `${w}: ${k}`).join(', ')}), `
+      + `${stats.stalled.length} stalled, ${stats.retried.length} failed attempts, ${(n / stats.seconds).toFixed(2)} scenes/s`);
+    for (const x of stats.rerun) out(`batch ${x.batch} (scenes ${batches[x.batch].join('..')}) was run again by ${x.by} (attempt ${x.attempts}) after ${stalledNote(stats, x.batch)}`);
+  } else {
+    const { model } = await loadTuned(g, path);
+    if (v.accuracy) {
+      const a = await accuracy(model, side, dir, { limit, batch: int('batch') });
+      out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
+      return;
+    }
+    const mine = shard ? shardBatches(batches, shard.i, shard.n) : batches;
+    const records = await evalBatches(model, side, dir, scenes, st, mine, (d) => progress.show(d));
+    progress.end();
+    if (shard) {
+      const file: EvalShard = { kind: 'camgpu-eval-shard', version: 1, shard: [shard.i, shard.n], model: path, data: dir, modelHash: mHash, settingsHash: sHash, settings: st,
+        batches: mine, seconds: (performance.now() - t0) / 1000, records };
+      guard(v.json as string, () => writeFileSync(v.json as string, toJson(file) + '\n'));
+      out(`${head}: shard ${shard.i}/${shard.n}: ${mine.length} of ${batches.length} batches, ${records.length} of ${n} scenes, ${file.seconds.toFixed(1)} s; shard file ${v.json} (camgpu merge adds the shards up)`);
+      return;
+    }
+    r = aggregate(records, st, (performance.now() - t0) / 1000);
   }
-  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d) });
-  progress.end();
-  out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
+  printEval(head, r);
+  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify(evalJson(path, dir, r), null, 1)));
+}
+
+const stalledNote = (s: QueueStats, k: number) => (s.stalled.some((x) => x.batch === k) ? 'its worker stalled (died or hung)' : 'a failed attempt');
+
+function printEval(head: string, r: EvalResult) {
+  out(`${head}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
   out(markdown(r));
-  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify({ model: path, data: dir, ...r }, null, 1)));
+}
+
+async function mergeCommand(files: string[], json?: string) {
+  if (json) writable(json);
+  let m;
+  try { m = mergeEval(files); } catch (e) { throw new CliError((e as Error).message); }
+  printEval(`${basename(m.first.model)} on ${m.first.data} (${m.shards.length} shards merged)`, m.result);
+  if (json) guard(json, () => writeFileSync(json, JSON.stringify(evalJson(m.first.model, m.first.data, m.result), null, 1)));
+}
+
+async function workerCommand(v: Values) {
+  let target: QueueTarget;
+  try { target = parseQueueUrl(v.queue as string); } catch (e) { throw new UsageError((e as Error).message); }
+  const ms = (k: string, d: number) => (v[k] === undefined ? d : posInt(`--${k}`, v[k] as string));
+  const path = v.model as string, { graph: g } = loadGraph(path), bytes = readFile(path, 'model');
+  const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
+  try { await ping(target); } catch (e) { throw new CliError((e as Error).message); }
+  const { gpu, model } = await loadTuned(g, path), hash = modelHash(bytes, side.path);
+  const w = startWorker(target, { model, side, modelName: basename(path), modelHash: hash },
+    { lockMs: ms('lock-ms', 30000), stalledMs: ms('stalled-ms', 30000), maxStalled: ms('max-stalled', 2), log: (s) => out(s) });
+  out(`worker on ${target.url}: ${basename(path)} (sha256 ${hash.slice(0, 12)}) on ${gpu.adapterInfo || 'unknown adapter'}; waiting for batches`);
+  const stop = new Promise<string | null>((resolve) => { process.once('SIGTERM', () => resolve(null)); process.once('SIGINT', () => resolve(null)); });
+  const why = await Promise.race([stop, w.refused]);
+  await w.close();
+  model.destroy();
+  if (why) throw new CliError(why);
 }
 
 // =============================================================================================== layers
