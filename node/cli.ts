@@ -21,7 +21,7 @@ import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
 import { EvalShard, evalJson, mergeEval, modelHash, parseShard, settingsHash, shardBatches, toJson } from './shard.js';
-import { QueueStats, QueueTarget, parseQueueUrl, ping, runEvalQueue, startWorker } from './queue.js';
+import { QueueStats, QueueTarget, parseQueueUrl, ping, runEvalQueue, span, startWorker } from './queue.js';
 import { npyBytes, parseNpy } from './npy.js';
 import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sidecarPath, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
@@ -661,7 +661,7 @@ async function evalCommand(v: Values) {
     r = aggregate(records, st, (performance.now() - t0) / 1000);
     out(`${head}: ${batches.length} batches through ${target.url}, ${Object.keys(stats.workers).length} workers (${Object.entries(stats.workers).map(([w, k]) => `${w}: ${k}`).join(', ')}), `
       + `${stats.stalled.length} stalled, ${stats.retried.length} failed attempts, ${(n / stats.seconds).toFixed(2)} scenes/s`);
-    for (const x of stats.rerun) out(`batch ${x.batch} (scenes ${batches[x.batch].join('..')}) was run again by ${x.by} (attempt ${x.attempts}) after ${stalledNote(stats, x.batch)}`);
+    for (const x of stats.rerun) out(`batch ${x.batch} (scenes ${span(batches[x.batch])}) was run again by ${x.by} (attempt ${x.attempts}) after ${stalledNote(stats, x.batch)}`);
   } else {
     const { model } = await loadTuned(g, path);
     if (v.accuracy) {

@@ -18,6 +18,9 @@ import { fromJson, settingsHash, toJson } from './shard.js';
 import { Model } from '../src/model.js';
 import { Sidecar } from './image.js';
 
+/** Scenes s..e-1 of a batch [s, e), as the worker's log names them. */
+export const span = ([s, e]: [number, number]) => `${s}..${e - 1}`;
+
 export interface QueueTarget { host: string; port: number; db?: number; username?: string; password?: string; name: string; url: string }
 
 /** redis://[USER:PASSWORD@]HOST[:PORT]/NAME[?db=N]: NAME is the queue (BullMQ keys bull:NAME:*), N the Redis database. */
@@ -88,7 +91,7 @@ export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' |
         if (!j || !pending.has(id)) return;
         const state = await j.getState();
         if (state === 'completed') take(id, j.returnvalue, j.attemptsMade);
-        else if (state === 'failed') reject(new Error(`batch ${index.get(id)} (scenes ${batches[index.get(id)!].join('..')}) failed after ${j.attemptsMade} attempt${j.attemptsMade > 1 ? 's' : ''}: ${j.failedReason}`));
+        else if (state === 'failed') reject(new Error(`batch ${index.get(id)} (scenes ${span(batches[index.get(id)!])}) failed after ${j.attemptsMade} attempt${j.attemptsMade > 1 ? 's' : ''}: ${j.failedReason}`));
       };
       events.on('completed', ({ jobId }) => { if (pending.has(jobId)) check(jobId).catch(reject); });
       events.on('failed', ({ jobId, failedReason }) => {
@@ -100,7 +103,7 @@ export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' |
         if (!index.has(jobId)) return;
         const k = index.get(jobId)!;
         stalledBatches.add(k); stats.stalled.push({ batch: k, at: (performance.now() - t0) / 1000 });
-        o.log(`batch ${k} (scenes ${batches[k].join('..')}) stalled (its worker stopped renewing the lock: dead or hung); back in the queue`);
+        o.log(`batch ${k} (scenes ${span(batches[k])}) stalled (its worker stopped renewing the lock: dead or hung); back in the queue`);
       });
       events.on('progress', ({ jobId, data }) => {
         const why = (data as { refused?: string })?.refused;
