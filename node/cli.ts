@@ -21,7 +21,7 @@ import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
 import { EvalShard, evalJson, mergeEval, modelHash, parseShard, settingsHash, shardBatches, toJson } from './shard.js';
-import { QueueStats, QueueTarget, parseQueueUrl, ping, runEvalQueue, span, startWorker } from './queue.js';
+import { EvalReply, ExplainReply, ExplainSettings, QueueStats, QueueTarget, evalJob, explainJob, explainOptions, fromWire, parseQueueUrl, ping, runQueue, span, startWorker } from './queue.js';
 import { npyBytes, parseNpy } from './npy.js';
 import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sidecarPath, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
@@ -113,6 +113,8 @@ const COMMANDS: Record<string, Command> = {
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       profile: { type: 'boolean', help: 'time every dispatch of the gradient pass on the GPU (timestamp queries); printed and in summary.json' },
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
+      queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'explain the batches on `camgpu worker`s through this Redis job queue (BullMQ); same outputs' },
+      attempts: { type: 'string', arg: 'N', help: 'with --queue: tries per batch before the run fails (default 3)' },
     },
     run: (v, pos) => explainCommand(v, pos),
   },
@@ -145,9 +147,9 @@ const COMMANDS: Record<string, Command> = {
     run: (v) => evalCommand(v),
   },
   worker: {
-    summary: 'process eval batches from a Redis job queue (BullMQ) on this machine\'s GPU, until stopped',
+    summary: 'process eval and explain batches from a Redis job queue (BullMQ) on this machine\'s GPU, until stopped',
     usage: '--queue redis://HOST:PORT/NAME --model MODEL.onnx [--lock-ms MS] [--stalled-ms MS] [--max-stalled N]',
-    about: 'Takes jobs that `camgpu eval --queue` put on the queue, one at a time, explains and scores their scenes with\n'
+    about: 'Takes jobs that `camgpu eval --queue` or `explain --queue` put on the queue, one at a time, explains (and scores) them with\n'
       + 'its own GPU device and plans, and sends back per-scene records. A job for another model (sha256 of MODEL.onnx and\n'
       + 'its sidecar) or whose settings hash does not match is put back untouched and the worker stops with exit 1,\n'
       + 'saying why. A worker that dies mid-batch stops renewing its lock; after --lock-ms another worker\'s stalled\n'
@@ -460,8 +462,15 @@ async function explainCommand(v: Values, files: string[]) {
   if (a.rawDir) makeDir(a.rawDir);
   const [, H, W] = inShape, layerShape = g.tensors.get(layer)!.shape, cmap = lut(a.colormap);
 
-  const { gpu, model, tuned } = await loadTuned(g, a.model);
-  const explainer = new Explainer(model), progress = new Progress(items.length);
+  let target: QueueTarget | undefined;
+  try { if (v.queue !== undefined) target = parseQueueUrl(v.queue as string); } catch (e) { throw new UsageError((e as Error).message); }
+  if (target && v.profile) throw new UsageError('explain: --profile times this machine\'s GPU; it does not go with --queue');
+  // what decides the numbers: a local run and the queue's workers explain each batch with these same options
+  const settings: ExplainSettings = { kind: 'explain', methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
+    ...(a.riseN ? { riseN: a.riseN } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k } };
+  const local = target ? null : await loadTuned(g, a.model), progress = new Progress(items.length);
+  const explainer = local ? new Explainer(local.model) : null;
+  const remote = target ? explainQueue(target, a.model, settings, items, a.batch, inShape, side, (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); }, v.attempts === undefined ? 3 : posInt('--attempts', v.attempts as string)) : null;
   const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
   const raw = (name: string, shape: number[]) => {
     let w = raws.get(name);
@@ -469,20 +478,17 @@ async function explainCommand(v: Values, files: string[]) {
     return w;
   };
   const timings: Record<string, number> = {}, images: Record<string, unknown>[] = [], printed: string[][] = [];
-  let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined;
-  const opts: ExplainOptions = {
-    // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
-    methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile,
-  };
+  let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined, queueStats: QueueStats | undefined;
+  // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
+  const opts = (count: number): ExplainOptions => ({ ...explainOptions(settings, count), profile: !!v.profile });
   try {
     const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
     const cache = {};
     for (let i0 = 0; i0 < items.length; i0 += a.batch) {
       const chunk = items.slice(i0, i0 + a.batch), { x, views } = loadBatch(chunk, inShape, side, cache);
       progress.show(i0);
-      const e = await explainer.explain(x, {
-        ...opts, targets: 'c' in a.cls ? chunk.map(() => (a.cls as { c: number }).c) : a.cls.k === 1 ? 'top1' : { topk: a.cls.k },
+      const e: { images: ImageResult[]; timings: Record<string, number>; profile?: ProfileEntry[] } = remote ? await remote.batch(i0 / a.batch) : await explainer!.explain(x, {
+        ...opts(chunk.length),
         onProgress: (done, total, what) => progress.show(i0 + (what === 'images' ? Math.floor(done / k) : 0), what === 'images' ? '' : `${what} ${done}/${total}`),
       });
       runs++;
@@ -516,16 +522,21 @@ async function explainCommand(v: Values, files: string[]) {
     }
     await grid.close();
     for (const w of raws.values()) w.close();
+    if (remote) queueStats = await remote.done;
+  } catch (e) {
+    if (remote && !(e instanceof CliError)) throw new CliError(`explain --queue ${target!.url}: ${(e as Error).message}`);
+    throw e;
   } finally {
     progress.end();
-    explainer.destroy();
-    model.destroy();
+    explainer?.destroy();
+    local?.model.destroy();
   }
 
   const summaryPath = join(a.outDir, 'summary.json');
   const summary = {
     versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
-    adapter: gpu.adapterInfo || null,
+    adapter: local ? local.gpu.adapterInfo || null : null,
+    ...(queueStats ? { queue: { url: target!.url, batches: queueStats.jobs, workers: queueStats.workers, stalled: queueStats.stalled.length, failed_attempts: queueStats.retried.length } } : {}),
     model: { file: a.model, input: inShape, classes, sidecar: side.path },
     preprocessing: { resize: side.resize, crop: [H, W], mean: side.mean, std: side.std },
     layer: { name: layer, shape: layerShape, from: a.layer ? '--layer' : side.layer ? 'sidecar' : 'default' },
@@ -542,7 +553,8 @@ async function explainCommand(v: Values, files: string[]) {
   out(table([
     ['model', `${a.model}: (${inShape}) -> ${classes} classes; ${side.path ? `preprocessing from ${side.path}` : 'no sidecar, ImageNet preprocessing'}:`
       + ` resize ${side.resize}, crop ${H}x${W}`],
-    ['adapter', `${gpu.adapterInfo || '(unknown)'}; ${tuned}`],
+    local ? ['adapter', `${local.gpu.adapterInfo || '(unknown)'}; ${local.tuned}`]
+      : ['queue', `${target!.url}: ${queueStats!.jobs} batches, ${Object.keys(queueStats!.workers).length} workers (${Object.entries(queueStats!.workers).map(([w, n]) => `${w}: ${n}`).join(', ')}), ${queueStats!.stalled.length} stalled, ${queueStats!.retried.length} failed attempts`],
     ['layer', `${layer} ${shapeN(layerShape)}${a.layer ? '' : side.layer ? ', from the sidecar' : ', the default'}`],
     ['methods', a.methods.join(', ')],
     ['inputs', `${items.length} image${items.length > 1 ? 's' : ''}, ${rows} row${rows > 1 ? 's' : ''} (image x target), ${runs} run${runs > 1 ? 's' : ''} of at most ${a.batch}`],
@@ -558,6 +570,24 @@ async function explainCommand(v: Values, files: string[]) {
     ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
   ]));
   if (profile) printProfile(g, profile, `gradient pass (forward, backward to ${layer}, CAM epilogue) over ${runs} call${runs > 1 ? 's' : ''}`);
+}
+
+/** The batches of an explain run on the queue's workers: batch(k) resolves with batch k's results (they may come in any order). */
+function explainQueue(t: QueueTarget, modelPath: string, settings: ExplainSettings, items: Item[], batch: number, inShape: number[], side: Sidecar,
+  log: (s: string) => void, attempts: number) {
+  const mHash = modelHash(readFile(modelPath, 'model'), side.path), n = Math.ceil(items.length / batch), cache = {};
+  const waits = Array.from({ length: n }, () => {
+    let ok!: (r: { images: ImageResult[]; timings: Record<string, number> }) => void, fail!: (e: unknown) => void;
+    const promise = new Promise<{ images: ImageResult[]; timings: Record<string, number> }>((a, b) => { ok = a; fail = b; });
+    promise.catch(() => undefined); // a batch the loop never reaches must not count as unhandled
+    return { promise, ok, fail };
+  });
+  const what = waits.map((_, k) => `images ${k * batch}..${Math.min((k + 1) * batch, items.length) - 1}`);
+  const done = runQueue<ExplainReply>(t, { modelName: basename(modelPath), modelHash: mHash, settingsHash: settingsHash(mHash, settings) }, what,
+    (k) => { const chunk = items.slice(k * batch, (k + 1) * batch); return explainJob(settings, loadBatch(chunk, inShape, side, cache).x, chunk.length); },
+    { attempts, log, onReply: (k, r) => waits[k].ok({ images: r.images.map(fromWire), timings: r.timings }) });
+  done.catch((e) => waits.forEach((w) => w.fail(e)));
+  return { batch: (k: number) => waits[k].promise, done };
 }
 
 const fmtProb = (p: number) => (p >= 1e-3 || p === 0 ? p.toFixed(4) : p.toExponential(1));
@@ -652,9 +682,9 @@ async function evalCommand(v: Values) {
     const records: SceneRecord[] = [];
     let stats: QueueStats;
     try {
-      stats = await runEvalQueue(target, { modelName: basename(path), modelHash: mHash, settingsHash: sHash }, st, batches,
-        (k) => { const sc = scenes.slice(...batches[k]); return { scenes: sc, images: sc.map((s) => readFile(join(dir, s.file), 'scene')) }; },
-        { attempts: int('attempts') ?? 3, onBatch: (_, b) => { records.push(...b.records); progress.show(records.length); },
+      stats = await runQueue<EvalReply>(target, { modelName: basename(path), modelHash: mHash, settingsHash: sHash }, batches.map((b) => `scenes ${span(b)}`),
+        (k) => { const sc = scenes.slice(...batches[k]); return evalJob(st, batches[k][0], sc, sc.map((s) => readFile(join(dir, s.file), 'scene'))); },
+        { attempts: int('attempts') ?? 3, onReply: (_, b) => { records.push(...b.records); progress.show(records.length); },
           log: (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); } });
     } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`eval --queue ${target.url}: ${(e as Error).message}`); }
     progress.end();
@@ -669,17 +699,17 @@ async function evalCommand(v: Values) {
       out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
       return;
     }
-    const mine = shard ? shardBatches(batches, shard.i, shard.n) : batches;
+    const mine = shard ? shardBatches(batches, shard.i, shard.n) : batches, t1 = performance.now();
     const records = await evalBatches(model, side, dir, scenes, st, mine, (d) => progress.show(d));
     progress.end();
     if (shard) {
       const file: EvalShard = { kind: 'camgpu-eval-shard', version: 1, shard: [shard.i, shard.n], model: path, data: dir, modelHash: mHash, settingsHash: sHash, settings: st,
-        batches: mine, seconds: (performance.now() - t0) / 1000, records };
+        batches: mine, seconds: (performance.now() - t1) / 1000, records };
       guard(v.json as string, () => writeFileSync(v.json as string, toJson(file) + '\n'));
       out(`${head}: shard ${shard.i}/${shard.n}: ${mine.length} of ${batches.length} batches, ${records.length} of ${n} scenes, ${file.seconds.toFixed(1)} s; shard file ${v.json} (camgpu merge adds the shards up)`);
       return;
     }
-    r = aggregate(records, st, (performance.now() - t0) / 1000);
+    r = aggregate(records, st, (performance.now() - t1) / 1000);
   }
   printEval(head, r);
   if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify(evalJson(path, dir, r), null, 1)));
@@ -708,7 +738,7 @@ async function workerCommand(v: Values) {
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   try { await ping(target); } catch (e) { throw new CliError((e as Error).message); }
   const { gpu, model } = await loadTuned(g, path), hash = modelHash(bytes, side.path);
-  const w = startWorker(target, { model, side, modelName: basename(path), modelHash: hash },
+  const w = await startWorker(target, { model, side, modelName: basename(path), modelHash: hash },
     { lockMs: ms('lock-ms', 30000), stalledMs: ms('stalled-ms', 30000), maxStalled: ms('max-stalled', 2), log: (s) => out(s) });
   out(`worker on ${target.url}: ${basename(path)} (sha256 ${hash.slice(0, 12)}) on ${gpu.adapterInfo || 'unknown adapter'}; waiting for batches`);
   const stop = new Promise<string | null>((resolve) => { process.once('SIGTERM', () => resolve(null)); process.once('SIGINT', () => resolve(null)); });

@@ -11,9 +11,10 @@
 //     and stops;
 //   - nothing counted twice or lost: results are keyed by scene index; aggregate() refuses duplicates and gaps.
 import { hostname } from 'node:os';
-import { Job, Queue, QueueEvents, WaitingError, Worker } from 'bullmq';
-import IORedis from 'ioredis';
+import type { Job, Worker } from 'bullmq';
 import { EvalRunner, EvalSettings, Scene, SceneRecord } from './eval.js';
+import { Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
+import { Method } from '../src/methods.js';
 import { fromJson, settingsHash, toJson } from './shard.js';
 import { Model } from '../src/model.js';
 import { Sidecar } from './image.js';
@@ -38,11 +39,16 @@ export function parseQueueUrl(url: string): QueueTarget {
 
 const connection = (t: QueueTarget) => ({ host: t.host, port: t.port, db: t.db, username: t.username, password: t.password, maxRetriesPerRequest: null });
 
-/** Fails fast with one line when Redis cannot be reached (ioredis itself would retry for ever). */
-export async function ping(t: QueueTarget, timeoutMs = 5000): Promise<void> {
+/**
+ * Fails fast with one line when Redis cannot be reached (ioredis itself would retry for ever). Returns the server's
+ * clock in ms: event stream ids are server time, so a run reads its events from there on (none is missed between
+ * the listener's start and the jobs' arrival, whatever the clocks of the machines say).
+ */
+export async function ping(t: QueueTarget, timeoutMs = 5000): Promise<number> {
+  const IORedis = (await import('ioredis')).default; // loaded by the commands that use the queue only (it takes a while)
   const r = new IORedis({ ...connection(t), maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true, connectTimeout: timeoutMs });
   r.on('error', () => { /* reported below */ });
-  try { await r.connect(); await r.ping(); }
+  try { await r.connect(); const [s, us] = await r.time(); return Number(s) * 1000 + Math.floor(Number(us) / 1000); }
   catch (e) { throw new Error(`cannot reach Redis at ${t.host}:${t.port} (${t.url}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   finally { r.disconnect(); }
 }
@@ -52,6 +58,34 @@ export async function ping(t: QueueTarget, timeoutMs = 5000): Promise<void> {
 /** What every job carries besides its work: which run and batch, and what it must be computed with. */
 interface JobHead { run: string; batch: number; modelName: string; modelHash: string; settingsHash: string }
 export interface EvalJob extends JobHead { kind: 'eval'; settings: EvalSettings; first: number; scenes: Scene[]; images: string[] }
+/** An explain batch: its input tensor (k,C,H,W) as the coordinator prepared it, the run's explain options. */
+export interface ExplainJob extends JobHead { kind: 'explain'; settings: ExplainSettings; x: string; count: number }
+/** What decides an explain run's numbers (its ExplainOptions less progress and profiling, targets as a rule). */
+export interface ExplainSettings {
+  kind: 'explain'; methods: Method[]; layer: string; score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean;
+  scorecam: 'pgc' | 'official'; riseN?: number; targets: { c: number } | { k: number };
+}
+export interface ExplainReply { worker: string; images: WireImage[]; timings: Record<string, number> }
+
+/** The eval job of batch k: its scenes and their image files. */
+export const evalJob = (settings: EvalSettings, first: number, scenes: Scene[], images: Uint8Array[]) =>
+  ({ kind: 'eval', settings, first, scenes, images: images.map((b) => Buffer.from(b).toString('base64')) });
+export const explainJob = (settings: ExplainSettings, x: Float32Array, count: number) => ({ kind: 'explain', settings, x: f32(x), count });
+
+/** The explain() options of a settings record, for `count` images. */
+export function explainOptions(s: ExplainSettings, count: number): ExplainOptions {
+  return { methods: s.methods, layer: s.layer, score: s.score, normalize: s.normalize, relu: s.relu, scorecam: s.scorecam,
+    ...(s.riseN ? { rise: { n: s.riseN } } : {}), targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } };
+}
+
+// Float32Arrays travel as base64 of their bytes (exact; JSON numbers would be too, at 3x the size).
+const f32 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+const unf32 = (s: string) => { const b = Buffer.from(s, 'base64'), a = new Float32Array(b.length / 4); new Uint8Array(a.buffer).set(b); return a; };
+type WireImage = Omit<ImageResult, 'logits' | 'probs' | 'methods'> & { logits: string; probs: string; methods: Record<string, { map: string; raw: string; rawShape: number[]; weights?: string }> };
+const toWire = (r: ImageResult): WireImage => ({ ...r, logits: f32(r.logits), probs: f32(r.probs),
+  methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: f32(v!.map), raw: f32(v!.raw), rawShape: v!.rawShape, ...(v!.weights ? { weights: f32(v!.weights) } : {}) }])) });
+export const fromWire = (r: WireImage): ImageResult => ({ ...r, logits: unf32(r.logits), probs: unf32(r.probs),
+  methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: unf32(v.map), raw: unf32(v.raw), rawShape: v.rawShape, ...(v.weights ? { weights: unf32(v.weights) } : {}) }])) });
 /** What a worker sends back (as toJson text, so NaN survives): the records keyed by scene index, and who computed them. */
 export interface EvalReply { worker: string; records: SceneRecord[] }
 
@@ -61,17 +95,18 @@ export interface QueueStats {
 }
 
 /**
- * Enqueues one job per batch of an eval run and collects the replies; `onBatch` gets each batch's records as they
- * come (in any order). Resolves when every batch is back; rejects when one has used its attempts. The run's jobs are
- * removed from Redis at the end.
+ * Enqueues one job per batch and collects the replies; `onReply` gets each batch's reply as it comes (in any order),
+ * once. Resolves when every batch is back; rejects when one has used its attempts. `what[k]` names batch k's items
+ * in messages. The run's jobs are removed from Redis at the end.
  */
-export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' | 'run'>, settings: EvalSettings, batches: [number, number][],
-  job: (batch: number) => { scenes: Scene[]; images: Uint8Array[] },
-  o: { attempts: number; onBatch: (batch: number, r: EvalReply) => void; log: (s: string) => void }): Promise<QueueStats> {
-  await ping(t);
-  const t0 = performance.now(), run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-  const queue = new Queue(t.name, { connection: connection(t) }), events = new QueueEvents(t.name, { connection: connection(t) });
-  const ids = batches.map((_, k) => `${run}-${k}`), index = new Map(ids.map((id, k) => [id, k]));
+export async function runQueue<R extends { worker: string }>(t: QueueTarget, head: Omit<JobHead, 'batch' | 'run'>, what: string[],
+  job: (batch: number) => Record<string, unknown>,
+  o: { attempts: number; onReply: (batch: number, r: R) => void; log: (s: string) => void }): Promise<QueueStats> {
+  const now = await ping(t);
+  const t0 = performance.now(), run = `${now.toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  const { Job, Queue, QueueEvents } = await import('bullmq');
+  const queue = new Queue(t.name, { connection: connection(t) }), events = new QueueEvents(t.name, { connection: connection(t), lastEventId: `${now - 1}-0` });
+  const ids = what.map((_, k) => `${run}-${k}`), index = new Map(ids.map((id, k) => [id, k]));
   const pending = new Set(ids), stats: QueueStats = { jobs: ids.length, workers: {}, stalled: [], retried: [], refused: [], rerun: [], seconds: 0 };
   const stalledBatches = new Set<number>();
   let poll: NodeJS.Timeout | undefined;
@@ -80,10 +115,10 @@ export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' |
     await new Promise<void>((resolve, reject) => {
       const take = (id: string, value: unknown, attempts: number) => {
         if (!pending.delete(id)) return; // a late second reply of a batch is never counted twice
-        const k = index.get(id)!, r = fromJson(String(value)) as EvalReply;
+        const k = index.get(id)!, r = fromJson(String(value)) as R;
         stats.workers[r.worker] = (stats.workers[r.worker] ?? 0) + 1;
         if (stalledBatches.has(k) || attempts > 1) stats.rerun.push({ batch: k, by: r.worker, attempts });
-        o.onBatch(k, r);
+        o.onReply(k, r);
         if (!pending.size) resolve();
       };
       const check = async (id: string) => {
@@ -91,7 +126,7 @@ export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' |
         if (!j || !pending.has(id)) return;
         const state = await j.getState();
         if (state === 'completed') take(id, j.returnvalue, j.attemptsMade);
-        else if (state === 'failed') reject(new Error(`batch ${index.get(id)} (scenes ${span(batches[index.get(id)!])}) failed after ${j.attemptsMade} attempt${j.attemptsMade > 1 ? 's' : ''}: ${j.failedReason}`));
+        else if (state === 'failed') reject(new Error(`batch ${index.get(id)} (${what[index.get(id)!]}) failed after ${j.attemptsMade} attempt${j.attemptsMade > 1 ? 's' : ''}: ${j.failedReason}`));
       };
       events.on('completed', ({ jobId }) => { if (pending.has(jobId)) check(jobId).catch(reject); });
       events.on('failed', ({ jobId, failedReason }) => {
@@ -103,7 +138,7 @@ export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' |
         if (!index.has(jobId)) return;
         const k = index.get(jobId)!;
         stalledBatches.add(k); stats.stalled.push({ batch: k, at: (performance.now() - t0) / 1000 });
-        o.log(`batch ${k} (scenes ${span(batches[k])}) stalled (its worker stopped renewing the lock: dead or hung); back in the queue`);
+        o.log(`batch ${k} (${what[k]}) stalled (its worker stopped renewing the lock: dead or hung); back in the queue`);
       });
       events.on('progress', ({ jobId, data }) => {
         const why = (data as { refused?: string })?.refused;
@@ -111,9 +146,9 @@ export async function runEvalQueue(t: QueueTarget, head: Omit<JobHead, 'batch' |
       });
       // a backstop for events missed while reconnecting: look at the jobs still pending every few seconds
       poll = setInterval(() => { for (const id of [...pending].slice(0, 64)) check(id).catch(reject); }, 3000);
-      queue.addBulk(batches.map((_, k) => {
-        const w = job(k), data: EvalJob = { kind: 'eval', run, batch: k, ...head, settings, first: batches[k][0], scenes: w.scenes, images: w.images.map((b) => Buffer.from(b).toString('base64')) };
-        return { name: 'eval', data, opts: { jobId: ids[k], attempts: o.attempts, backoff: { type: 'fixed', delay: 1000 } } };
+      queue.addBulk(what.map((_, k) => {
+        const data = { ...job(k), run, batch: k, ...head };
+        return { name: String((data as Record<string, unknown>).kind ?? 'job'), data, opts: { jobId: ids[k], attempts: o.attempts, backoff: { type: 'fixed', delay: 1000 } } };
       })).catch(reject);
     });
   } finally {
@@ -132,17 +167,18 @@ export interface WorkerOptions { lockMs: number; stalledMs: number; maxStalled: 
 
 /**
  * Processes jobs of the queue one at a time on this process's GPU until close() (or a refusal, which closes it and
- * resolves `refused` with the reason). One EvalRunner (explainer and plans) is kept per settings hash.
+ * resolves `refused` with the reason). One EvalRunner or Explainer (and its plans) is kept per settings hash.
  */
-export function startWorker(t: QueueTarget, ctx: WorkerContext, o: WorkerOptions): { worker: Worker; refused: Promise<string>; close: () => Promise<void> } {
+export async function startWorker(t: QueueTarget, ctx: WorkerContext, o: WorkerOptions): Promise<{ worker: Worker; refused: Promise<string>; close: () => Promise<void> }> {
+  const { Worker, WaitingError } = await import('bullmq');
   const me = `${hostname()}:${process.pid}`;
-  let runner: { hash: string; r: EvalRunner } | null = null, refuse!: (why: string) => void;
+  let runner: { hash: string; eval?: EvalRunner; explain?: Explainer; destroy(): void } | null = null, refuse!: (why: string) => void;
   const refused = new Promise<string>((r) => { refuse = r; });
   const worker = new Worker(t.name, async (job: Job, token?: string) => {
-    const d = job.data as EvalJob, where = `batch ${d.batch} of run ${d.run}`;
+    const d = job.data as EvalJob | ExplainJob, where = `batch ${d.batch} of run ${d.run}`;
     const mismatch = d.modelHash !== ctx.modelHash ? `it is for model ${d.modelName} (sha256 ${d.modelHash.slice(0, 12)}), this worker has ${ctx.modelName} (sha256 ${ctx.modelHash.slice(0, 12)})`
       : settingsHash(ctx.modelHash, d.settings) !== d.settingsHash ? `its settings hash ${d.settingsHash.slice(0, 12)} does not match its settings with this worker's model (${settingsHash(ctx.modelHash, d.settings).slice(0, 12)})`
-      : d.kind !== 'eval' ? `unknown job kind '${d.kind}'` : '';
+      : d.kind !== 'eval' && d.kind !== 'explain' ? `unknown job kind '${(d as { kind: string }).kind}'` : '';
     if (mismatch) {
       const why = `worker ${me} refused ${where}: ${mismatch}; start workers with the run's model (and sidecar)`;
       await job.updateProgress({ refused: why }).catch(() => undefined);
@@ -150,14 +186,23 @@ export function startWorker(t: QueueTarget, ctx: WorkerContext, o: WorkerOptions
       refuse(why);
       throw new WaitingError();
     }
-    if (runner?.hash !== d.settingsHash) { runner?.r.destroy(); runner = { hash: d.settingsHash, r: new EvalRunner(ctx.model, ctx.side, d.settings) }; }
-    const t0 = performance.now(), last = d.first + d.scenes.length - 1;
-    o.log(`worker ${me}: ${where} (scenes ${d.first}..${last}, attempt ${job.attemptsMade + 1}): start`);
-    const records = await runner.r.run(d.first, d.scenes, d.images.map((b) => new Uint8Array(Buffer.from(b, 'base64'))));
-    o.log(`worker ${me}: ${where}: done, ${records.length} scenes in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-    return toJson({ worker: me, records } satisfies EvalReply);
+    const t0 = performance.now(), n = d.kind === 'eval' ? d.scenes.length : d.count;
+    const items = d.kind === 'eval' ? `scenes ${d.first}..${d.first + n - 1}` : `${n} images`;
+    o.log(`worker ${me}: ${where} (${items}, attempt ${job.attemptsMade + 1}): start`);
+    let reply: EvalReply | ExplainReply;
+    if (runner?.hash !== d.settingsHash) { runner?.destroy(); runner = null; }
+    if (d.kind === 'eval') {
+      runner ??= { hash: d.settingsHash, eval: new EvalRunner(ctx.model, ctx.side, d.settings), destroy() { this.eval!.destroy(); } };
+      reply = { worker: me, records: await runner.eval!.run(d.first, d.scenes, d.images.map((b) => new Uint8Array(Buffer.from(b, 'base64')))) };
+    } else {
+      runner ??= { hash: d.settingsHash, explain: new Explainer(ctx.model), destroy() { this.explain!.destroy(); } };
+      const e = await runner.explain!.explain(unf32(d.x), explainOptions(d.settings, d.count));
+      reply = { worker: me, images: e.images.map(toWire), timings: e.timings };
+    }
+    o.log(`worker ${me}: ${where}: done, ${n} ${d.kind === 'eval' ? 'scenes' : 'images'} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    return toJson(reply);
   }, { connection: connection(t), concurrency: 1, lockDuration: o.lockMs, stalledInterval: o.stalledMs, maxStalledCount: o.maxStalled });
   worker.on('error', (e) => o.log(`worker ${me}: ${e.message}`));
-  const close = async () => { await worker.close(); runner?.r.destroy(); runner = null; };
+  const close = async () => { await worker.close(); runner?.destroy(); runner = null; };
   return { worker, refused, close };
 }

@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -103,7 +103,7 @@ test('the single-process run (the oracle)', () => {
   assert.equal(Object.keys(j.methods), ['gradcam', 'gradcam++', 'liftcam']);
 });
 
-test('three workers, one killed with SIGKILL mid-batch: its batch runs again elsewhere, the result equals the single run exactly', async () => {
+test('three workers, one killed with SIGKILL mid-batch: its batch runs again elsewhere, the result equals the single run exactly; explain --queue writes the local run\'s files', async () => {
   const url = `redis://127.0.0.1:${port}/camgpu-test`, json = join(tmp, 'queue.json');
   const workers = [0, 1, 2].map(() => start(['worker', '--queue', url, ...WORKER]));
   await Promise.all(workers.map((w) => w.waitFor(/waiting for batches/)));
@@ -120,6 +120,19 @@ test('three workers, one killed with SIGKILL mid-batch: its batch runs again els
   assert.ok(again, `no re-run line for batch ${victimBatch} in:\n${coord.out}`);
   assert.ok([workers[1], workers[2]].some((w) => String(w.child.pid) === again![1]), 'a surviving worker ran it');
   assert.not.match(workers[0].out, new RegExp(`batch ${victimBatch} of run \\S+: done`), 'the victim never finished it');
+  // explain through the same queue (the two survivors): overlays, grid and raw .npy byte for byte as a local run
+  const files = [...readdirSync('data/scenes').filter((f) => f.startsWith('single_')).slice(0, 2), ...readdirSync('data/scenes').filter((f) => f.startsWith('multi_')).slice(0, 1)].map((f) => join('data/scenes', f));
+  const x = ['explain', ...files, '--model', 'weights/resnet.onnx', '--methods', 'gradcam,liftcam,saliency', '--class', 'top2', '--batch', '2'];
+  const lo = join(tmp, 'x-local'), qo = join(tmp, 'x-queue');
+  run([...x, '--out', lo, '--raw', join(lo, 'raw')]);
+  const xq = start([...x, '--out', qo, '--raw', join(qo, 'raw'), '--queue', url]);
+  assert.is(await xq.exit, 0, xq.err);
+  assert.match(xq.out, /queue +redis:\/\/127\.0\.0\.1:\d+\/camgpu-test: 2 batches, /);
+  const outputs = readdirSync(lo, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort();
+  assert.is(outputs.length, 3 * 2 * 3 + 1 + 2 * 2 + 1 + 1, outputs.join(' ')); // overlays, grid, CAM maps + weights, saliency, logits
+  for (const f of outputs) assert.ok(readFileSync(join(lo, f)).equals(readFileSync(join(qo, f))), `${f} differs between the local and the queue run`);
+  const images = (d: string) => JSON.stringify(JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8')).images).replaceAll(d, 'DIR');
+  assert.is(images(qo), images(lo));
   // SIGTERM: the survivors finish what they hold and exit 0
   for (const w of workers.slice(1)) w.child.kill('SIGTERM');
   for (const w of workers.slice(1)) assert.is(await w.exit, 0, w.err);
