@@ -115,6 +115,7 @@ const COMMANDS: Record<string, Command> = {
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
       queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'explain the batches on `camgpu worker`s through this Redis job queue (BullMQ); same outputs' },
       attempts: { type: 'string', arg: 'N', help: 'with --queue: tries per batch before the run fails (default 3)' },
+      shard: { type: 'string', arg: 'i/n', help: 'only shard i of n (0-based) of the images, in whole --batch runs; give each shard its own --out' },
     },
     run: (v, pos) => explainCommand(v, pos),
   },
@@ -456,7 +457,14 @@ async function explainCommand(v: Values, files: string[]) {
   catch (e) { if (e instanceof ModelError && !a.layer && side.layer) throw new CliError(`${side.path}: ${e.message}`); throw e; }
   if ('c' in a.cls && a.cls.c >= classes) throw new CliError(`class ${a.cls.c} is out of range: the model has ${classes} classes (0..${classes - 1})`);
   if ('k' in a.cls && a.cls.k > classes) throw new CliError(`--class top${a.cls.k}: the model has only ${classes} classes`);
-  const items = scanInputs(a.files, inShape);
+  let items = scanInputs(a.files, inShape), shard: { i: number; n: number } | undefined;
+  try { if (v.shard !== undefined) shard = parseShard(v.shard as string); } catch (e) { throw new UsageError((e as Error).message); }
+  if (shard && v.queue !== undefined) throw new UsageError('explain: --queue and --shard are two ways to split a run; give one');
+  if (shard) { // whole --batch runs of the input list, as a single run makes them; names stay those of the whole list
+    const runsOf = Array.from({ length: Math.ceil(items.length / a.batch) }, (_, j) => items.slice(j * a.batch, (j + 1) * a.batch));
+    items = shardBatches(runsOf, shard.i, shard.n).flat();
+    if (!items.length) throw new CliError(`--shard ${shard.i}/${shard.n}: no images for this shard (${runsOf.length} runs of --batch ${a.batch} over ${shard.n} shards)`);
+  }
   const k = 'k' in a.cls ? a.cls.k : 1, rows = items.length * k, named = !('k' in a.cls && a.cls.k === 1);
   makeDir(a.outDir);
   if (a.rawDir) makeDir(a.rawDir);
@@ -536,6 +544,7 @@ async function explainCommand(v: Values, files: string[]) {
   const summary = {
     versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
     adapter: local ? local.gpu.adapterInfo || null : null,
+    ...(shard ? { shard: [shard.i, shard.n] } : {}),
     ...(queueStats ? { queue: { url: target!.url, batches: queueStats.jobs, workers: queueStats.workers, stalled: queueStats.stalled.length, failed_attempts: queueStats.retried.length } } : {}),
     model: { file: a.model, input: inShape, classes, sidecar: side.path },
     preprocessing: { resize: side.resize, crop: [H, W], mean: side.mean, std: side.std },

@@ -15,7 +15,7 @@ import type { Job, Worker } from 'bullmq';
 import { EvalRunner, EvalSettings, Scene, SceneRecord } from './eval.js';
 import { Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
 import { Method } from '../src/methods.js';
-import { fromJson, settingsHash, toJson } from './shard.js';
+import { ENGINE, fromJson, settingsHash, toJson } from './shard.js';
 import { Model } from '../src/model.js';
 import { Sidecar } from './image.js';
 
@@ -112,6 +112,7 @@ export async function runQueue<R extends { worker: string }>(t: QueueTarget, hea
   let poll: NodeJS.Timeout | undefined;
   try {
     await events.waitUntilReady();
+    if (!ids.length) return stats;
     await new Promise<void>((resolve, reject) => {
       const take = (id: string, value: unknown, attempts: number) => {
         if (!pending.delete(id)) return; // a late second reply of a batch is never counted twice
@@ -177,7 +178,7 @@ export async function startWorker(t: QueueTarget, ctx: WorkerContext, o: WorkerO
   const worker = new Worker(t.name, async (job: Job, token?: string) => {
     const d = job.data as EvalJob | ExplainJob, where = `batch ${d.batch} of run ${d.run}`;
     const mismatch = d.modelHash !== ctx.modelHash ? `it is for model ${d.modelName} (sha256 ${d.modelHash.slice(0, 12)}), this worker has ${ctx.modelName} (sha256 ${ctx.modelHash.slice(0, 12)})`
-      : settingsHash(ctx.modelHash, d.settings) !== d.settingsHash ? `its settings hash ${d.settingsHash.slice(0, 12)} does not match its settings with this worker's model (${settingsHash(ctx.modelHash, d.settings).slice(0, 12)})`
+      : settingsHash(ctx.modelHash, d.settings) !== d.settingsHash ? `its settings hash ${d.settingsHash.slice(0, 12)} is not that of its settings with this worker's model and ${ENGINE} (${settingsHash(ctx.modelHash, d.settings).slice(0, 12)}): another camgpu version made it`
       : d.kind !== 'eval' && d.kind !== 'explain' ? `unknown job kind '${(d as { kind: string }).kind}'` : '';
     if (mismatch) {
       const why = `worker ${me} refused ${where}: ${mismatch}; start workers with the run's model (and sidecar)`;

@@ -29,9 +29,12 @@ export function modelHash(modelBytes: Uint8Array, sidecarPath?: string | null): 
   return h.digest('hex');
 }
 
-/** sha256 of the model hash and the run's settings (canonical JSON): equal only for the same model and settings. */
-export function settingsHash(model: string, settings: unknown): string {
-  return createHash('sha256').update(model).update('\0').update(canonical(settings)).digest('hex');
+/** This build's version (package.json): part of the settings hash, since another version may compute other numbers. */
+export const ENGINE = (() => { try { return `camgpu ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}`; } catch { return 'camgpu unknown'; } })();
+
+/** sha256 of the model hash, this camgpu version and the run's settings (canonical JSON): equal only for the same three. */
+export function settingsHash(model: string, settings: unknown, engine = ENGINE): string {
+  return createHash('sha256').update(model).update('\0').update(engine).update('\0').update(canonical(settings)).digest('hex');
 }
 
 /** JSON with sorted keys, so equal settings hash equally whatever order they were written in. */
@@ -71,8 +74,8 @@ export function mergeEval(files: string[]): { result: EvalResult; first: EvalSha
   shards.forEach((s, k) => {
     const f = files[k];
     if (s.modelHash !== first.modelHash) throw new Error(`${f}: model ${s.model} (sha256 ${s.modelHash.slice(0, 12)}) differs from ${files[0]}'s ${first.model} (sha256 ${first.modelHash.slice(0, 12)})`);
-    if (s.settingsHash !== first.settingsHash || settingsHash(s.modelHash, s.settings) !== s.settingsHash)
-      throw new Error(`${f}: settings ${canonical(s.settings)} differ from ${files[0]}'s ${canonical(first.settings)}`);
+    if (s.settingsHash !== first.settingsHash) throw new Error(`${f}: settings ${canonical(s.settings)} differ from ${files[0]}'s ${canonical(first.settings)}`);
+    if (settingsHash(s.modelHash, s.settings) !== s.settingsHash) throw new Error(`${f}: its settings hash is not that of its settings with ${ENGINE}: another camgpu version (or an edit) made it`);
     if (s.shard[1] !== n) throw new Error(`${f}: shard ${s.shard.join('/')} of a ${s.shard[1]}-way split; ${files[0]} is ${first.shard.join('/')}`);
     if (seen.has(s.shard[0])) throw new Error(`${f}: shard ${s.shard.join('/')} is also ${seen.get(s.shard[0])}`);
     seen.set(s.shard[0], f);

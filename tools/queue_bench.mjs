@@ -34,7 +34,7 @@ try {
   console.log(`single process: ${n} scenes in ${s1.toFixed(1)} s = ${(n / s1).toFixed(2)} scenes/s (load average ${loadavg()[0].toFixed(1)})`);
   for (const [k, kill] of [[1, false], [3, false], [3, true]]) {
     const url = `redis://127.0.0.1:${port}/bench${k}${kill ? 'k' : ''}`, json = join(tmp, `q${k}${kill}.json`);
-    const ws = Array.from({ length: k }, () => start(['worker', '--queue', url, '--model', a.model, '--lock-ms', '3000', '--stalled-ms', '1000']));
+    const ws = Array.from({ length: k }, () => start(['worker', '--queue', url, '--model', a.model, '--lock-ms', '5000', '--stalled-ms', '1000']));
     await Promise.all(ws.map((w) => until(w, /waiting for batches/)));
     const c = start(['eval', ...EVAL, '--queue', url, '--json', json]);
     if (kill) { const m = await until(ws[0], /batch (\d+) of run \S+ \(scenes (\S+), attempt 1\): start/); ws[0].kill('SIGKILL'); console.log(`  killed worker ${ws[0].pid} (SIGKILL) holding batch ${m[1]} (scenes ${m[2]})`); }
