@@ -6,19 +6,36 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Model, Plan } from '../src/model.js';
-import { Explainer, softmax } from '../src/explain.js';
+import { CancelledError, Explainer, softmax } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { Box, blur, curve, dropIncrease, energyInBoxes, instancesWithPeak, masked, pointingHit, auc } from '../src/metrics.js';
-import { decodeImage, preprocess, Sidecar } from './image.js';
+import { Rgb, decodeImage, preprocess, Sidecar } from './image.js';
 
 export interface Scene { file: string; class: number; boxes: Box[]; multi: boolean }
-export interface EvalOptions { methods: Method[]; limit?: number; steps?: number; /** deletion/insertion on the first N scenes only (they cost 2*(steps+1) forwards per scene and method) */ aucLimit?: number; batch?: number; riseN?: number; onProgress?: (done: number, total: number) => void }
+export interface EvalOptions { methods: Method[]; limit?: number; steps?: number; /** deletion/insertion on the first N scenes only (they cost 2*(steps+1) forwards per scene and method) */ aucLimit?: number; batch?: number; riseN?: number; onProgress?: (done: number, total: number) => void;
+  /** Also return per-scene results, mean curves and the maps of the first `gallery` scenes (for the HTML report). */
+  detail?: { gallery: number };
+  /** stops between GPU batches (CancelledError) */ signal?: AbortSignal }
 export interface MethodScores {
   avgDrop: number; increase: number; deletion: number; insertion: number; pointing: number; energy: number;
   /** multi-instance scenes: share of instances with a local maximum of the map */
   instances: number; msPerImage: number;
 }
-export interface EvalResult { scenes: number; multi: number; accuracy: number; methods: Record<string, MethodScores>; steps: number; aucScenes: number; seconds: number }
+export interface EvalResult { scenes: number; multi: number; accuracy: number; methods: Record<string, MethodScores>; steps: number; aucScenes: number; seconds: number; detail?: EvalDetail }
+/** Per-scene results (EvalOptions.detail): what the report shows beyond the means. */
+export interface SceneResult {
+  file: string; class: number; multi: boolean; boxes: Box[]; top1: number; prob: number;
+  /** per method: pointing-game hit, the map's maximum [x, y], energy inside the boxes */
+  hit: Record<string, boolean>; peak: Record<string, [number, number]>; energy: Record<string, number>;
+}
+export interface EvalDetail {
+  layer: string; layerShape: number[]; input: number[];
+  /** per method: the deletion and insertion curves (class probability after each step), averaged over the AUC scenes */
+  curves: Record<string, { deletion: number[]; insertion: number[] }>;
+  scenes: SceneResult[];
+  /** the first `gallery` scenes: the preprocessed image (H,W,3 RGB, what the model saw) and every method's map (H,W) */
+  gallery: { index: number; view: Rgb; maps: Record<string, Float32Array> }[];
+}
 
 export function readScenes(dir: string): Scene[] {
   let list: Scene[];
@@ -36,7 +53,9 @@ export interface SceneTerms { drop: number; inc: number; del?: number; ins?: num
  * One scene's contribution, keyed by its index in the run's scene list: what a batch returns, a queue job sends back
  * and a shard file holds. `ms` (per method, the batch's GPU time) is on the first scene of each batch only.
  */
-export interface SceneRecord { index: number; file: string; correct: boolean; multi: boolean; terms: Record<string, SceneTerms>; ms?: Record<string, number> }
+export interface SceneRecord { index: number; file: string; correct: boolean; multi: boolean; terms: Record<string, SceneTerms>; ms?: Record<string, number>;
+  /** with EvalOptions.detail (single-process runs; in memory only): what the report shows of this scene */
+  detail?: { scene: SceneResult; layer: string; layerShape: number[]; curves: Record<string, { deletion: Float32Array; insertion: Float32Array }>; gallery?: { view: Rgb; maps: Record<string, Float32Array> } } }
 
 export function evalSettings(o: EvalOptions, scenes: number): EvalSettings {
   return { methods: [...o.methods], scenes, steps: o.steps ?? 224, aucN: Math.min(o.aucLimit ?? Infinity, scenes), batch: o.batch ?? 16, ...(o.riseN ? { riseN: o.riseN } : {}) };
@@ -55,13 +74,14 @@ export function sceneBatches(s: EvalSettings): [number, number][] {
  */
 export class EvalRunner {
   private explainer: Explainer; private plans = new Map<number, Plan>();
-  constructor(readonly model: Model, readonly side: Sidecar, readonly s: EvalSettings) { this.explainer = new Explainer(model); }
+  constructor(readonly model: Model, readonly side: Sidecar, readonly s: EvalSettings, readonly o: { detail?: { gallery: number }; signal?: AbortSignal } = {}) { this.explainer = new Explainer(model); }
 
   // a static plan computes its whole batch, so the forward passes use a plan sized to each request (cached; at most 64)
   private forward = async (x: Float32Array, k: number) => {
     const model = this.model, [C, H, W] = model.inputShape, per = C * H * W, out = new Float32Array(k * model.numClasses);
     for (let i = 0; i < k; i += 64) {
       const n = Math.min(64, k - i);
+      if (this.o.signal?.aborted) throw new CancelledError('evaluation cancelled');
       if (!this.plans.has(n)) this.plans.set(n, await model.plan({ batch: n }));
       out.set((await this.plans.get(n)!.run(x.subarray(i * per, (i + n) * per))).logits, i * model.numClasses);
     }
@@ -71,9 +91,9 @@ export class EvalRunner {
   /** One batch: scenes[i] is scene `first + i` of the run, bytes[i] its image file. */
   async run(first: number, scenes: Scene[], bytes: Uint8Array[]): Promise<SceneRecord[]> {
     const { model, side, s: st } = this, [C, H, W] = model.inputShape, per = C * H * W, step = (H * W) / st.steps, methods = st.methods;
-    const x = new Float32Array(scenes.length * per);
-    scenes.forEach((s, i) => x.set(preprocess(decodeImage(bytes[i], s.file), H, W, side).x, i * per));
-    const e = await this.explainer.explain(x, { methods, targets: scenes.map((s) => s.class), ...(st.riseN ? { rise: { n: st.riseN } } : {}) });
+    const x = new Float32Array(scenes.length * per), views: Rgb[] = [], detail = this.o.detail;
+    scenes.forEach((s, i) => { const p = preprocess(decodeImage(bytes[i], s.file), H, W, side); x.set(p.x, i * per); views.push(p.view); });
+    const e = await this.explainer.explain(x, { methods, targets: scenes.map((s) => s.class), ...(st.riseN ? { rise: { n: st.riseN } } : {}), signal: this.o.signal });
     // time per image per method: the fused gradient pass is shared by every gradient method
     const shared = (e.timings['gradient pass'] ?? 0) + (e.timings.remap ?? 0), ms: Record<string, number> = {};
     for (const m of methods) ms[m] = (e.timings[m] ?? e.timings[m === 'guided-gradcam' ? 'guided' : ''] ?? 0) + shared;
@@ -83,18 +103,24 @@ export class EvalRunner {
       const masks = methods.map((m) => masked(xi, im.methods[m]!.map)), cat = new Float32Array(masks.length * per);
       masks.forEach((mk, j) => cat.set(mk, j * per));
       const lo = await this.forward(cat, masks.length), terms: Record<string, SceneTerms> = {};
+      const d: SceneRecord['detail'] = detail ? { scene: { file: s.file, class: s.class, multi: !!s.multi, boxes: s.boxes, top1: im.topk[0].class, prob: Y, hit: {}, peak: {}, energy: {} },
+        layer: e.layer, layerShape: e.layerShape, curves: {},
+        ...(index < detail.gallery ? { gallery: { view: views[i], maps: Object.fromEntries(methods.map((m) => [m, im.methods[m]!.map])) } } : {}) } : undefined;
       for (const [j, m] of methods.entries()) {
         const map = im.methods[m]!.map;
         const O = softmax(lo.subarray(j * model.numClasses, (j + 1) * model.numClasses))[s.class], di = Y > 0 ? dropIncrease(Y, O) : { drop: 0, increase: O > Y ? 1 : 0 };
         const t: SceneTerms = { drop: di.drop, inc: di.increase, pg: pointingHit(map, W, s.boxes) ? 1 : 0, en: energyInBoxes(map, W, s.boxes) };
         if (index < st.aucN) {
-          t.del = auc(await curve('deletion', xi, map, s.class, [C, H, W], this.forward, { step, batch: 64 }));
-          t.ins = auc(await curve('insertion', xi, map, s.class, [C, H, W], this.forward, { step, batch: 64, blurred }));
+          const del = await curve('deletion', xi, map, s.class, [C, H, W], this.forward, { step, batch: 64 });
+          const ins = await curve('insertion', xi, map, s.class, [C, H, W], this.forward, { step, batch: 64, blurred });
+          t.del = auc(del); t.ins = auc(ins);
+          if (d) d.curves[m] = { deletion: del, insertion: ins };
         }
+        if (d) { let b = 0; for (let q = 1; q < map.length; q++) if (map[q] > map[b]) b = q; d.scene.hit[m] = t.pg === 1; d.scene.peak[m] = [b % W, Math.floor(b / W)]; d.scene.energy[m] = t.en; }
         if (s.multi) { t.inst = instancesWithPeak(map, W, s.boxes) * s.boxes.length; t.nInst = s.boxes.length; }
         terms[m] = t;
       }
-      records.push({ index, file: s.file, correct: im.topk[0].class === s.class, multi: !!s.multi, terms, ...(i === 0 ? { ms } : {}) });
+      records.push({ index, file: s.file, correct: im.topk[0].class === s.class, multi: !!s.multi, terms, ...(i === 0 ? { ms } : {}), ...(d ? { detail: d } : {}) });
     }
     return records;
   }
@@ -138,20 +164,39 @@ export function aggregate(all: SceneRecord[], st: EvalSettings, seconds: number)
     methods[m] = { avgDrop: (100 * a.drop) / n, increase: (100 * a.inc) / n, deletion: a.del / aucN, insertion: a.ins / aucN, pointing: a.pg / n,
       energy: a.en / n, instances: a.nInst ? a.inst / a.nInst : NaN, msPerImage: a.ms / n };
   }
-  return { scenes: n, multi, accuracy: correct / n, methods, steps: st.steps, aucScenes: aucN, seconds };
+  return { scenes: n, multi, accuracy: correct / n, methods, steps: st.steps, aucScenes: aucN, seconds, ...(byIndex[0]?.detail ? { detail: details(byIndex as SceneRecord[], st) } : {}) };
+}
+
+/** The report's detail from the records (scene order): per-scene results, curves averaged over the AUC scenes, the gallery. */
+function details(records: SceneRecord[], st: EvalSettings): EvalDetail {
+  const first = records[0].detail!, curveSums: Record<string, { deletion: Float64Array; insertion: Float64Array }> = {};
+  const detail: EvalDetail = { layer: first.layer, layerShape: first.layerShape, input: [], curves: {}, scenes: [], gallery: [] };
+  for (const r of records) {
+    const d = r.detail!;
+    detail.scenes.push(d.scene);
+    if (d.gallery) detail.gallery.push({ index: r.index, ...d.gallery });
+    for (const [m, c] of Object.entries(d.curves)) {
+      const cs = (curveSums[m] ??= { deletion: new Float64Array(c.deletion.length), insertion: new Float64Array(c.insertion.length) });
+      c.deletion.forEach((v, q) => (cs.deletion[q] += v)); c.insertion.forEach((v, q) => (cs.insertion[q] += v));
+    }
+  }
+  for (const [m, c] of Object.entries(curveSums)) detail.curves[m] = { deletion: Array.from(c.deletion, (v) => v / st.aucN), insertion: Array.from(c.insertion, (v) => v / st.aucN) };
+  return detail;
 }
 
 /** A single-process run: every batch here, then aggregate(). */
 export async function evaluate(model: Model, side: Sidecar, dir: string, o: EvalOptions): Promise<EvalResult> {
   const t0 = performance.now(), scenes = readScenes(dir).slice(0, o.limit ?? Infinity), st = evalSettings(o, scenes.length);
-  const records = await evalBatches(model, side, dir, scenes, st, sceneBatches(st), o.onProgress);
-  return aggregate(records, st, (performance.now() - t0) / 1000);
+  const records = await evalBatches(model, side, dir, scenes, st, sceneBatches(st), o.onProgress, o);
+  const r = aggregate(records, st, (performance.now() - t0) / 1000);
+  if (r.detail) r.detail.input = [...model.inputShape];
+  return r;
 }
 
 /** Runs the given batches of a run here (a single run: all of them; a shard: its own). */
 export async function evalBatches(model: Model, side: Sidecar, dir: string, scenes: Scene[], st: EvalSettings, batches: [number, number][],
-  onProgress?: (done: number, total: number) => void): Promise<SceneRecord[]> {
-  const runner = new EvalRunner(model, side, st), records: SceneRecord[] = [], total = batches.reduce((a, [s, e]) => a + e - s, 0);
+  onProgress?: (done: number, total: number) => void, o: { detail?: { gallery: number }; signal?: AbortSignal } = {}): Promise<SceneRecord[]> {
+  const runner = new EvalRunner(model, side, st, { detail: o.detail, signal: o.signal }), records: SceneRecord[] = [], total = batches.reduce((a, [s, e]) => a + e - s, 0);
   try {
     for (const [s0, s1] of batches) {
       const chunk = scenes.slice(s0, s1);

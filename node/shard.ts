@@ -56,8 +56,8 @@ export interface EvalShard {
   batches: [number, number][]; seconds: number; records: SceneRecord[];
 }
 
-/** The run's JSON (`eval --json`), the same for a single run, a queue run and a merge. */
-export const evalJson = (model: string, data: string, r: EvalResult) => ({ model, data, ...r });
+/** The run's JSON (`eval --json`), the same for a single run, a queue run and a merge (the report's detail is not in it). */
+export const evalJson = (model: string, data: string, r: EvalResult) => { const { detail: _, ...scores } = r; return { model, data, ...scores }; };
 
 /**
  * Adds up shard files of one run: same model and settings hash, one file per shard 0..n-1, every scene exactly once.

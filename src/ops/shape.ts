@@ -1,7 +1,8 @@
-// Layout ops: channel Concat (shaders/copy.wgsl) and aliases (Flatten,
+// Layout ops: channel Concat (shaders/copy.wgsl; a constant input, such as ViT's class token expanded to the batch, is
+// broadcast over the batch) and aliases (Flatten,
 // Reshape, Squeeze, Unsqueeze, Dropout, Identity: a new shape over the same data, no dispatch).
 // Reference: tests/ref.ts nodeForward/nodeBackward cases concat, alias.
-import { BATCH, Shape, fmt, numel } from '../graph.js';
+import { BATCH, Shape, fmt, isConst, numel } from '../graph.js';
 import type { OnnxImport, OpDef } from './types.js';
 
 export interface ConcatOp { kind: 'concat' }   // along channels (per-sample axis 0)
@@ -16,13 +17,14 @@ export const concat: OpDef<ConcatOp> = {
     return [ins.reduce((a, s) => a + s[0], 0), ...x.slice(1)];
   },
   pipelines: () => [['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]],
-  // y (N, sum R_k) gets x_k (N, R_k) at column offset Y0 = sum_{j<k} R_j (R: per-sample size)
+  // y (N, sum R_k) gets x_k (N, R_k) at column offset Y0 = sum_{j<k} R_j (R: per-sample size); a constant x_k (R_k),
+  // the same for every sample, is read with batch stride XS = 0
   forward(e, n, _op, ref) {
     const N = e.batch, YS = numel(e.g.tensors.get(n.output)!.shape), L = (ref ? 'ref:' : '') + n.name;
     let Y0 = 0;
     return n.inputs.map((i, k) => {
-      const R = numel(e.g.tensors.get(i)!.shape);
-      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS: R, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
+      const R = numel(e.g.tensors.get(i)!.shape), XS = isConst(e.g, i) ? 0 : R;
+      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
       Y0 += R;
       return s;
     });
@@ -34,7 +36,7 @@ export const concat: OpDef<ConcatOp> = {
     return n.inputs.flatMap((i, k) => {
       const R = numel(e.g.tensors.get(i)!.shape), off = Y0;
       Y0 += R;
-      return b.need.has(i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
+      return b.need.has(i) && !isConst(e.g, i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
     });
   },
 };
@@ -49,6 +51,9 @@ export const alias: OpDef<AliasOp> = {
 };
 
 const keep = (im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], out: Shape) => im.emit(n, { kind: 'alias' }, [n.inputs[0]], out);
+
+/** Concat may start with a constant (the class token before the patch tokens). */
+export const CONST_FIRST = ['Concat'];
 
 export const onnx: Record<string, OnnxImport> = {
   Dropout: (im, n) => keep(im, n, im.shape(n, 0).slice()),
@@ -77,10 +82,11 @@ export const onnx: Record<string, OnnxImport> = {
   Squeeze: (im, n) => squeeze(im, n, true),
   Unsqueeze: (im, n) => squeeze(im, n, false),
   Concat(im, n) {
-    const s = im.shape(n, 0), axis = im.attrs(n).i('axis', 1);
+    const v = n.inputs.findIndex((i) => im.isVar(i)), s = im.shape(n, Math.max(v, 0)), axis = im.attrs(n).i('axis', 1);
     if (axis !== 1 && axis !== 1 - (s.length + 1)) im.unsupported(n, `with axis=${axis} (only channel axis 1)`);
-    for (const i of n.inputs) if (!im.isVar(i)) im.unsupported(n, `of constant input '${i}' (only activations can be concatenated)`);
-    im.emit(n, { kind: 'concat' }, n.inputs);
+    if (!n.inputs.some((i) => im.isVar(i))) im.unsupported(n, 'of constants only');
+    // a constant (ViT's class token, expanded to the batch and folded to batch size 1) joins as a per-sample constant
+    im.emit(n, { kind: 'concat' }, n.inputs.map((i) => im.operand(n, i)));
   },
 };
 
