@@ -745,7 +745,10 @@ async function evalCommand(v: Values) {
   }
 }
 
-const stalledNote = (s: QueueStats, k: number) => (s.stalled.some((x) => x.batch === k) ? 'its worker stalled (died or hung)' : 'a failed attempt');
+const stalledNote = (s: QueueStats, k: number) => {
+  const st = s.stalled.find((x) => x.batch === k);
+  return st ? `its worker stalled (died or hung; back in the queue ${st.at.toFixed(1)} s into the run)` : 'a failed attempt';
+};
 
 function printEval(head: string, r: EvalResult) {
   out(`${head}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
