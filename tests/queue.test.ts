@@ -81,6 +81,8 @@ test.before(async () => {
   mkdirSync(join(tmp, 'redis'));
   const r = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', join(tmp, 'redis')], { stdio: ['ignore', 'pipe', 'pipe'] });
   redis = r;
+  // never leave a server (or a worker) behind, even when the suite dies before test.after
+  process.on('exit', () => { for (const c of [r, ...children]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
   let log = '';
   await new Promise<void>((ok, fail) => {
     const t = setTimeout(() => fail(new Error(`redis-server did not start on port ${port}:\n${log}`)), 20_000);
