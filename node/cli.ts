@@ -19,7 +19,9 @@ import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, n
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
-import { EvalError, accuracy, evaluate, markdown, readScenes } from './eval.js';
+import { EvalError, EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
+import { EvalShard, evalJson, mergeEval, modelHash, parseShard, settingsHash, shardBatches, toJson } from './shard.js';
+import { EvalReply, ExplainReply, ExplainSettings, QueueStats, QueueTarget, evalJob, explainJob, explainOptions, fromWire, parseQueueUrl, ping, runQueue, span, startWorker } from './queue.js';
 import { ExplainRow, writeEvalReport, writeExplainReport } from './report.js';
 import { NpyError, nonFinite, npyBytes, parseNpy } from './npy.js';
 import { FileError, errno, makeDir as mkdirChecked, readRegular, writableFile } from './files.js';
@@ -119,6 +121,9 @@ const COMMANDS: Record<string, Command> = {
       'allow-nonfinite': { type: 'boolean', help: 'accept NaN and infinite values in .npy inputs (refused by default)' },
       report: { type: 'string', arg: 'DIR', help: 'also write DIR/report.html: the grid with top-k classes and timings, click two tiles to compare (self-contained)' },
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
+      queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'explain the batches on `camgpu worker`s through this Redis job queue (BullMQ); same outputs' },
+      attempts: { type: 'string', arg: 'N', help: 'with --queue: tries per batch before the run fails (default 3)' },
+      shard: { type: 'string', arg: 'i/n', help: 'only shard i of n (0-based) of the images, in whole --batch runs; give each shard its own --out' },
     },
     run: (v, pos) => explainCommand(v, pos),
   },
@@ -147,8 +152,43 @@ const COMMANDS: Record<string, Command> = {
       gallery: { type: 'string', arg: 'N', help: 'scenes in the report\'s gallery (default 12)' },
       accuracy: { type: 'boolean', help: 'only the top-1 accuracy over the scenes (forward passes, no explanations)' },
       'max-megapixels': { type: 'string', arg: 'MP', help: `refuse scenes (as decoded, and as resized before the crop) above MP megapixels (default ${DEFAULT_MAX_MEGAPIXELS})` },
+      queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'run the batches on `camgpu worker`s through this Redis job queue (BullMQ); same results' },
+      attempts: { type: 'string', arg: 'N', help: 'with --queue: tries per batch before the run fails (default 3)' },
+      shard: { type: 'string', arg: 'i/n', help: 'only shard i of n (0-based; whole batches); --json then writes a shard file for `camgpu merge`' },
     },
     run: (v) => evalCommand(v),
+  },
+  worker: {
+    summary: 'process eval and explain batches from a Redis job queue (BullMQ) on this machine\'s GPU, until stopped',
+    usage: '--queue redis://HOST:PORT/NAME --model MODEL.onnx [--lock-ms MS] [--stalled-ms MS] [--max-stalled N]',
+    about: 'Takes jobs that `camgpu eval --queue` or `explain --queue` put on the queue, one at a time, explains (and scores) them with\n'
+      + 'its own GPU device and plans, and sends back per-scene records. A job for another model (sha256 of MODEL.onnx and\n'
+      + 'its sidecar) or whose settings hash does not match is put back untouched and the worker stops with exit 1,\n'
+      + 'saying why. A worker that dies mid-batch stops renewing its lock; after --lock-ms another worker\'s stalled\n'
+      + 'check (every --stalled-ms) puts the batch back in the queue, at most --max-stalled times. SIGTERM or SIGINT: the\n'
+      + 'batch in hand is finished, then the worker exits 0.',
+    positionals: [],
+    options: {
+      queue: { type: 'string', arg: 'redis://HOST:PORT/NAME', help: 'the queue (NAME) on a Redis server', required: true },
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and its sidecar MODEL.json): must be the run\'s', required: true },
+      'lock-ms': { type: 'string', arg: 'MS', help: 'lock on the batch in hand, renewed every MS/2 (default 30000)' },
+      'stalled-ms': { type: 'string', arg: 'MS', help: 'how often to look for batches whose worker died (default 30000)' },
+      'max-stalled': { type: 'string', arg: 'N', help: 'times a batch may be taken back from a dead worker before it fails (default 2)' },
+    },
+    run: (v) => workerCommand(v),
+  },
+  merge: {
+    summary: 'add up the shard files of `eval --shard i/n` into the single run\'s table and JSON (exactly)',
+    usage: 'SHARD.json... [--json FILE]',
+    about: 'Checks that the files are shards 0..n-1 of one run (same model sha256, same settings, every scene once), then\n'
+      + 'sums their per-scene records in scene order as a single run does: the metrics are the same numbers. Prints the\n'
+      + 'markdown table; --json writes what `eval --json` writes (seconds: the longest shard\'s).',
+    positionals: ['SHARD.json...'],
+    variadic: true,
+    options: {
+      json: { type: 'string', arg: 'FILE', help: 'write the merged results as JSON' },
+    },
+    run: async (v, files) => mergeCommand(files, v.json as string | undefined),
   },
   tune: {
     summary: 'time every conv tile of a model on this GPU and cache the fastest per layer shape (later commands use it)',
@@ -428,14 +468,28 @@ async function explainCommand(v: Values, files: string[]) {
   catch (e) { if (e instanceof ModelError && !a.layer && side.layer) throw new CliError(`${side.path}: ${e.message}`); throw e; }
   if ('c' in a.cls && a.cls.c >= classes) throw new CliError(`class ${a.cls.c} is out of range: the model has ${classes} classes (0..${classes - 1})`);
   if ('k' in a.cls && a.cls.k > classes) throw new CliError(`--class top${a.cls.k}: the model has only ${classes} classes`);
-  const items = scanInputs(a.files, inShape, side, limits, !!v['allow-nonfinite']);
+  let items = scanInputs(a.files, inShape, side, limits, !!v['allow-nonfinite']), shard: { i: number; n: number } | undefined;
+  try { if (v.shard !== undefined) shard = parseShard(v.shard as string); } catch (e) { throw new UsageError((e as Error).message); }
+  if (shard && v.queue !== undefined) throw new UsageError('explain: --queue and --shard are two ways to split a run; give one');
+  if (shard) { // whole --batch runs of the input list, as a single run makes them; names stay those of the whole list
+    const runsOf = Array.from({ length: Math.ceil(items.length / a.batch) }, (_, j) => items.slice(j * a.batch, (j + 1) * a.batch));
+    items = shardBatches(runsOf, shard.i, shard.n).flat();
+    if (!items.length) throw new CliError(`--shard ${shard.i}/${shard.n}: no images for this shard (${runsOf.length} runs of --batch ${a.batch} over ${shard.n} shards)`);
+  }
   const k = 'k' in a.cls ? a.cls.k : 1, rows = items.length * k, named = !('k' in a.cls && a.cls.k === 1);
   makeDir(a.outDir);
   if (a.rawDir) makeDir(a.rawDir, 'raw output folder');
   const [, H, W] = inShape, layerShape = g.tensors.get(layer)!.shape, cmap = lut(a.colormap);
 
-  const { gpu, model, tuned } = await loadTuned(g, a.model);
-  const explainer = new Explainer(model), progress = new Progress(items.length);
+  let target: QueueTarget | undefined;
+  try { if (v.queue !== undefined) target = parseQueueUrl(v.queue as string); } catch (e) { throw new UsageError((e as Error).message); }
+  if (target && v.profile) throw new UsageError('explain: --profile times this machine\'s GPU; it does not go with --queue');
+  // what decides the numbers: a local run and the queue's workers explain each batch with these same options
+  const settings: ExplainSettings = { kind: 'explain', methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
+    ...(a.riseN ? { riseN: a.riseN } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k } };
+  const local = target ? null : await loadTuned(g, a.model), progress = new Progress(items.length);
+  const explainer = local ? new Explainer(local.model) : null;
+  const remote = target ? explainQueue(target, a.model, settings, items, a.batch, inShape, side, (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); }, v.attempts === undefined ? 3 : posInt('--attempts', v.attempts as string), limits) : null;
   const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
   const raw = (name: string, shape: number[]) => {
     let w = raws.get(name);
@@ -445,20 +499,17 @@ async function explainCommand(v: Values, files: string[]) {
   const timings: Record<string, number> = {}, images: Record<string, unknown>[] = [], printed: string[][] = [];
   const reportDir = v.report as string | undefined, reportRows: ExplainRow[] = [];
   if (reportDir) makeDir(reportDir);
-  let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined;
-  const opts: ExplainOptions = {
-    // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
-    methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile, signal: STOP.signal,
-  };
+  let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined, queueStats: QueueStats | undefined;
+  // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
+  const opts = (count: number): ExplainOptions => ({ ...explainOptions(settings, count), profile: !!v.profile, signal: STOP.signal });
   try {
     const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
     const cache = {};
     for (let i0 = 0; i0 < items.length; i0 += a.batch) {
       const chunk = items.slice(i0, i0 + a.batch), { x, views } = loadBatch(chunk, inShape, side, cache, limits);
       progress.show(i0);
-      const e = await explainer.explain(x, {
-        ...opts, targets: 'c' in a.cls ? chunk.map(() => (a.cls as { c: number }).c) : a.cls.k === 1 ? 'top1' : { topk: a.cls.k },
+      const e: { images: ImageResult[]; timings: Record<string, number>; profile?: ProfileEntry[] } = remote ? await remote.batch(i0 / a.batch) : await explainer!.explain(x, {
+        ...opts(chunk.length),
         onProgress: (done, total, what) => progress.show(i0 + (what === 'images' ? Math.floor(done / k) : 0), what === 'images' ? '' : `${what} ${done}/${total}`),
       });
       runs++;
@@ -493,16 +544,22 @@ async function explainCommand(v: Values, files: string[]) {
     }
     await grid.close();
     for (const w of raws.values()) w.close();
+    if (remote) queueStats = await remote.done;
+  } catch (e) {
+    if (remote && !(e instanceof CliError)) throw new CliError(`explain --queue ${target!.url}: ${(e as Error).message}`);
+    throw e;
   } finally {
     progress.end();
-    explainer.destroy();
-    model.destroy();
+    explainer?.destroy();
+    local?.model.destroy();
   }
 
   const summaryPath = join(a.outDir, 'summary.json');
   const summary = {
     versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
-    adapter: gpu.adapterInfo || null,
+    adapter: local ? local.gpu.adapterInfo || null : null,
+    ...(shard ? { shard: [shard.i, shard.n] } : {}),
+    ...(queueStats ? { queue: { url: target!.url, batches: queueStats.jobs, workers: queueStats.workers, stalled: queueStats.stalled.length, failed_attempts: queueStats.retried.length } } : {}),
     model: { file: a.model, input: inShape, classes, sidecar: side.path },
     preprocessing: { resize: side.resize, crop: [H, W], mean: side.mean, std: side.std },
     layer: { name: layer, shape: layerShape, from: a.layer ? '--layer' : side.layer ? 'sidecar' : 'default' },
@@ -520,7 +577,8 @@ async function explainCommand(v: Values, files: string[]) {
   out(table([
     ['model', `${a.model}: (${inShape}) -> ${classes} classes; ${side.path ? `preprocessing from ${side.path}` : 'no sidecar, ImageNet preprocessing'}:`
       + ` resize ${side.resize}, crop ${H}x${W}`],
-    ['adapter', `${gpu.adapterInfo || '(unknown)'}; ${tuned}`],
+    local ? ['adapter', `${local.gpu.adapterInfo || '(unknown)'}; ${local.tuned}`]
+      : ['queue', `${target!.url}: ${queueStats!.jobs} batches, ${Object.keys(queueStats!.workers).length} workers (${Object.entries(queueStats!.workers).map(([w, n]) => `${w}: ${n}`).join(', ')}), ${queueStats!.stalled.length} stalled, ${queueStats!.retried.length} failed attempts`],
     ['layer', `${layer} ${shapeN(layerShape)}${a.layer ? '' : side.layer ? ', from the sidecar' : ', the default'}`],
     ['methods', a.methods.join(', ')],
     ['inputs', `${items.length} image${items.length > 1 ? 's' : ''}, ${rows} row${rows > 1 ? 's' : ''} (image x target), ${runs} run${runs > 1 ? 's' : ''} of at most ${a.batch}`],
@@ -537,6 +595,24 @@ async function explainCommand(v: Values, files: string[]) {
     ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
   ]));
   if (profile) printProfile(g, profile, `gradient pass (forward, backward to ${layer}, CAM epilogue) over ${runs} call${runs > 1 ? 's' : ''}`);
+}
+
+/** The batches of an explain run on the queue's workers: batch(k) resolves with batch k's results (they may come in any order). */
+function explainQueue(t: QueueTarget, modelPath: string, settings: ExplainSettings, items: Item[], batch: number, inShape: number[], side: Sidecar,
+  log: (s: string) => void, attempts: number, limits: ImageLimits) {
+  const mHash = modelHash(readFile(modelPath, 'model'), side.path), n = Math.ceil(items.length / batch), cache = {};
+  const waits = Array.from({ length: n }, () => {
+    let ok!: (r: { images: ImageResult[]; timings: Record<string, number> }) => void, fail!: (e: unknown) => void;
+    const promise = new Promise<{ images: ImageResult[]; timings: Record<string, number> }>((a, b) => { ok = a; fail = b; });
+    promise.catch(() => undefined); // a batch the loop never reaches must not count as unhandled
+    return { promise, ok, fail };
+  });
+  const what = waits.map((_, k) => `images ${k * batch}..${Math.min((k + 1) * batch, items.length) - 1}`);
+  const done = runQueue<ExplainReply>(t, { modelName: basename(modelPath), modelHash: mHash, settingsHash: settingsHash(mHash, settings) }, what,
+    (k) => { const chunk = items.slice(k * batch, (k + 1) * batch); return explainJob(settings, loadBatch(chunk, inShape, side, cache, limits).x, chunk.length); },
+    { attempts, log, onReply: (k, r) => waits[k].ok({ images: r.images.map(fromWire), timings: r.timings }) });
+  done.catch((e) => waits.forEach((w) => w.fail(e)));
+  return { batch: (k: number) => waits[k].promise, done };
 }
 
 const fmtProb = (p: number) => (p >= 1e-3 || p === 0 ? p.toFixed(4) : p.toExponential(1));
@@ -609,6 +685,14 @@ function methodsArg(v: Values, cmd: string, dflt: string): Method[] {
 async function evalCommand(v: Values) {
   const int = (k: string) => { const x = v[k]; if (x === undefined) return undefined; const n = Number(x); if (!Number.isInteger(n) || n < (k === 'auc-limit' ? 0 : 1)) throw new UsageError(`--${k} must be a ${k === 'auc-limit' ? 'non-negative' : 'positive'} integer, got '${x}'`); return n; };
   const methods = methodsArg(v, 'eval', 'gradcam,gradcam++,xgradcam,liftcam,layercam,hirescam,eigencam');
+  let target: QueueTarget | undefined, shard: { i: number; n: number } | undefined;
+  try {
+    if (v.queue !== undefined) target = parseQueueUrl(v.queue as string);
+    if (v.shard !== undefined) shard = parseShard(v.shard as string);
+  } catch (e) { throw new UsageError((e as Error).message); }
+  if (target && shard) throw new UsageError('eval: --queue and --shard are two ways to split a run; give one');
+  if ((target || shard) && v.accuracy) throw new UsageError('eval: --accuracy runs in one process (no --queue or --shard)');
+  if (shard && !v.json) throw new UsageError('eval --shard i/n needs --json FILE (the shard file for camgpu merge)');
   const path = v.model as string, dir = v.data as string, { graph: g } = loadGraph(path);
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   let scenes;
@@ -616,27 +700,95 @@ async function evalCommand(v: Values) {
   const limits = limitsArg(v);
   if (v.json) writable(v.json as string); // before the (long) evaluation
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
-  const { gpu, model, tuned } = await loadTuned(g, path);
-  if (v.accuracy) {
-    const a = await accuracy(model, side, dir, { limit, batch: int('batch'), limits });
-    out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
-    return;
-  }
   const reportDir = v.report as string | undefined;
+  if (reportDir && (target || shard)) throw new UsageError('eval: --report is written by a single-process run for now (not with --queue or --shard)');
   if (reportDir) makeDir(reportDir, 'report folder');
-  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), limits, onProgress: (d) => progress.show(d),
-    signal: STOP.signal, ...(reportDir ? { detail: { gallery: int('gallery') ?? 12 } } : {}) });
-  progress.end();
-  out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
-  out(markdown(r));
-  const { detail, ...scores } = r;
-  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify({ model: path, data: dir, ...scores }, null, 1)));
-  if (reportDir && detail) {
-    const file = guard(join(reportDir, 'report.html'), () => writeEvalReport(reportDir, { model: path, data: dir, adapter: gpu.adapterInfo || '(unknown)', tuned, labels: side.labels,
+  let report: { adapter: string; tuned: string } | undefined;
+  const o = { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n') };
+  scenes = scenes.slice(0, n);
+  const st = evalSettings(o, n), batches = sceneBatches(st), t0 = performance.now();
+  const mHash = modelHash(readFile(path, 'model'), side.path), sHash = settingsHash(mHash, st);
+  const head = `${basename(path)} on ${dir}`;
+  let r: EvalResult;
+  if (target) {
+    const records: SceneRecord[] = [];
+    let stats: QueueStats;
+    try {
+      stats = await runQueue<EvalReply>(target, { modelName: basename(path), modelHash: mHash, settingsHash: sHash }, batches.map((b) => `scenes ${span(b)}`),
+        (k) => { const sc = scenes.slice(...batches[k]); return evalJob(st, batches[k][0], sc, sc.map((s) => readFile(join(dir, s.file), 'scene'))); },
+        { attempts: int('attempts') ?? 3, onReply: (_, b) => { records.push(...b.records); progress.show(records.length); },
+          log: (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); } });
+    } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`eval --queue ${target.url}: ${(e as Error).message}`); }
+    progress.end();
+    r = aggregate(records, st, (performance.now() - t0) / 1000);
+    out(`${head}: ${batches.length} batches through ${target.url}, ${Object.keys(stats.workers).length} workers (${Object.entries(stats.workers).map(([w, k]) => `${w}: ${k}`).join(', ')}), `
+      + `${stats.stalled.length} stalled, ${stats.retried.length} failed attempts, ${(n / stats.seconds).toFixed(2)} scenes/s`);
+    for (const x of stats.rerun) out(`batch ${x.batch} (scenes ${span(batches[x.batch])}) was run again by ${x.by} (attempt ${x.attempts}) after ${stalledNote(stats, x.batch)}`);
+  } else {
+    const { gpu, model, tuned } = await loadTuned(g, path);
+    if (v.accuracy) {
+      const a = await accuracy(model, side, dir, { limit, batch: int('batch'), limits });
+      out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
+      return;
+    }
+    const mine = shard ? shardBatches(batches, shard.i, shard.n) : batches, t1 = performance.now();
+    const records = await evalBatches(model, side, dir, scenes, st, mine, (d) => progress.show(d), { signal: STOP.signal, limits, ...(reportDir ? { detail: { gallery: int('gallery') ?? 12 } } : {}) });
+    progress.end();
+    if (shard) {
+      const file: EvalShard = { kind: 'camgpu-eval-shard', version: 1, shard: [shard.i, shard.n], model: path, data: dir, modelHash: mHash, settingsHash: sHash, settings: st,
+        batches: mine, seconds: (performance.now() - t1) / 1000, records };
+      guard(v.json as string, () => writeFileSync(v.json as string, toJson(file) + '\n'));
+      out(`${head}: shard ${shard.i}/${shard.n}: ${mine.length} of ${batches.length} batches, ${records.length} of ${n} scenes, ${file.seconds.toFixed(1)} s; shard file ${v.json} (camgpu merge adds the shards up)`);
+      return;
+    }
+    r = aggregate(records, st, (performance.now() - t1) / 1000);
+    if (r.detail) r.detail.input = [...model.inputShape];
+    report = { adapter: gpu.adapterInfo || '(unknown)', tuned };
+  }
+  printEval(head, r);
+  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify(evalJson(path, dir, r), null, 1)));
+  if (reportDir && r.detail && report) {
+    const file = guard(join(reportDir, 'report.html'), () => writeEvalReport(reportDir, { model: path, data: dir, adapter: report!.adapter, tuned: report!.tuned, labels: side.labels,
       versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu') },
       options: { methods: methods.join(','), limit: limit ?? null, steps: int('steps') ?? null, 'auc-limit': int('auc-limit') ?? null, batch: int('batch') ?? null, 'rise-n': int('rise-n') ?? null } }, r));
     out(`report: ${file} (and ${join(reportDir, 'eval.json')})`);
   }
+}
+
+const stalledNote = (s: QueueStats, k: number) => {
+  const st = s.stalled.find((x) => x.batch === k);
+  return st ? `its worker stalled (died or hung; back in the queue ${st.at.toFixed(1)} s into the run)` : 'a failed attempt';
+};
+
+function printEval(head: string, r: EvalResult) {
+  out(`${head}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
+  out(markdown(r));
+}
+
+async function mergeCommand(files: string[], json?: string) {
+  if (json) writable(json);
+  let m;
+  try { m = mergeEval(files); } catch (e) { throw new CliError((e as Error).message); }
+  printEval(`${basename(m.first.model)} on ${m.first.data} (${m.shards.length} shards merged)`, m.result);
+  if (json) guard(json, () => writeFileSync(json, JSON.stringify(evalJson(m.first.model, m.first.data, m.result), null, 1)));
+}
+
+async function workerCommand(v: Values) {
+  let target: QueueTarget;
+  try { target = parseQueueUrl(v.queue as string); } catch (e) { throw new UsageError((e as Error).message); }
+  const ms = (k: string, d: number) => (v[k] === undefined ? d : posInt(`--${k}`, v[k] as string));
+  const path = v.model as string, { graph: g } = loadGraph(path), bytes = readFile(path, 'model');
+  const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
+  try { await ping(target); } catch (e) { throw new CliError((e as Error).message); }
+  const { gpu, model } = await loadTuned(g, path), hash = modelHash(bytes, side.path);
+  const w = await startWorker(target, { model, side, modelName: basename(path), modelHash: hash },
+    { lockMs: ms('lock-ms', 30000), stalledMs: ms('stalled-ms', 30000), maxStalled: ms('max-stalled', 2), log: (s) => out(s) });
+  out(`worker on ${target.url}: ${basename(path)} (sha256 ${hash.slice(0, 12)}) on ${gpu.adapterInfo || 'unknown adapter'}; waiting for batches`);
+  const stop = new Promise<string | null>((resolve) => { process.once('SIGTERM', () => resolve(null)); process.once('SIGINT', () => resolve(null)); });
+  const why = await Promise.race([stop, w.refused]);
+  await w.close();
+  model.destroy();
+  if (why) throw new CliError(why);
 }
 
 // =============================================================================================== layers

@@ -8,7 +8,7 @@ import { Model, Plan } from '../src/model.js';
 import { CancelledError, Explainer, softmax } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { Box, blur, curve, dropIncrease, energyInBoxes, instancesWithPeak, masked, pointingHit, auc } from '../src/metrics.js';
-import { ImageLimits, Rgb, preprocess, readImage, Sidecar } from './image.js';
+import { ImageLimits, Rgb, decodeImage, preprocess, readImage, Sidecar } from './image.js';
 import { pathKind, readRegular } from './files.js';
 
 /** A scene list or scene file that cannot be used; the message names it. */
@@ -72,79 +72,166 @@ export function readScenes(dir: string, classes = Infinity): Scene[] {
   });
 }
 
-export async function evaluate(model: Model, side: Sidecar, dir: string, o: EvalOptions): Promise<EvalResult> {
-  const t0 = performance.now(), [C, H, W] = model.inputShape, per = C * H * W, HW = H * W;
-  const scenes = readScenes(dir, model.numClasses).slice(0, o.limit ?? Infinity);
-  const steps = o.steps ?? 224, step = HW / steps, B = o.batch ?? 16, aucN = Math.min(o.aucLimit ?? Infinity, scenes.length);
-  const explainer = new Explainer(model);
+/** The settings that decide an evaluation's numbers, resolved (a single run, a shard and a queue job carry the same). */
+export interface EvalSettings { methods: Method[]; scenes: number; steps: number; aucN: number; batch: number; riseN?: number }
+/** One method's terms for one scene; aggregate() sums them in scene order. */
+export interface SceneTerms { drop: number; inc: number; del?: number; ins?: number; pg: number; en: number; inst?: number; nInst?: number }
+/**
+ * One scene's contribution, keyed by its index in the run's scene list: what a batch returns, a queue job sends back
+ * and a shard file holds. `ms` (per method, the batch's GPU time) is on the first scene of each batch only.
+ */
+export interface SceneRecord { index: number; file: string; correct: boolean; multi: boolean; terms: Record<string, SceneTerms>; ms?: Record<string, number>;
+  /** with EvalOptions.detail (single-process runs; in memory only): what the report shows of this scene */
+  detail?: { scene: SceneResult; layer: string; layerShape: number[]; curves: Record<string, { deletion: Float32Array; insertion: Float32Array }>; gallery?: { view: Rgb; maps: Record<string, Float32Array> } } }
+
+export function evalSettings(o: EvalOptions, scenes: number): EvalSettings {
+  return { methods: [...o.methods], scenes, steps: o.steps ?? 224, aucN: Math.min(o.aucLimit ?? Infinity, scenes), batch: o.batch ?? 16, ...(o.riseN ? { riseN: o.riseN } : {}) };
+}
+
+/** Scene index ranges [start, end) of the run's batches: the unit that a single run, a shard and a queue job explain at once. */
+export function sceneBatches(s: EvalSettings): [number, number][] {
+  const r: [number, number][] = [];
+  for (let s0 = 0; s0 < s.scenes; s0 += s.batch) r.push([s0, Math.min(s0 + s.batch, s.scenes)]);
+  return r;
+}
+
+/**
+ * Explains batches of scenes and scores them, one explainer and plan cache for all batches. A batch is the same set of
+ * scenes (same GPU calls) in a single run, a shard and a queue worker, so its records are the same numbers wherever it runs.
+ */
+export class EvalRunner {
+  private explainer: Explainer; private plans = new Map<number, Plan>();
+  constructor(readonly model: Model, readonly side: Sidecar, readonly s: EvalSettings, readonly o: { detail?: { gallery: number }; signal?: AbortSignal; limits?: ImageLimits } = {}) { this.explainer = new Explainer(model); }
+
   // a static plan computes its whole batch, so the forward passes use a plan sized to each request (cached; at most 64)
-  const plans = new Map<number, Plan>();
-  const forward = async (x: Float32Array, k: number) => {
-    const out = new Float32Array(k * model.numClasses);
+  private forward = async (x: Float32Array, k: number) => {
+    const model = this.model, [C, H, W] = model.inputShape, per = C * H * W, out = new Float32Array(k * model.numClasses);
     for (let i = 0; i < k; i += 64) {
       const n = Math.min(64, k - i);
-      if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
-      if (!plans.has(n)) plans.set(n, await model.plan({ batch: n }));
-      out.set((await plans.get(n)!.run(x.subarray(i * per, (i + n) * per))).logits, i * model.numClasses);
+      if (this.o.signal?.aborted) throw new CancelledError('evaluation cancelled');
+      if (!this.plans.has(n)) this.plans.set(n, await model.plan({ batch: n }));
+      out.set((await this.plans.get(n)!.run(x.subarray(i * per, (i + n) * per))).logits, i * model.numClasses);
     }
     return out;
   };
-  const sums: Record<string, { drop: number; inc: number; del: number; ins: number; pg: number; en: number; inst: number; nInst: number; ms: number }> = {};
-  for (const m of o.methods) sums[m] = { drop: 0, inc: 0, del: 0, ins: 0, pg: 0, en: 0, inst: 0, nInst: 0, ms: 0 };
-  let correct = 0;
-  const G = o.detail ? Math.min(o.detail.gallery, scenes.length) : 0;
-  const detail: EvalDetail | undefined = o.detail ? { layer: '', layerShape: [], input: [C, H, W], curves: {}, scenes: [], gallery: [] } : undefined;
-  const curveSums: Record<string, { deletion: Float64Array; insertion: Float64Array }> = {};
-  try {
-    for (let s0 = 0; s0 < scenes.length; s0 += B) {
-      const chunk = scenes.slice(s0, s0 + B), x = new Float32Array(chunk.length * per);
-      const views: Rgb[] = [];
-      chunk.forEach((s, i) => { const f = join(dir, s.file), p = preprocess(readImage(f, o.limits), H, W, side, f, o.limits); x.set(p.x, i * per); views.push(p.view); });
-      const e = await explainer.explain(x, { methods: o.methods, targets: chunk.map((s) => s.class), ...(o.riseN ? { rise: { n: o.riseN } } : {}), signal: o.signal });
-      if (detail) { detail.layer = e.layer; detail.layerShape = e.layerShape; }
-      // time per image per method: the fused gradient pass is shared by every gradient method
-      const shared = (e.timings['gradient pass'] ?? 0) + (e.timings.remap ?? 0);
-      for (const m of o.methods) sums[m].ms += (e.timings[m] ?? e.timings[m === 'guided-gradcam' ? 'guided' : ''] ?? 0) + shared;
-      for (const [i, im] of e.images.entries()) {
-        const s = chunk[i], xi = x.subarray(i * per, (i + 1) * per), Y = im.probs[s.class], blurred = blur(xi, C, H, W);
-        if (im.topk[0].class === s.class) correct++;
-        const masks = o.methods.map((m) => masked(xi, im.methods[m]!.map)), cat = new Float32Array(masks.length * per);
-        masks.forEach((mk, j) => cat.set(mk, j * per));
-        const lo = await forward(cat, masks.length);
-        const sr: SceneResult | undefined = detail ? { file: s.file, class: s.class, multi: !!s.multi, boxes: s.boxes, top1: im.topk[0].class, prob: Y, hit: {}, peak: {}, energy: {} } : undefined;
-        if (sr && s0 + i < G) detail!.gallery.push({ index: s0 + i, view: views[i], maps: Object.fromEntries(o.methods.map((m) => [m, im.methods[m]!.map])) });
-        for (const [j, m] of o.methods.entries()) {
-          const map = im.methods[m]!.map, acc = sums[m];
-          const O = softmax(lo.subarray(j * model.numClasses, (j + 1) * model.numClasses))[s.class], di = Y > 0 ? dropIncrease(Y, O) : { drop: 0, increase: O > Y ? 1 : 0 };
-          acc.drop += di.drop; acc.inc += di.increase;
-          if (s0 + i < aucN) {
-            const del = await curve('deletion', xi, map, s.class, [C, H, W], forward, { step, batch: 64 });
-            const ins = await curve('insertion', xi, map, s.class, [C, H, W], forward, { step, batch: 64, blurred });
-            acc.del += auc(del); acc.ins += auc(ins);
-            if (detail) {
-              const cs = (curveSums[m] ??= { deletion: new Float64Array(del.length), insertion: new Float64Array(ins.length) });
-              del.forEach((v, q) => (cs.deletion[q] += v)); ins.forEach((v, q) => (cs.insertion[q] += v));
-            }
-          }
-          const hit = pointingHit(map, W, s.boxes), energy = energyInBoxes(map, W, s.boxes);
-          acc.pg += hit ? 1 : 0;
-          acc.en += energy;
-          if (sr) { let b = 0; for (let q = 1; q < map.length; q++) if (map[q] > map[b]) b = q; sr.hit[m] = hit; sr.peak[m] = [b % W, Math.floor(b / W)]; sr.energy[m] = energy; }
-          if (s.multi) { acc.inst += instancesWithPeak(map, W, s.boxes) * s.boxes.length; acc.nInst += s.boxes.length; }
+
+  /** One batch: scenes[i] is scene `first + i` of the run, bytes[i] its image file. */
+  async run(first: number, scenes: Scene[], bytes: Uint8Array[]): Promise<SceneRecord[]> {
+    const { model, side, s: st } = this, [C, H, W] = model.inputShape, per = C * H * W, step = (H * W) / st.steps, methods = st.methods;
+    const x = new Float32Array(scenes.length * per), views: Rgb[] = [], detail = this.o.detail;
+    scenes.forEach((s, i) => { const p = preprocess(decodeImage(bytes[i], s.file, this.o.limits), H, W, side, s.file, this.o.limits); x.set(p.x, i * per); views.push(p.view); });
+    const e = await this.explainer.explain(x, { methods, targets: scenes.map((s) => s.class), ...(st.riseN ? { rise: { n: st.riseN } } : {}), signal: this.o.signal });
+    // time per image per method: the fused gradient pass is shared by every gradient method
+    const shared = (e.timings['gradient pass'] ?? 0) + (e.timings.remap ?? 0), ms: Record<string, number> = {};
+    for (const m of methods) ms[m] = (e.timings[m] ?? e.timings[m === 'guided-gradcam' ? 'guided' : ''] ?? 0) + shared;
+    const records: SceneRecord[] = [];
+    for (const [i, im] of e.images.entries()) {
+      const s = scenes[i], index = first + i, xi = x.subarray(i * per, (i + 1) * per), Y = im.probs[s.class], blurred = blur(xi, C, H, W);
+      const masks = methods.map((m) => masked(xi, im.methods[m]!.map)), cat = new Float32Array(masks.length * per);
+      masks.forEach((mk, j) => cat.set(mk, j * per));
+      const lo = await this.forward(cat, masks.length), terms: Record<string, SceneTerms> = {};
+      const d: SceneRecord['detail'] = detail ? { scene: { file: s.file, class: s.class, multi: !!s.multi, boxes: s.boxes, top1: im.topk[0].class, prob: Y, hit: {}, peak: {}, energy: {} },
+        layer: e.layer, layerShape: e.layerShape, curves: {},
+        ...(index < detail.gallery ? { gallery: { view: views[i], maps: Object.fromEntries(methods.map((m) => [m, im.methods[m]!.map])) } } : {}) } : undefined;
+      for (const [j, m] of methods.entries()) {
+        const map = im.methods[m]!.map;
+        const O = softmax(lo.subarray(j * model.numClasses, (j + 1) * model.numClasses))[s.class], di = Y > 0 ? dropIncrease(Y, O) : { drop: 0, increase: O > Y ? 1 : 0 };
+        const t: SceneTerms = { drop: di.drop, inc: di.increase, pg: pointingHit(map, W, s.boxes) ? 1 : 0, en: energyInBoxes(map, W, s.boxes) };
+        if (index < st.aucN) {
+          const del = await curve('deletion', xi, map, s.class, [C, H, W], this.forward, { step, batch: 64 });
+          const ins = await curve('insertion', xi, map, s.class, [C, H, W], this.forward, { step, batch: 64, blurred });
+          t.del = auc(del); t.ins = auc(ins);
+          if (d) d.curves[m] = { deletion: del, insertion: ins };
         }
-        if (sr) detail!.scenes.push(sr);
+        if (d) { let b = 0; for (let q = 1; q < map.length; q++) if (map[q] > map[b]) b = q; d.scene.hit[m] = t.pg === 1; d.scene.peak[m] = [b % W, Math.floor(b / W)]; d.scene.energy[m] = t.en; }
+        if (s.multi) { t.inst = instancesWithPeak(map, W, s.boxes) * s.boxes.length; t.nInst = s.boxes.length; }
+        terms[m] = t;
       }
-      o.onProgress?.(Math.min(s0 + B, scenes.length), scenes.length);
+      records.push({ index, file: s.file, correct: im.topk[0].class === s.class, multi: !!s.multi, terms, ...(i === 0 ? { ms } : {}), ...(d ? { detail: d } : {}) });
     }
-  } finally { explainer.destroy(); for (const p of plans.values()) p.destroy(); }
-  const n = scenes.length, methods: Record<string, MethodScores> = {};
-  for (const m of o.methods) {
+    return records;
+  }
+
+  destroy() { this.explainer.destroy(); for (const p of this.plans.values()) p.destroy(); this.plans.clear(); }
+}
+
+/**
+ * The run's numbers from its scene records, summed in scene order whatever order they arrived in: a single run, a
+ * merge of shards and a queue run all end here, so their metrics are the same float64 values. Every scene
+ * 0..scenes-1 must be there exactly once.
+ */
+export function aggregate(all: SceneRecord[], st: EvalSettings, seconds: number): EvalResult {
+  const n = st.scenes, byIndex = new Array<SceneRecord | undefined>(n);
+  for (const r of all) {
+    if (!Number.isInteger(r.index) || r.index < 0 || r.index >= n) throw new Error(`scene record ${r.index} (${r.file}) is outside the run's ${n} scenes`);
+    if (byIndex[r.index]) throw new Error(`scene ${r.index} (${r.file}) is counted twice`);
+    byIndex[r.index] = r;
+  }
+  const missing = byIndex.findIndex((r) => !r);
+  if (missing >= 0 || byIndex.length < n) throw new Error(`scene ${missing} of ${n} has no result (${byIndex.filter(Boolean).length} of ${n} scenes present)`);
+  const sums: Record<string, { drop: number; inc: number; del: number; ins: number; pg: number; en: number; inst: number; nInst: number; ms: number }> = {};
+  for (const m of st.methods) sums[m] = { drop: 0, inc: 0, del: 0, ins: 0, pg: 0, en: 0, inst: 0, nInst: 0, ms: 0 };
+  let correct = 0, multi = 0;
+  for (const r of byIndex as SceneRecord[]) {
+    if (r.correct) correct++;
+    if (r.multi) multi++;
+    for (const m of st.methods) {
+      const t = r.terms[m], acc = sums[m];
+      if (!t) throw new Error(`scene ${r.index} (${r.file}) has no result for ${m}`);
+      if (r.ms) acc.ms += r.ms[m] ?? 0;
+      acc.drop += t.drop; acc.inc += t.inc;
+      if (r.index < st.aucN) { acc.del += t.del!; acc.ins += t.ins!; }
+      acc.pg += t.pg; acc.en += t.en;
+      if (r.multi) { acc.inst += t.inst!; acc.nInst += t.nInst!; }
+    }
+  }
+  const methods: Record<string, MethodScores> = {}, aucN = st.aucN;
+  for (const m of st.methods) {
     const a = sums[m];
     methods[m] = { avgDrop: (100 * a.drop) / n, increase: (100 * a.inc) / n, deletion: a.del / aucN, insertion: a.ins / aucN, pointing: a.pg / n,
       energy: a.en / n, instances: a.nInst ? a.inst / a.nInst : NaN, msPerImage: a.ms / n };
   }
-  if (detail) for (const [m, c] of Object.entries(curveSums)) detail.curves[m] = { deletion: Array.from(c.deletion, (v) => v / aucN), insertion: Array.from(c.insertion, (v) => v / aucN) };
-  return { scenes: n, multi: scenes.filter((s) => s.multi).length, accuracy: correct / n, methods, steps, aucScenes: aucN, seconds: (performance.now() - t0) / 1000, ...(detail ? { detail } : {}) };
+  return { scenes: n, multi, accuracy: correct / n, methods, steps: st.steps, aucScenes: aucN, seconds, ...(byIndex[0]?.detail ? { detail: details(byIndex as SceneRecord[], st) } : {}) };
+}
+
+/** The report's detail from the records (scene order): per-scene results, curves averaged over the AUC scenes, the gallery. */
+function details(records: SceneRecord[], st: EvalSettings): EvalDetail {
+  const first = records[0].detail!, curveSums: Record<string, { deletion: Float64Array; insertion: Float64Array }> = {};
+  const detail: EvalDetail = { layer: first.layer, layerShape: first.layerShape, input: [], curves: {}, scenes: [], gallery: [] };
+  for (const r of records) {
+    const d = r.detail!;
+    detail.scenes.push(d.scene);
+    if (d.gallery) detail.gallery.push({ index: r.index, ...d.gallery });
+    for (const [m, c] of Object.entries(d.curves)) {
+      const cs = (curveSums[m] ??= { deletion: new Float64Array(c.deletion.length), insertion: new Float64Array(c.insertion.length) });
+      c.deletion.forEach((v, q) => (cs.deletion[q] += v)); c.insertion.forEach((v, q) => (cs.insertion[q] += v));
+    }
+  }
+  for (const [m, c] of Object.entries(curveSums)) detail.curves[m] = { deletion: Array.from(c.deletion, (v) => v / st.aucN), insertion: Array.from(c.insertion, (v) => v / st.aucN) };
+  return detail;
+}
+
+/** A single-process run: every batch here, then aggregate(). */
+export async function evaluate(model: Model, side: Sidecar, dir: string, o: EvalOptions): Promise<EvalResult> {
+  const t0 = performance.now(), scenes = readScenes(dir, model.numClasses).slice(0, o.limit ?? Infinity), st = evalSettings(o, scenes.length);
+  const records = await evalBatches(model, side, dir, scenes, st, sceneBatches(st), o.onProgress, o);
+  const r = aggregate(records, st, (performance.now() - t0) / 1000);
+  if (r.detail) r.detail.input = [...model.inputShape];
+  return r;
+}
+
+/** Runs the given batches of a run here (a single run: all of them; a shard: its own). */
+export async function evalBatches(model: Model, side: Sidecar, dir: string, scenes: Scene[], st: EvalSettings, batches: [number, number][],
+  onProgress?: (done: number, total: number) => void, o: { detail?: { gallery: number }; signal?: AbortSignal; limits?: ImageLimits } = {}): Promise<SceneRecord[]> {
+  const runner = new EvalRunner(model, side, st, { detail: o.detail, signal: o.signal, limits: o.limits }), records: SceneRecord[] = [], total = batches.reduce((a, [s, e]) => a + e - s, 0);
+  try {
+    for (const [s0, s1] of batches) {
+      const chunk = scenes.slice(s0, s1);
+      records.push(...await runner.run(s0, chunk, chunk.map((s) => readRegular(join(dir, s.file), 'scene'))));
+      onProgress?.(records.length, total);
+    }
+  } finally { runner.destroy(); }
+  return records;
 }
 
 /** The results as a markdown table (arrows: which direction is better). */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One set-up command for a fresh Debian bookworm machine (run as root): npm packages, a Vulkan driver
 # for Dawn when no WebGPU adapter is found (Mesa lavapipe from bookworm-backports), Debian's chromium for the
-# browser test, and the Debian data the tests read (ONNX conformance cases). Safe to run again: it installs
-# only what is missing.
+# browser test, Debian's redis-server for the job-queue test, and the Debian data the tests read (ONNX conformance
+# cases). Safe to run again: it installs only what is missing.
 #   bash tools/setup.sh            # what `npm test` needs
 #   bash tools/setup.sh --python   # also PyTorch, to regenerate goldens and train models (tools/)
 set -euo pipefail
@@ -42,6 +42,9 @@ if ! node tools/probe-adapter.mjs >/dev/null 2>&1; then
 fi
 
 [[ -d /usr/share/libonnx-testdata/data/node ]] || apt_install libonnx-testdata
+
+# tests/queue.test.ts: the distributed eval through BullMQ starts its own redis-server on 127.0.0.1 (a free port)
+command -v redis-server >/dev/null || apt_install redis-server
 
 # tests/browser.test.ts: the demo page in headless Chromium (WebGPU on its bundled SwiftShader). With its
 # recommended packages (fonts, Mesa), as the test was made with.
