@@ -1,9 +1,10 @@
 // ONNX ModelProto -> camgpu Graph: op normalisation, BN folding, static shape inference and validation.
 // Every error names the node, its op and the shapes involved.
 import { parseOnnx, dataTypeName, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
-import { BATCH, Graph, ModelError, Node, Op, Shape, Tensor } from './graph.js';
+import { Graph, batchMultiple, ModelError, Node, Op, Shape, Tensor } from './graph.js';
 import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
+import { BatchAxis, batchOf, handles, importBatchAware, onnxDims } from './batchaxis.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
 export const SUPPORTED_OPS = [...new Set([...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape'])];
@@ -37,6 +38,8 @@ export class Importer {
   uses = new Map<string, number>();
   unreadable = new Map<string, string>();                             // constants of a type camgpu does not read -> type name
   alias = new Map<string, string>();                                   // ONNX name -> IR tensor name (after folding)
+  batch = new Map<string, BatchAxis>();                                // activations whose batch axis is not ONNX axis 0 alone (src/batchaxis.ts)
+  batchConsts = new Set<string>();                                     // constants Expand-ed over the batch: the same for every sample
   constructor(readonly m: OnnxModel, readonly o: ImportOptions = {}) {}
   get opset() { return this.m.opset; }
 
@@ -54,6 +57,7 @@ export class Importer {
     for (const n of m.nodes) this.node(n);
     g.output = this.name(m.outputs[0].name);
     if (!g.tensors.has(g.output) || g.tensors.get(g.output)!.data) throw new ModelError(`graph output '${m.outputs[0].name}' is not computed from the input`);
+    if (this.batch.has(g.output)) throw new UnsupportedError(`graph output '${m.outputs[0].name}' has its batch axis at axis ${this.batch.get(g.output)!.axis}; camgpu needs it at axis 0`);
     return g;
   }
 
@@ -130,7 +134,7 @@ export class Importer {
       return;
     }
     if (n.opType === 'Shape') {
-      const c = this.floats.get(n.inputs[0]) ?? this.ints.get(n.inputs[0]), full = c ? c.dims : [BATCH, ...this.shape(n, 0)];
+      const c = this.floats.get(n.inputs[0]) ?? this.ints.get(n.inputs[0]), full = c ? c.dims : onnxDims(this.shape(n, 0), batchOf(this, n.inputs[0]));
       const r = full.length, at = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
       const start = at(this.attrs(n).i('start', 0)), end = at(this.attrs(n).i('end', r));
       this.ints.set(n.outputs[0], { dims: [Math.max(end - start, 0)], data: full.slice(start, end) });
@@ -146,6 +150,7 @@ export class Importer {
       if (out.data.length !== out.dims.reduce((p, v) => p * v, 1)) this.unsupported(n, 'on constants: internal size mismatch');
       if (out.int) this.ints.set(n.outputs[0], { dims: out.dims, data: out.data });
       else this.floats.set(n.outputs[0], { dims: out.dims, data: Float32Array.from(out.data) });
+      if (n.opType === 'Expand' && this.ints.get(n.inputs[1])?.data.some(batchMultiple)) this.batchConsts.add(n.outputs[0]);
       return;
     }
 
@@ -156,6 +161,7 @@ export class Importer {
       if (this.floats.has(x)) this.unsupported(n, `on a constant input '${x}' is not supported (fold constants before export)`);
       this.shape(n, 0);
     }
+    if (handles(this, n)) return importBatchAware(this, n); // the batch axis may move (src/batchaxis.ts)
     imp(this, n);
   }
 

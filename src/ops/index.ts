@@ -43,7 +43,7 @@ export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
 export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
-export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST, ...matmulOps.CONST_FIRST]);
+export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST, ...matmulOps.CONST_FIRST, ...shapeOps.CONST_FIRST]);
 
 /** Output shape of a node from its input shapes; throws with the node name on any mismatch. */
 export function inferShape(node: Node, ins: Shape[]): Shape {

@@ -1,7 +1,7 @@
 // Layout ops: channel Concat (shaders/copy.wgsl) and aliases (Flatten,
 // Reshape, Squeeze, Unsqueeze, Dropout, Identity: a new shape over the same data, no dispatch).
 // Reference: tests/ref.ts nodeForward/nodeBackward cases concat, alias.
-import { BATCH, Shape, fmt, numel } from '../graph.js';
+import { BATCH, Shape, fmt, isConst, numel } from '../graph.js';
 import type { OnnxImport, OpDef } from './types.js';
 
 export interface ConcatOp { kind: 'concat' }   // along channels (per-sample axis 0)
@@ -22,7 +22,7 @@ export const concat: OpDef<ConcatOp> = {
     let Y0 = 0;
     return n.inputs.map((i, k) => {
       const R = numel(e.g.tensors.get(i)!.shape);
-      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS: R, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
+      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS: isConst(e.g, i) ? 0 : R, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
       Y0 += R;
       return s;
     });
@@ -76,13 +76,24 @@ export const onnx: Record<string, OnnxImport> = {
   },
   Squeeze: (im, n) => squeeze(im, n, true),
   Unsqueeze: (im, n) => squeeze(im, n, false),
+  // a constant input must be the same for every sample: Expand-ed to the batch (ViT's class token), (1, ...) per sample
   Concat(im, n) {
-    const s = im.shape(n, 0), axis = im.attrs(n).i('axis', 1);
+    const v = n.inputs.find((i) => im.isVar(i)) ?? im.unsupported(n, 'of constants only');
+    const s = im.shape(n, n.inputs.indexOf(v)), axis = im.attrs(n).i('axis', 1);
     if (axis !== 1 && axis !== 1 - (s.length + 1)) im.unsupported(n, `with axis=${axis} (only channel axis 1)`);
-    for (const i of n.inputs) if (!im.isVar(i)) im.unsupported(n, `of constant input '${i}' (only activations can be concatenated)`);
+    for (const i of n.inputs) {
+      if (im.isVar(i)) continue;
+      const c = im.floats.get(i);
+      if (!c || !im.batchConsts.has(i) || c.dims.length !== s.length + 1 || c.dims[0] !== 1)
+        return im.unsupported(n, `of constant input '${i}' (only activations, or a constant Expand-ed to the batch size, can be concatenated)`);
+      if (!im.g.tensors.has(i)) im.g.tensors.set(i, { name: i, shape: c.dims.slice(1), data: c.data });
+    }
     im.emit(n, { kind: 'concat' }, n.inputs);
   },
 };
+
+/** Concat may read a constant first (src/ops/index.ts CONST_FIRST). */
+export const CONST_FIRST = ['Concat'];
 
 function squeeze(im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], sq: boolean) {
   const s = im.shape(n, 0);
