@@ -44,6 +44,8 @@ export function onnxDims(s: Shape, b: BatchAxis): number[] {
   return s.map((d, i) => (i === b.axis ? d * BATCH : d));
 }
 const show = (d: number[]) => `[${d.map(showDim).join(',')}]`;
+/** ONNX dims of (s, b) for messages: [L,N,E], [L,2*N,16]. */
+export const showDims = (s: Shape, b: BatchAxis) => show(onnxDims(s, b));
 
 /** The per-sample axis of ONNX axis a (normalised); -1 for the batch axis when it holds N alone. */
 function sampleAxis(b: BatchAxis, a: number): number {
@@ -125,6 +127,7 @@ export function importBatchAware(im: Importer, n: OnnxNode): void {
       const legacy = isCanonical(b) && [BATCH, -1, 0, 1].includes(t[0]) && !rest.some((v) => v === -1 || batchMultiple(v)) && numel(rest) === numel(s);
       if (legacy) return ONNX_IMPORTS.Reshape(im, n); // the batch stays at axis 0 (a literal 1 there: an export at batch 1)
       const r = reshapeRule(s, b, t, allowZero);
+      if (typeof r === 'string' && isCanonical(b)) return ONNX_IMPORTS.Reshape(im, n); // its own message (a literal batch, ...)
       if (typeof r === 'string') im.unsupported(n, `of ${show(dims)} to ${show(t)} ${r}`);
       im.emit(n, { kind: 'alias' }, [x], r.shape);
       return setBatch(im, out, r.batch);

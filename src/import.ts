@@ -4,7 +4,7 @@ import { parseOnnx, dataTypeName, OnnxModel, OnnxNode, OnnxTensor } from './onnx
 import { Graph, batchMultiple, ModelError, Node, Op, Shape, Tensor } from './graph.js';
 import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
-import { BatchAxis, batchOf, handles, importBatchAware, onnxDims } from './batchaxis.js';
+import { BatchAxis, batchOf, handles, importBatchAware, onnxDims, showDims } from './batchaxis.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
 export const SUPPORTED_OPS = [...new Set([...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape'])];
@@ -57,7 +57,8 @@ export class Importer {
     for (const n of m.nodes) this.node(n);
     g.output = this.name(m.outputs[0].name);
     if (!g.tensors.has(g.output) || g.tensors.get(g.output)!.data) throw new ModelError(`graph output '${m.outputs[0].name}' is not computed from the input`);
-    if (this.batch.has(g.output)) throw new UnsupportedError(`graph output '${m.outputs[0].name}' has its batch axis at axis ${this.batch.get(g.output)!.axis}; camgpu needs it at axis 0`);
+    const moved = this.batch.get(g.output), last = g.nodes.find((n) => n.output === g.output);
+    if (moved && last) throw new UnsupportedError(`node '${last.name}': ${last.source} gives the graph output '${m.outputs[0].name}' ${showDims(g.tensors.get(g.output)!.shape, moved)} with the batch at axis ${moved.axis}; camgpu needs the batch at axis 0 of the output`);
     return g;
   }
 
