@@ -11,10 +11,16 @@ import { BATCH, Graph, numel } from '../src/graph.js';
 import { FOLD, FoldError } from '../src/fold.js';
 import { importOnnx } from '../src/import.js';
 import type { OnnxNode } from '../src/onnx.js';
-import { checkTorchFixture, importRejects } from './helpers.js';
+import { Explainer } from '../src/explain.js';
+import { Model } from '../src/model.js';
+import { tokenMap } from '../src/tokens.js';
+import { nodeGpu } from '../node/gpu.js';
+import { parseNpy } from '../node/npy.js';
+import { checkTorchFixture, importRejects, relMax } from './helpers.js';
 
 const test = suite('vit');
 const dir = (name: string) => `tests/fixtures/vit/${name}`;
+const npy = (f: string) => parseNpy(readFileSync(f), f);
 const TOL = 1e-5; // float32 GPU vs PyTorch float64, relative to the golden's max (observed values printed)
 
 /** The attention forms a graph has: per-sample transposes of (H,L,hd), MatMuls of two activations, inner softmax. */
@@ -148,6 +154,27 @@ test('fold: the batch size scaled by integer constants (N*H, L*N, k*N / c), anyt
   refused('Add', [BATCH], [1], /batch size/);
   refused('Equal', [2 * BATCH], [2], /non-negative/);
   assert.throws(() => FOLD.Mul([T([1], [BATCH]), { dims: [1], data: [0.5], int: false }], a, node, 13), /non-integer/);
+});
+
+
+test('Grad-CAM on ViT tokens (tokenMap, tokens-cls): the raw map equals PyTorch\'s with reshape_transform; logits unchanged', async () => {
+  const zoo = 'tests/fixtures/zoo/vit_b_16', m = JSON.parse(readFileSync(`${zoo}/meta.json`, 'utf8'));
+  const g = importOnnx(readFileSync(`${zoo}/model.onnx`)), before = g.nodes.length;
+  const layer = tokenMap(g, m.target, 'tokens-cls');
+  assert.equal(g.tensors.get(layer)!.shape, [32, 4, 4], '(D, h, w) with the class token dropped');
+  assert.is(g.nodes.length, before + 7);
+  const x = npy(`${zoo}/x.npy`), want = npy(`${zoo}/gradcam.npy`), logits = npy(`${zoo}/logits.npy`);
+  const model = await Model.load(await nodeGpu(), g, 'vit_b_16');
+  try {
+    const r = await new Explainer(model).explain(x.data, { methods: ['gradcam'], targets: m.classes, layer });
+    const raw = new Float32Array(r.images.flatMap((im) => [...im.methods.gradcam!.raw]));
+    const lg = new Float32Array(r.images.flatMap((im) => [...im.logits]));
+    const ec = relMax(raw, want.data), el = relMax(lg, logits.data);
+    console.log(`  vit_b_16 Grad-CAM raw ${ec.toExponential(1)}, logits ${el.toExponential(1)} (batch 2)`);
+    assert.ok(ec <= 1e-5, `Grad-CAM raw ${ec}`);
+    assert.ok(el <= 1e-5, `logits ${el}`);
+  } finally { model.destroy(); }
+  assert.throws(() => tokenMap(importOnnx(readFileSync(`${zoo}/model.onnx`)), m.target, 'tokens'), /17 tokens are not a square grid/);
 });
 
 test.run();
