@@ -178,8 +178,36 @@ export function importBatchAware(im: Importer, n: OnnxNode): void {
       return setBatch(im, out, b);
     }
     case 'Slice': return slice(im, n, x, s, b, dims, refuse, axisOf);
+    case 'Gather': { // constant indices on a per-sample axis (Swin's q, k, v = qkv[0], qkv[1], qkv[2])
+      const a = axisOf(im.attrs(n).i('axis', 0), 'axis');
+      if (a === b.axis || x !== n.inputs[0]) refuse(`a Gather along the batch axis ${a} would pick samples`);
+      const raw = im.constInts(n, 1, 'indices'), idims = im.ints.get(n.inputs[1])!.dims, p = sampleAxis(b, a), size = s[p];
+      const badIndex = raw.find((v) => !(v >= -size && v < size));
+      if (badIndex !== undefined) refuse(`index ${showDim(badIndex)} is outside axis ${a} of size ${size}`);
+      const op = { kind: 'gather' as const, axis: p, indices: raw.map((v) => (v < 0 ? v + size : v)) };
+      const final = [...s.slice(0, p), ...idims, ...s.slice(p + 1)], batch = { ...b, axis: b.axis < a ? b.axis : b.axis + idims.length - 1 };
+      if (idims.length === 1) im.emit(n, op, [x]);
+      else {
+        const mid = `${out}:gather`;
+        im.emit(n, op, [x], undefined, mid);
+        im.emit(n, { kind: 'alias' }, [mid], final, out, `${n.name}:reshape`);
+      }
+      return setBatch(im, out, batch);
+    }
+    case 'Concat': { // along a per-sample axis, every input with the same batch axis
+      const a = axisOf(im.attrs(n).i('axis', 0), 'axis');
+      if (a === b.axis) refuse(`a Concat along the batch axis ${a} would join samples`);
+      for (const i of n.inputs) {
+        const bi = im.isVar(i) ? batchOf(im, i) : undefined, d = bi && onnxDims(im.shape(n, n.inputs.indexOf(i)), bi);
+        if (!bi || !d || d.length !== dims.length || bi.axis !== b.axis || bi.outer !== b.outer || bi.inner !== b.inner)
+          refuse(`input '${i}' is ${bi ? `${show(d!)} with its batch elsewhere` : 'a constant'}`);
+      }
+      const p = sampleAxis(b, a);
+      im.emit(n, p === 0 ? { kind: 'concat' } : { kind: 'concat', axis: p }, n.inputs);
+      return setBatch(im, out, b);
+    }
   }
-  refuse(`${n.opType} is only supported with the batch at axis 0 (Transpose, Reshape, MatMul, Gemm, Softmax, LogSoftmax, Slice, Add, Sub, Mul, Div and element-wise activations take a moved batch axis)`);
+  refuse(`${n.opType} is only supported with the batch at axis 0 (Transpose, Reshape, MatMul, Gemm, Softmax, LogSoftmax, Slice, Gather, Concat, Add, Sub, Mul, Div and element-wise activations take a moved batch axis)`);
 }
 
 /** An operand of a binary op with the batch at b of an ONNX rank R: an activation with the same batch axis, or a

@@ -125,7 +125,11 @@ export class Importer {
     for (const extra of n.outputs.slice(1)) if (extra && this.uses.has(extra) && n.opType !== 'Dropout' && n.opType !== 'Split' && n.opType !== 'LayerNormalization') this.unsupported(n, `output '${extra}' is used; only the first output is supported`);
     if (n.opType === 'Dropout' && n.outputs[1] && this.uses.has(n.outputs[1])) this.unsupported(n, 'mask output is used');
     // opset 12+: with training_mode true, Dropout masks at random and scales by 1/(1-ratio); camgpu runs it only as the inference identity
-    if (n.opType === 'Dropout' && n.inputs[2]) this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout, without that input, is supported)`);
+    // a constant false training_mode is inference; so is training with a constant ratio 0 (torchvision 0.14's Swin
+    // attention dropout: training=True, p=0: no element dropped, scale 1/(1-0))
+    const zero = (i: string | undefined, m: Map<string, { data: ArrayLike<number> }>) => !!i && (m.get(i)?.data.length ?? 0) > 0 && Array.from(m.get(i)!.data).every((v) => v === 0);
+    if (n.opType === 'Dropout' && n.inputs[2] && !zero(n.inputs[2], this.ints) && !zero(n.inputs[1], this.floats))
+      this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout: without that input, with a constant false, or with a constant ratio 0)`);
     if (n.opType === 'Constant') {
       const t = a('value')?.t, vf = a('value_float')?.f, vfs = a('value_floats')?.floats, vi = a('value_int')?.i, vis = a('value_ints')?.ints;
       if (t) { t.name = n.outputs[0]; this.addConst(t); }
