@@ -47,6 +47,15 @@ for (const [name, layers, heads] of [['vit_tiny_op13', 2, 2], ['vit_tiny_op15', 
   });
 }
 
+test('swin_tiny_op17 (Swin-T structure: shifted windows merged with the batch): logits and input gradient vs PyTorch float64 at batch 1 and 2, DeepLIFT summation to delta', async () => {
+  const g = importOnnx(readFileSync(`${dir('swin_tiny_op17')}/model.onnx`));
+  const f = forms(g);
+  assert.equal([f.products, f.softmax], [8, 4], 'four attention blocks: q k^T and a v, one softmax each');
+  // per sample, stage 1's attention is (nW, H, L, L) = (4, 2, 16, 16): the windows stay with their image
+  assert.equal(g.tensors.get(g.nodes.find((n) => n.op.kind === 'softmax')!.output)!.shape, [4, 2, 16, 16]);
+  await checkTorchFixture(dir('swin_tiny_op17'), 'swin_tiny_op17', g, TOL);
+});
+
 test('exports that mix the samples of a batch after moving its axis are refused, naming node, op and shapes', () => {
   const bytes = (name: string) => readFileSync(`${dir(name)}/model.onnx`);
   importRejects(bytes('bad_softmax'), ["node '/Softmax'", 'Softmax of [96,N,32]', 'moved to axis 1', 'softmax over axis 1 would mix the samples']);
@@ -175,6 +184,20 @@ test('Grad-CAM on ViT tokens (tokenMap, tokens-cls): the raw map equals PyTorch\
     assert.ok(el <= 1e-5, `logits ${el}`);
   } finally { model.destroy(); }
   assert.throws(() => tokenMap(importOnnx(readFileSync(`${zoo}/model.onnx`)), m.target, 'tokens'), /17 tokens are not a square grid/);
+});
+
+test('Grad-CAM on Swin (tokenMap, nhwc): the raw map equals PyTorch\'s with reshape_transform', async () => {
+  const zoo = 'tests/fixtures/zoo/swin_t', m = JSON.parse(readFileSync(`${zoo}/meta.json`, 'utf8'));
+  const g = importOnnx(readFileSync(`${zoo}/model.onnx`)), layer = tokenMap(g, m.target, 'nhwc');
+  assert.equal(g.tensors.get(layer)!.shape, [m.act_shape[3], m.act_shape[1], m.act_shape[2]], '(C, h, w) from (h, w, C)');
+  const x = npy(`${zoo}/x.npy`), want = npy(`${zoo}/gradcam.npy`);
+  const model = await Model.load(await nodeGpu(), g, 'swin_t');
+  try {
+    const r = await new Explainer(model).explain(x.data, { methods: ['gradcam'], targets: m.classes, layer });
+    const ec = relMax(new Float32Array(r.images.flatMap((im) => [...im.methods.gradcam!.raw])), want.data);
+    console.log(`  swin_t Grad-CAM raw ${ec.toExponential(1)} (batch 2)`);
+    assert.ok(ec <= 1e-5, `Grad-CAM raw ${ec}`);
+  } finally { model.destroy(); }
 });
 
 test.run();
