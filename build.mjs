@@ -1,6 +1,7 @@
-// Builds: dist/camgpu.js (browser ESM library) and dist/camgpu.d.ts (its types, emitted into dist/types/), dist/web/
+// Builds: dist/camgpu.js (browser ESM library) and dist/camgpu.d.ts, dist/node.d.ts (types, emitted into dist/types/), dist/web/
 // (the demo page: index.html, style.css, demo.js), dist/node.js (Node entry), dist/cli.js, dist/tests/run.js,
-// dist/bench.js, dist/peers.js (bench/peers.ts). .wgsl files are bundled as text. The browser bundles must not reach
+// dist/bench.js, bench/peers/dist/peers.js (bench/peers/peers.ts:
+// next to bench/peers/node_modules, where its own package's dependencies are installed). .wgsl files are bundled as text. The browser bundles must not reach
 // a Node built-in: src/ and web/ are scanned for such imports and esbuild's metafile is checked; either finding fails
 // the build, naming the file.
 import { build } from 'esbuild';
@@ -37,13 +38,15 @@ const browser = async (entry, outfile) => {
   const r = await build({ ...common, platform: 'browser', entryPoints: [entry], outfile, metafile: true, plugins: [noNode] });
   checkMeta(outfile, r.metafile);
 };
-// Declarations of the library (dist/types/*.d.ts) and one entry file for them.
+// Declarations of the library and of its Node entry (dist/types/{src,node}/*.d.ts) and one entry file for each:
+// dist/camgpu.d.ts (package "camgpu" in a browser) and dist/node.d.ts ("camgpu/node").
 const declarations = async () => {
-  await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', 'src/index.ts', 'src/wgsl.d.ts', '--declaration', '--emitDeclarationOnly',
-    '--outDir', 'dist/types', '--rootDir', 'src', '--target', 'es2022', '--module', 'esnext', '--moduleResolution', 'bundler',
-    '--lib', 'es2022,dom', '--types', '@webgpu/types', '--strict', '--skipLibCheck'])
+  await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', 'src/index.ts', 'node/index.ts', 'src/wgsl.d.ts', '--declaration', '--emitDeclarationOnly',
+    '--outDir', 'dist/types', '--rootDir', '.', '--target', 'es2022', '--module', 'esnext', '--moduleResolution', 'bundler',
+    '--lib', 'es2022,dom', '--types', '@webgpu/types,node', '--strict', '--skipLibCheck'])
     .catch((e) => { throw new Error(`declarations (tsc) failed:\n${e.stdout}${e.stderr}`.trim()); });
-  writeFileSync('dist/camgpu.d.ts', '// Types of dist/camgpu.js (emitted by build.mjs into dist/types/).\n/// <reference types="@webgpu/types" />\nexport * from \'./types/index.js\';\n');
+  writeFileSync('dist/camgpu.d.ts', '// Types of dist/camgpu.js (emitted by build.mjs into dist/types/).\n/// <reference types="@webgpu/types" />\nexport * from \'./types/src/index.js\';\n');
+  writeFileSync('dist/node.d.ts', '// Types of dist/node.js, "camgpu/node" (emitted by build.mjs into dist/types/).\n/// <reference types="@webgpu/types" />\nexport * from \'./types/node/index.js\';\n');
 };
 
 function failOnNode() {
@@ -63,7 +66,7 @@ const results = await Promise.allSettled([
   build({ ...nodeOpts, entryPoints: ['node/cli.ts'], outfile: 'dist/cli.js' }),
   build({ ...nodeOpts, stdin: { contents: tests.map((f) => `import './${f}';`).join('\n'), resolveDir: 'tests', loader: 'ts' }, outfile: 'dist/tests/run.js' }),
   existsSync('bench/bench.ts') ? build({ ...nodeOpts, entryPoints: ['bench/bench.ts'], outfile: 'dist/bench.js' }) : null,
-  existsSync('bench/peers.ts') ? build({ ...nodeOpts, entryPoints: ['bench/peers.ts'], outfile: 'dist/peers.js' }) : null,
+  existsSync('bench/peers/peers.ts') ? build({ ...nodeOpts, entryPoints: ['bench/peers/peers.ts'], outfile: 'bench/peers/dist/peers.js' }) : null,
 ]);
 failOnNode(); // first: it explains errors the other steps may also hit
 const failed = results.filter((r) => r.status === 'rejected');

@@ -15,11 +15,12 @@ import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
 import { convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
-import { ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
+import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { accuracy, evaluate, markdown, readScenes } from './eval.js';
+import { ExplainRow, writeEvalReport, writeExplainReport } from './report.js';
 import { npyBytes, parseNpy } from './npy.js';
 import { FileKind, ImageError, Rgb, Sidecar, decodeImage, denormalize, encodePng, preprocess, readSidecar, sidecarPath, sniff } from './image.js';
 import { COLORMAP_NAMES, Colormap, GridWriter, lut, overlay } from './render.js';
@@ -110,6 +111,7 @@ const COMMANDS: Record<string, Command> = {
       scorecam: { type: 'string', arg: 'pgc|official', help: 'Score-CAM variant: pytorch-grad-cam\'s (default) or the official code\'s' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       profile: { type: 'boolean', help: 'time every dispatch of the gradient pass on the GPU (timestamp queries); printed and in summary.json' },
+      report: { type: 'string', arg: 'DIR', help: 'also write DIR/report.html: the grid with top-k classes and timings, click two tiles to compare (self-contained)' },
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
     },
     run: (v, pos) => explainCommand(v, pos),
@@ -135,6 +137,8 @@ const COMMANDS: Record<string, Command> = {
       batch: { type: 'string', arg: 'N', help: 'scenes explained per run (default 16)' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
       json: { type: 'string', arg: 'FILE', help: 'also write the results as JSON' },
+      report: { type: 'string', arg: 'DIR', help: 'also write DIR/report.html (metrics, curves, gallery with boxes, pointing game, settings; self-contained) and DIR/eval.json' },
+      gallery: { type: 'string', arg: 'N', help: 'scenes in the report\'s gallery (default 12)' },
       accuracy: { type: 'boolean', help: 'only the top-1 accuracy over the scenes (forward passes, no explanations)' },
     },
     run: (v) => evalCommand(v),
@@ -204,7 +208,7 @@ async function info(path: string, shape?: string) {
 
 /** Values a node's op holds on the GPU (weights, biases, folded BN scale/shift, LayerNorm / InstanceNorm scale and bias). */
 function opParams(op: Graph['nodes'][number]['op']): number {
-  if (op.kind === 'conv' || op.kind === 'linear') return op.w.length + op.b.length;
+  if (op.kind === 'conv' || op.kind === 'linear' || op.kind === 'convtranspose') return op.w.length + op.b.length;
   if (op.kind === 'affine') return op.scale.length + op.shift.length;
   if (op.kind === 'norm') return op.scale.length + op.bias.length;
   return 0;
@@ -432,11 +436,13 @@ async function explainCommand(v: Values, files: string[]) {
     return w;
   };
   const timings: Record<string, number> = {}, images: Record<string, unknown>[] = [], printed: string[][] = [];
+  const reportDir = v.report as string | undefined, reportRows: ExplainRow[] = [];
+  if (reportDir) makeDir(reportDir);
   let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined;
   const opts: ExplainOptions = {
     // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
     methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile,
+    ...(a.riseN ? { rise: { n: a.riseN } } : {}), profile: !!v.profile, signal: STOP.signal,
   };
   try {
     const grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...a.methods], H, W));
@@ -466,6 +472,7 @@ async function explainCommand(v: Values, files: string[]) {
         }
         if (a.rawDir) raw('logits.npy', [rows, classes]).append(r.logits);
         const label = side.labels[r.target], prob = r.probs[r.target];
+        if (reportDir) reportRows.push({ name: it.name, target: r.target, label, prob, view, overlays: Object.fromEntries(a.methods.map((m, j) => [m, tiles[j + 1]])) });
         await grid.addRow(`${it.name}: ${label === String(r.target) ? `class ${label}` : `${label} (${r.target})`} p=${fmtProb(prob)}`, tiles);
         printed.push([it.name, String(r.target), label, fmtProb(prob), r.logits[r.target].toPrecision(5)]);
         if (last !== it) {
@@ -501,6 +508,7 @@ async function explainCommand(v: Values, files: string[]) {
     images,
   };
   guard(summaryPath, () => writeFileSync(summaryPath, pretty(summary) + '\n'));
+  const reportPath = reportDir ? guard(join(reportDir, 'report.html'), () => writeExplainReport(reportDir, summary, reportRows)) : null;
 
   out(table([
     ['model', `${a.model}: (${inShape}) -> ${classes} classes; ${side.path ? `preprocessing from ${side.path}` : 'no sidecar, ImageNet preprocessing'}:`
@@ -517,6 +525,7 @@ async function explainCommand(v: Values, files: string[]) {
     ['overlays', `${join(a.outDir, `<image>${named ? '.c<class>' : ''}.<method>.png`)} (${overlays} files, colormap ${a.colormap}, alpha ${a.alpha})`],
     ['grid', `${gridPath} (${rows} row${rows > 1 ? 's' : ''} x ${a.methods.length + 1} columns)`],
     ['summary', summaryPath],
+    ...(reportPath ? [['report', reportPath]] : []),
     ...[...raws.values()].map((w, i) => [i ? '' : 'raw', `${w.path} (${w.shape})`]),
     ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
   ]));
@@ -596,17 +605,27 @@ async function evalCommand(v: Values) {
   let scenes;
   try { scenes = readScenes(dir); } catch (e) { throw new CliError((e as Error).message); }
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
-  const { model } = await loadTuned(g, path);
+  const { gpu, model, tuned } = await loadTuned(g, path);
   if (v.accuracy) {
     const a = await accuracy(model, side, dir, { limit, batch: int('batch') });
     out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
     return;
   }
-  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d) });
+  const reportDir = v.report as string | undefined;
+  if (reportDir) makeDir(reportDir);
+  const r = await evaluate(model, side, dir, { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n'), onProgress: (d) => progress.show(d),
+    signal: STOP.signal, ...(reportDir ? { detail: { gallery: int('gallery') ?? 12 } } : {}) });
   progress.end();
   out(`${basename(path)} on ${dir}: ${r.scenes} scenes (${r.multi} multi-instance), accuracy ${(100 * r.accuracy).toFixed(1)}%, deletion/insertion: ${r.steps} steps over ${r.aucScenes} scenes; ${r.seconds.toFixed(0)} s`);
   out(markdown(r));
-  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify({ model: path, data: dir, ...r }, null, 1)));
+  const { detail, ...scores } = r;
+  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify({ model: path, data: dir, ...scores }, null, 1)));
+  if (reportDir && detail) {
+    const file = guard(join(reportDir, 'report.html'), () => writeEvalReport(reportDir, { model: path, data: dir, adapter: gpu.adapterInfo || '(unknown)', tuned, labels: side.labels,
+      versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu') },
+      options: { methods: methods.join(','), limit: limit ?? null, steps: int('steps') ?? null, 'auc-limit': int('auc-limit') ?? null, batch: int('batch') ?? null, 'rise-n': int('rise-n') ?? null } }, r));
+    out(`report: ${file} (and ${join(reportDir, 'eval.json')})`);
+  }
 }
 
 // =============================================================================================== layers
@@ -823,9 +842,21 @@ async function main(argv: string[]): Promise<void> {
   await c.run(r.values, r.positionals);
 }
 
+/**
+ * Ctrl-C: the first SIGINT aborts the running explanation or evaluation between GPU batches (what it holds is
+ * freed, the GPU released) and the command exits with 130; a second one exits at once.
+ */
+const STOP = new AbortController();
+process.once('SIGINT', () => {
+  STOP.abort();
+  process.stderr.write('\ncamgpu: stopping after the current GPU batch (Ctrl-C again to quit at once)\n');
+  process.once('SIGINT', () => process.exit(130));
+});
+
 /** One line for stderr, and the exit status. */
 function report(e: unknown): number {
   const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
+  if (e instanceof CancelledError) { process.stderr.write(`camgpu: cancelled: ${oneLine(e.message)}\n`); return 130; }
   if (e instanceof UsageError) { process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 2; }
   if (e instanceof CliError || e instanceof ModelError || e instanceof UnsupportedError || e instanceof OnnxError || e instanceof GpuError || e instanceof ImageError) {
     process.stderr.write(`camgpu: ${oneLine(e.message)}\n`); return 1;

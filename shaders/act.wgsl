@@ -165,12 +165,37 @@ fn gl4(r: f32, d: f32, a: f32, b: f32) -> f32 {
     + 0.32607257743127307 * (df(r + 0.33000947820757187 * d, a, b) + df(r + 0.6699905217924281 * d, a, b));
 }
 
+// The kinks of the piecewise-linear (or -quadratic) functions whose secant kinked() splits: clip [a, b], hardsigmoid
+// where a x + b is 0 and 1, hardswish -3 and 3 (in increasing order).
+fn kinks(a: f32, b: f32) -> vec2<f32> {
+  switch FN {
+    case 1u: { return vec2<f32>(a, b); }
+    case 4u: { let k0 = -b / a; let k1 = (1.0 - b) / a; return vec2<f32>(min(k0, k1), max(k0, k1)); }
+    default: { return vec2<f32>(-3.0, 3.0); }
+  }
+}
+
+// Secant of clip, hardsigmoid and hardswish split at the kinks: the mean of f' over [lo, hi] is the sum over the (at
+// most three) pieces of (length x f' at the piece's midpoint), exact on linear and quadratic pieces, divided by the
+// length. No difference of two function values, so no cancellation when x and x' straddle a kink closely
+// (hardswish at x = 3 +- 1e-3: the difference quotient's error was eps 3 / 2e-3 = 1.8e-4 of the multiplier). Lengths
+// are differences of inputs and kinks: exact for nearby values, relative eps otherwise; hardsigmoid's kinks -b/a,
+// (1-b)/a are rounded to float32, which sets its floor at ulp(kink) / |x - x'|.
+fn kinked(v: f32, r: f32, a: f32, b: f32) -> f32 {
+  if (FN == 4u && a == 0.0) { return 0.0; } // constant clamp(b)
+  let lo = min(v, r); let hi = max(v, r);
+  let k = kinks(a, b);
+  let c0 = clamp(k.x, lo, hi); let c1 = clamp(k.y, lo, hi);
+  let s = (c0 - lo) * df(0.5 * (lo + c0), a, b) + (c1 - c0) * df(0.5 * (c0 + c1), a, b) + (hi - c1) * df(0.5 * (c1 + hi), a, b);
+  return s / (hi - lo);
+}
+
 // DeepLIFT Rescale multiplier (f(v) - f(r)) / (v - r), evaluated without float32 cancellation. Closed forms where f
-// has one: sigmoid s(v) - s(r) = s(-v) s(r) expm1(v - r); sqrt 1/(sqrt v + sqrt r); 1/x: -1/(v r); softsign on one
-// side of 0: 1/((1 + |v|)(1 + |r|)). On one piece, closer than reach(): f' at the midpoint on linear and quadratic
-// pieces (exact), else gl4. Otherwise the difference quotient, whose rounding error is then at most
-// ~eps max|f| / reach (log: log(v / r) / d, one rounding); across a kink at 0 the two values have opposite signs
-// around f(0) = 0 and are each accurate (expm1), so their difference is too.
+// has one: clip, hardsigmoid, hardswish split at their kinks (kinked); sigmoid s(v) - s(r) = s(-v) s(r) expm1(v - r);
+// sqrt 1/(sqrt v + sqrt r); 1/x: -1/(v r); softsign on one side of 0: 1/((1 + |v|)(1 + |r|)). On one piece, closer
+// than reach(): f' at the midpoint on linear and quadratic pieces (exact), else gl4. Otherwise the difference
+// quotient, whose rounding error is then at most ~eps max|f| / reach (log: log(v / r) / d, one rounding); across a
+// kink at 0 the two values have opposite signs around f(0) = 0 and are each accurate (expm1), so their difference is too.
 fn secant(v: f32, r: f32, a: f32, b: f32) -> f32 {
   let d = v - r;
   switch FN {
@@ -181,6 +206,7 @@ fn secant(v: f32, r: f32, a: f32, b: f32) -> f32 {
         + d * (1.0 / 40320.0 + d * (1.0 / 362880.0 + d / 3628800.0))))))));
       return (1.0 / (1.0 + exp(v))) * (1.0 / (1.0 + exp(-r))) * e;
     }
+    case 1u, 4u, 5u: { return kinked(v, r, a, b); }
     case 9u: { return 1.0 / (sqrt(v) + sqrt(r)); }
     case 10u: { return -1.0 / (v * r); }
     case 20u: { if ((v > 0.0) == (r > 0.0)) { return 1.0 / ((1.0 + abs(v)) * (1.0 + abs(r))); } }

@@ -3,7 +3,7 @@
 // canvas ready to draw. Only DOM / WebGPU globals, no Node imports; the pure parts (pixelsToTensor, cropRect) run anywhere.
 import { Gpu, GpuError, requestDevice } from './gpu.js';
 import { Model } from './model.js';
-import { type ExplainOptions, resize } from './explain.js';
+import { resize } from './explain.js';
 import { type Colormap, colorize } from './colormap.js';
 
 /**
@@ -167,16 +167,3 @@ export function mapToCanvas(map: ArrayLike<number>, W: number, H: number, colorm
   return c;
 }
 
-/** Thrown by a cancellable() progress callback; explain() rejects with it and the Explainer stays usable. */
-export class CancelledError extends Error {
-  constructor(message = 'cancelled') { super(message); this.name = 'CancelledError'; }
-}
-
-/** An onProgress for explain() that forwards progress and throws CancelledError once `signal` is aborted, which stops
- *  a perturbation method (Score-CAM, Ablation-CAM, RISE) after its current batch. */
-export function cancellable(signal: AbortSignal, onProgress?: ExplainOptions['onProgress']): NonNullable<ExplainOptions['onProgress']> {
-  return (done, total, what) => {
-    if (signal.aborted) throw new CancelledError(`cancelled at ${done}/${total} (${what})`);
-    onProgress?.(done, total, what);
-  };
-}

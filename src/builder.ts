@@ -124,6 +124,8 @@ export class GraphBuilder {
 
   /** A layout op (src/ops/layout.ts): transpose, slice, pad, tile or gather, per-sample axes. */
   layout(x: string, op: LayoutOp): string { return this.push(op.kind, LAYOUT_SOURCE[op.kind], op, [x]); }
+  /** Any single-input op record as given (Resize, ConvTranspose: tests build their parameters), source its ONNX op type. */
+  op(x: string, op: Op, source: string): string { return this.push(op.kind, source, op, [x]); }
   /** Alias to a new per-sample shape of the same size (Reshape): same data, no dispatch. */
   reshape(x: string, shape: Shape): string {
     if (numel(shape) !== numel(this.shape(x))) throw new ModelError(`builder: reshape of ${fmt(this.shape(x))} to ${fmt(shape)} changes the size`);
@@ -197,12 +199,12 @@ export class GraphBuilder {
   }
 }
 
-/** Number of learned parameters: conv and linear weights and biases, affine and norm scales and shifts, PRelu slopes, constants. */
+/** Number of learned parameters: conv, transposed conv and linear weights and biases, affine and norm scales and shifts, PRelu slopes, constants. */
 export function paramCount(g: Graph): number {
   let n = 0;
   for (const node of g.nodes) {
     const op = node.op;
-    if (op.kind === 'conv' || op.kind === 'linear') n += op.w.length + op.b.length;
+    if (op.kind === 'conv' || op.kind === 'linear' || op.kind === 'convtranspose') n += op.w.length + op.b.length;
     else if (op.kind === 'affine') n += op.scale.length + op.shift.length;
     else if (op.kind === 'act' && op.alphas) n += op.alphas.length;
     else if (op.kind === 'norm') n += op.scale.length + op.bias.length;

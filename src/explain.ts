@@ -1,6 +1,6 @@
 // explain(): every requested method for a batch of images. The gradient CAMs come from one plan: one forward,
 // one backward to the target layer (plus LIFT-CAM's head-only DeepLIFT pass) and the fused CAM epilogue, in one
-// submit. Perturbation and pixel methods add their own batched plans. Definitions: shared METHODS.md.
+// submit. Perturbation and pixel methods add their own batched plans. Definitions: docs/METHODS.md.
 import { Graph, ModelError, consumers, isConst, logitsOf, numel, producers } from './graph.js';
 import { Model, Plan, ProfileEntry, Step, addProfiles, candidates } from './model.js';
 import { METHODS, METHOD_NAMES, Method, FAST_METHODS } from './methods.js';
@@ -35,6 +35,16 @@ export interface ExplainOptions {
   onProgress?: (done: number, total: number, what: string) => void;
   /** Time every dispatch of the gradient pass with timestamp queries (Explanation.profile; needs 'timestamp-query'). */
   profile?: boolean;
+  /** Cancels the call: checked between GPU batches (each perturbation batch, each chunk of images); rejects with CancelledError. */
+  signal?: AbortSignal;
+}
+
+/** explain() was cancelled through its AbortSignal; what it held is released and the explainer stays usable. */
+export class CancelledError extends Error {
+  constructor(message = 'the explanation was cancelled') { super(message); this.name = 'CancelledError'; }
+}
+function checkAbort(o: ExplainOptions, where: string) {
+  if (o.signal?.aborted) throw new CancelledError(`explanation cancelled (${where})`);
 }
 export interface MethodResult {
   /** (H, W) at input resolution, in [0,1] unless normalize is 'none'. */
@@ -127,9 +137,14 @@ export function parseMethods(m: ExplainOptions['methods']): Method[] {
 
 /** Caches plans per model, layer and options; call explain() repeatedly on the same instance. */
 export class Explainer {
-  private plans = new Map<string, { plan: Plan; cam: CamEpilogue }>();
-  private extra = new Map<string, Plan>();
-  private headModel: Model | null = null;
+  // Overlapping explain() calls on one model are safe: plans are created once per key (the cache holds the
+  // promise, so concurrent calls share one build), Plan.run/rerun are queued per plan, and the one sequence that
+  // spans several submits on a plan (the gradient pass, then Eigen-CAM / perturbation weights written into its
+  // CAM buffers and the maps re-run) holds that plan's lock, so no other call's run lands in between.
+  private plans = new Map<string, Promise<{ plan: Plan; cam: CamEpilogue; lock: Lock }>>();
+  private extra = new Map<string, Promise<Plan>>();
+  private heads = new Map<string, Model>(); // Ablation-CAM: the network after each target layer
+  private destroyed = false;
   constructor(readonly model: Model) {}
 
   async explain(images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
@@ -172,68 +187,75 @@ export class Explainer {
     let gpuBytes = 0, profile: ProfileEntry[] | undefined;
 
     for (let r0 = 0; r0 < rows.length; r0 += B) {
+      checkAbort(o, `before image row ${r0} of ${rows.length}`);
       const chunk = rows.slice(r0, r0 + B), k = chunk.length;
       const x = new Float32Array(k * per);
       chunk.forEach((r, i) => x.set(images.subarray(r.image * per, (r.image + 1) * per), i * per));
       const key = JSON.stringify([B, A, lift, wantInputGrad, needCamSlots, o.score, o.relu, o.normalize, o.resize, o.gradcamPP]);
-      let entry = this.plans.get(key);
-      if (!entry) {
+      const { plan, cam, lock } = await this.once(this.plans, key, async () => {
         const plan = await m.plan({ batch: B, read: [A], score: o.score, backward: [
           { grads: wantInputGrad ? [A, g.input] : [A], mode: 'grad' },
           ...(lift ? [{ grads: [A], mode: 'deeplift' as const, reference: { zeroAt: A } }] : []),
         ] });
-        const cam = new CamEpilogue(plan, A, aShape, [H, W], needCamSlots.map((x) => METHODS[x].slot!), o, lift);
-        await cam.attach();
-        entry = { plan, cam }; this.plans.set(key, entry);
-      }
-      const { plan, cam } = entry;
+        try {
+          const cam = new CamEpilogue(plan, A, aShape, [H, W], needCamSlots.map((x) => METHODS[x].slot!), o, lift);
+          await cam.attach();
+          return { plan, cam, lock: new Lock() };
+        } catch (e) { plan.destroy(); throw e; }
+      }, (e) => e.plan.destroy());
       gpuBytes = Math.max(gpuBytes, plan.bytes);
-      const seed = seedRows ? seedRows.subarray(chunk[0].image * C, (chunk[0].image + k) * C) : undefined;
-      const res = await time('gradient pass', () => plan.run(x, { ...(seedRows ? { seed } : { classes: Int32Array.from(chunk.map((r) => r.cls)) }), profile: o.profile }));
-      if (res.profile) profile = addProfiles(profile, res.profile);
-      const targets = res.targets ? Array.from(res.targets) : chunk.map((_, i) => argmax(seed!.subarray(i * C, (i + 1) * C)));
-      const act = res.values.get(A)!, Z = aShape[1] * aShape[2], K = aShape[0];
-      let maps = res.extra.get('cam.maps')!, raw = res.extra.get('cam.raw')!, wts = res.extra.get('cam.weights')!;
-      const eigen = methods.includes('eigencam') ? chunk.map((_, i) => eigenCam(act.subarray(i * K * Z, (i + 1) * K * Z), K, Z)) : null;
+      // held from the gradient pass until the maps are re-run from its buffers; every exit releases it
+      const release = await lock.acquire();
+      let held = true; const unlock = () => { if (held) { held = false; release(); } };
+      try {
+        const seed = seedRows ? seedRows.subarray(chunk[0].image * C, (chunk[0].image + k) * C) : undefined;
+        const res = await time('gradient pass', () => plan.run(x, { ...(seedRows ? { seed } : { classes: Int32Array.from(chunk.map((r) => r.cls)) }), profile: o.profile }));
+        if (res.profile) profile = addProfiles(profile, res.profile);
+        const targets = res.targets ? Array.from(res.targets) : chunk.map((_, i) => argmax(seed!.subarray(i * C, (i + 1) * C)));
+        const act = res.values.get(A)!, Z = aShape[1] * aShape[2], K = aShape[0];
+        let maps = res.extra.get('cam.maps')!, raw = res.extra.get('cam.raw')!, wts = res.extra.get('cam.weights')!;
+        const eigen = methods.includes('eigencam') ? chunk.map((_, i) => eigenCam(act.subarray(i * K * Z, (i + 1) * K * Z), K, Z)) : null;
 
-      // perturbation weights (written into the CAM buffers, then the epilogue maps them)
-      const extraW = new Map<Method, Float32Array[]>();
-      if (methods.includes('scorecam')) extraW.set('scorecam', await time('scorecam', () => this.scoreCam(x, act, chunk.length, targets, aShape, o, PB)));
-      if (methods.includes('ablationcam')) extraW.set('ablationcam', await time('ablationcam', () => this.ablationCam(act, res.logits, k, targets, A, aShape, PB, o)));
-      if (eigen || extraW.size) {
-        const upd = await time('remap', () => cam.remap(k, eigen?.map((e) => e.raw) ?? null, extraW));
-        maps = upd.get('cam.maps')!; raw = upd.get('cam.raw')!; wts = upd.get('cam.weights')!;
-      }
-      const pixel = await this.pixel(methods, x, k, targets, seed, res.grads.get(g.input), o, B, time);
-      const rise = methods.includes('rise') ? await time('rise', () => this.rise(x, k, targets, o, PB)) : null;
-
-      chunk.forEach((row, i) => {
-        const logits = res.logits.subarray(i * C, (i + 1) * C), probs = softmax(logits);
-        const out: ImageResult = { image: row.image, target: targets[i], logits: logits.slice(), probs, topk: topk(logits, probs, 5), methods: {} };
-        needCamSlots.forEach((mm, j) => {
-          if (!methods.includes(mm)) return;
-          const slot = METHODS[mm].slot!, rows8 = [0, 1, 2, 3, 4, 5, 6, 7];
-          const map = maps.slice(((i * needCamSlots.length) + j) * H * W, ((i * needCamSlots.length) + j + 1) * H * W);
-          const mr: MethodResult = { map, raw: raw.slice((i * RAW_SLOTS + slot) * Z, (i * RAW_SLOTS + slot + 1) * Z), rawShape: [aShape[1], aShape[2]] };
-          if (rows8.includes(slot)) mr.weights = wts.slice((i * WEIGHT_ROWS + slot) * K, (i * WEIGHT_ROWS + slot + 1) * K);
-          if (mm === 'eigencam') mr.weights = eigen![i].weights;
-          out.methods[mm] = mr;
-        });
-        if (pixel) {
-          for (const [mm, v] of pixel.maps) {
-            const attr = v[i];
-            if (mm === 'guided-gradcam') { // guided backprop x the Grad-CAM map
-              const gc = maps.subarray(((i * needCamSlots.length) + needCamSlots.indexOf('gradcam')) * H * W), full = attr.map((a, q) => a * gc[q % (H * W)]);
-              out.methods[mm] = { raw: full, rawShape: [inShape[0], H, W], map: normMap(absMaxChannels(full, inShape[0], H * W)) };
-            } else if (mm === 'saliency') out.methods[mm] = { raw: attr, rawShape: [H, W], map: normMap(attr) };
-            else out.methods[mm] = { raw: attr, rawShape: [inShape[0], H, W], map: normMap(absMaxChannels(attr, inShape[0], H * W)) };
-          }
-          if (pixel.delta) out.deepliftDelta = pixel.delta[i];
+        // perturbation weights (written into the CAM buffers, then the epilogue maps them)
+        const extraW = new Map<Method, Float32Array[]>();
+        if (methods.includes('scorecam')) extraW.set('scorecam', await time('scorecam', () => this.scoreCam(x, act, chunk.length, targets, aShape, o, PB)));
+        if (methods.includes('ablationcam')) extraW.set('ablationcam', await time('ablationcam', () => this.ablationCam(act, res.logits, k, targets, A, aShape, PB, o)));
+        if (eigen || extraW.size) {
+          const upd = await time('remap', () => cam.remap(k, eigen?.map((e) => e.raw) ?? null, extraW));
+          maps = upd.get('cam.maps')!; raw = upd.get('cam.raw')!; wts = upd.get('cam.weights')!;
         }
-        if (rise) out.methods.rise = { raw: rise[i], rawShape: [H, W], map: normMap(rise[i]) };
-        results.push(out);
-      });
-      o.onProgress?.(Math.min(r0 + B, rows.length), rows.length, 'images');
+        unlock();
+        const pixel = await this.pixel(methods, x, k, targets, seed, res.grads.get(g.input), o, B, time);
+        const rise = methods.includes('rise') ? await time('rise', () => this.rise(x, k, targets, o, PB)) : null;
+
+        chunk.forEach((row, i) => {
+          const logits = res.logits.subarray(i * C, (i + 1) * C), probs = softmax(logits);
+          const out: ImageResult = { image: row.image, target: targets[i], logits: logits.slice(), probs, topk: topk(logits, probs, 5), methods: {} };
+          needCamSlots.forEach((mm, j) => {
+            if (!methods.includes(mm)) return;
+            const slot = METHODS[mm].slot!, rows8 = [0, 1, 2, 3, 4, 5, 6, 7];
+            const map = maps.slice(((i * needCamSlots.length) + j) * H * W, ((i * needCamSlots.length) + j + 1) * H * W);
+            const mr: MethodResult = { map, raw: raw.slice((i * RAW_SLOTS + slot) * Z, (i * RAW_SLOTS + slot + 1) * Z), rawShape: [aShape[1], aShape[2]] };
+            if (rows8.includes(slot)) mr.weights = wts.slice((i * WEIGHT_ROWS + slot) * K, (i * WEIGHT_ROWS + slot + 1) * K);
+            if (mm === 'eigencam') mr.weights = eigen![i].weights;
+            out.methods[mm] = mr;
+          });
+          if (pixel) {
+            for (const [mm, v] of pixel.maps) {
+              const attr = v[i];
+              if (mm === 'guided-gradcam') { // guided backprop x the Grad-CAM map
+                const gc = maps.subarray(((i * needCamSlots.length) + needCamSlots.indexOf('gradcam')) * H * W), full = attr.map((a, q) => a * gc[q % (H * W)]);
+                out.methods[mm] = { raw: full, rawShape: [inShape[0], H, W], map: normMap(absMaxChannels(full, inShape[0], H * W)) };
+              } else if (mm === 'saliency') out.methods[mm] = { raw: attr, rawShape: [H, W], map: normMap(attr) };
+              else out.methods[mm] = { raw: attr, rawShape: [inShape[0], H, W], map: normMap(absMaxChannels(attr, inShape[0], H * W)) };
+            }
+            if (pixel.delta) out.deepliftDelta = pixel.delta[i];
+          }
+          if (rise) out.methods.rise = { raw: rise[i], rawShape: [H, W], map: normMap(rise[i]) };
+          results.push(out);
+        });
+        o.onProgress?.(Math.min(r0 + B, rows.length), rows.length, 'images');
+      } finally { unlock(); }
     }
     timings.total = now() - t0;
     return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, profile };
@@ -248,6 +270,7 @@ export class Explainer {
     const run = { classes: Int32Array.from(targets), ...(seed ? { seed, classes: undefined } : {}) };
     if (methods.includes('saliency') && inputGrad) maps.set('saliency', split(inputGrad).map((gr) => absMaxChannels(gr, Cc, HW)));
     if (methods.includes('guided') || methods.includes('guided-gradcam')) {
+      checkAbort(o, 'guided');
       const p = await this.planFor('guided', { batch: B, backward: [{ grads: [g.input], mode: 'guided' }], score: o.score });
       const r = await time('guided', () => p.run(x, run));
       const gb = split(r.grads.get(g.input)!);
@@ -259,6 +282,7 @@ export class Explainer {
       const ref = o.reference ?? new Float32Array(per);
       if (ref.length !== per) throw new ModelError(`DeepLIFT reference has ${ref.length} values; one image is ${Cc}x${H}x${W}`);
       const refs = new Float32Array(x.length); for (let i = 0; i < k; i++) refs.set(ref, i * per);
+      checkAbort(o, 'deeplift');
       const p = await this.planFor('deeplift', { batch: B, backward: [{ grads: [g.input], mode: 'deeplift', reference: 'input' }], score: o.score });
       const r = await time('deeplift', () => p.run(x, { ...run, refInput: refs }));
       const mult = r.grads.get(g.input)!, contrib = mult.map((v, q) => v * (x[q] - refs[q])), C = this.model.numClasses;
@@ -274,9 +298,18 @@ export class Explainer {
   }
 
   private async planFor(name: string, opts: Parameters<Model['plan']>[0], model = this.model): Promise<Plan> {
-    const key = `${name}:${JSON.stringify(opts)}`;
-    let p = this.extra.get(key);
-    if (!p) { p = await model.plan(opts); this.extra.set(key, p); }
+    return this.once(this.extra, `${name}:${JSON.stringify(opts)}`, () => model.plan(opts), (p) => p.destroy());
+  }
+
+  /** The cached value for key, created by make() once even when calls overlap; a failed make is forgotten. */
+  private once<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>, free: (v: T) => void): Promise<T> {
+    if (this.destroyed) return Promise.reject(new ModelError('this explainer was destroyed'));
+    let p = cache.get(key);
+    if (!p) {
+      p = make().then((v) => { if (this.destroyed) { free(v); throw new ModelError('this explainer was destroyed while a plan was built'); } return v; });
+      cache.set(key, p);
+      p.catch(() => { if (cache.get(key) === p) cache.delete(key); });
+    }
     return p;
   }
 
@@ -296,6 +329,7 @@ export class Explainer {
           const den = official ? hi - lo : hi - lo + 1e-8;
           for (let c = 0; c < Cc; c++) for (let q = 0; q < H * W; q++) batch[j * per + c * H * W + q] = img[c * H * W + q] * (den === 0 ? 0 : (up[q] - lo) / den);
         }
+        checkAbort(o, 'scorecam');
         const r = await plan.run(batch);
         for (let j = 0; j < n; j++) {
           const l = r.logits.subarray(j * C, (j + 1) * C);
@@ -311,9 +345,10 @@ export class Explainer {
 
   /** Ablation-CAM weights per row: the head re-run from A with one channel ablated, B channels at a time. */
   private async ablationCam(act: Float32Array, logits: Float32Array, k: number, targets: number[], A: string, aShape: number[], B: number, o: ExplainOptions): Promise<Float32Array[]> {
-    this.headModel ??= this.model.head(A);
+    let head = this.heads.get(A);
+    if (!head) { head = this.model.head(A); this.heads.set(A, head); }
     const [K, h, w] = aShape, Z = h * w, per = K * Z, C = this.model.numClasses;
-    const plan = await this.planFor('head', { batch: B }, this.headModel);
+    const plan = await this.planFor(`head:${A}`, { batch: B }, head);
     const out: Float32Array[] = [];
     for (let i = 0; i < k; i++) {
       const a = act.subarray(i * per, (i + 1) * per);
@@ -323,6 +358,7 @@ export class Explainer {
       for (let k0 = 0; k0 < K; k0 += B) {
         const n = Math.min(B, K - k0), batch = new Float32Array(n * per);
         for (let j = 0; j < n; j++) { batch.set(a, j * per); batch.fill(value, j * per + (k0 + j) * Z, j * per + (k0 + j + 1) * Z); }
+        checkAbort(o, 'ablationcam');
         const r = await plan.run(batch);
         for (let j = 0; j < n; j++) wts[k0 + j] = (y - r.logits[j * C + targets[i]]) / y;
         o.onProgress?.(i * K + k0 + n, k * K, 'ablationcam');
@@ -343,6 +379,7 @@ export class Explainer {
       for (let m0 = 0; m0 < N; m0 += B) {
         const n = Math.min(B, N - m0), masks = Array.from({ length: n }, () => riseMask(rand, s, p, H, W)), batch = new Float32Array(n * per);
         masks.forEach((mk, j) => { for (let c = 0; c < Cc; c++) for (let q = 0; q < HW; q++) batch[j * per + c * HW + q] = img[c * HW + q] * mk[q]; });
+        checkAbort(o, 'rise');
         const r = await plan.run(batch);
         masks.forEach((mk, j) => { const pc = softmax(r.logits.subarray(j * C, (j + 1) * C))[targets[i]]; for (let q = 0; q < HW; q++) sal[q] += pc * mk[q]; });
         o.onProgress?.(i * N + m0 + n, k * N, 'rise');
@@ -352,11 +389,25 @@ export class Explainer {
     return out;
   }
 
+  /** Frees every plan, including those still being built (they are freed when their build ends). */
   destroy() {
-    for (const { plan } of this.plans.values()) plan.destroy();
-    for (const p of this.extra.values()) p.destroy();
-    this.headModel?.destroy();
-    this.plans.clear(); this.extra.clear();
+    this.destroyed = true;
+    for (const e of this.plans.values()) e.then((x) => x.plan.destroy(), () => undefined);
+    for (const p of this.extra.values()) p.then((x) => x.destroy(), () => undefined);
+    for (const h of this.heads.values()) h.destroy();
+    this.plans.clear(); this.extra.clear(); this.heads.clear();
+  }
+}
+
+/** A FIFO mutex: acquire() resolves with the release function once every earlier holder has released. */
+class Lock {
+  private tail: Promise<void> = Promise.resolve();
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => { release = r; });
+    const ready = this.tail.then(() => release);
+    this.tail = next;
+    return ready;
   }
 }
 

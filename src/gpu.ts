@@ -13,6 +13,8 @@ import cam from '../shaders/cam.wgsl';
 import reduce from '../shaders/reduce.wgsl';
 import norm from '../shaders/norm.wgsl';
 import matmul from '../shaders/matmul.wgsl';
+import resize from '../shaders/resize.wgsl';
+import convtranspose from '../shaders/convtranspose.wgsl';
 import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect.js';
 
 export class GpuError extends Error {
@@ -56,6 +58,8 @@ export const FAMILIES = {
   reduce: { code: reduce, wg: 256 },
   norm: { code: norm, wg: 64 },
   matmul: { code: matmul, wg: 64 },
+  resize: { code: resize, wg: 256 },
+  convtranspose: { code: convtranspose, wg: 64 },
 } as const;
 export type Family = keyof typeof FAMILIES;
 
@@ -99,17 +103,46 @@ export class Gpu {
     if (!p) {
       let module = this.modules.get(f);
       if (!module) { module = this.device.createShaderModule({ label: `${f}.wgsl`, code: FAMILIES[f].code }); this.modules.set(f, module); }
-      p = this.scoped(key, () => this.device.createComputePipelineAsync({
+      // the sync calls get their own scope (pushed and popped with no await between, so overlapping builds cannot
+      // interleave it); compile errors reject the async pipeline's promise itself
+      const mod = module;
+      p = this.scopedSync(key, () => this.device.createComputePipelineAsync({
         label: key, layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [this.layout(f)] }),
-        compute: { module, entryPoint: entry, constants: { WG: FAMILIES[f].wg, ...constants } },
-      }));
+        compute: { module: mod, entryPoint: entry, constants: { WG: FAMILIES[f].wg, ...constants } },
+      })).catch((e: Error) => { throw e instanceof GpuError ? e : new GpuError(`${key}: ${e.message}`); });
       this.pipelines.set(key, p);
     }
     return p;
   }
 
-  /** Runs fn inside a validation + out-of-memory error scope; throws with the label on any error. */
-  async scoped<T>(label: string, fn: () => T | Promise<T>): Promise<T> {
+  /**
+   * Runs fn inside a validation + out-of-memory error scope; throws with the label on any error. Error scopes are a
+   * stack per device, so scopes that span an await are taken one at a time: overlapping model loads and plan
+   * builds (concurrent explain() calls) queue here instead of popping each other's scopes.
+   */
+  scoped<T>(label: string, fn: () => T | Promise<T>): Promise<T> {
+    const r = this.serial.then(() => this.scopedNow(label, fn));
+    this.serial = r.catch(() => undefined);
+    return r;
+  }
+  private serial: Promise<unknown> = Promise.resolve();
+
+  /** scoped() for synchronous work: push, run, pop with no await in between, so it needs no queue. */
+  private async scopedSync<T>(label: string, fn: () => T): Promise<Awaited<T>> {
+    this.check();
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let value: T, thrown: unknown = null;
+    try { value = fn(); } catch (e) { thrown = e; }
+    const pops = [this.device.popErrorScope(), this.device.popErrorScope()];
+    const [v, m] = await Promise.all(pops);
+    const e = v ?? m;
+    if (e) throw new GpuError(`${label}: ${e.message}`);
+    if (thrown) throw thrown;
+    return await value!;
+  }
+
+  private async scopedNow<T>(label: string, fn: () => T | Promise<T>): Promise<T> {
     this.check();
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');

@@ -3,7 +3,7 @@
 
 export type Shape = number[];
 // The op kinds and their parameters live with their records in src/ops/ (the op table).
-export type { ActFn, ActOp, AffineOp, AliasOp, BinaryOp, ConcatOp, ConvOp, GapOp, GatherOp, LayoutOp, LinearOp, MatmulOp, NormOp, Op, OpKind, PadOp, PoolOp, ReduceFn, ReduceOp, SliceOp, SoftmaxOp, TileOp, TransposeOp } from './ops/index.js';
+export type { ActFn, ActOp, AffineOp, AliasOp, BinaryOp, ConcatOp, ConvOp, ConvTransposeOp, GapOp, GatherOp, LayoutOp, LinearOp, MatmulOp, NormOp, Op, OpKind, PadOp, PoolOp, ReduceFn, ReduceOp, ResizeOp, SliceOp, SoftmaxOp, TileOp, TransposeOp } from './ops/index.js';
 import type { Op } from './ops/index.js';
 
 /** Marker for the (symbolic) batch size inside integer shape computations (Shape -> Gather -> Concat -> Reshape). */

@@ -1,5 +1,5 @@
 // The explanation methods as a table: one row per method with its rule, paper and the variant we implement.
-// Exact definitions: shared METHODS.md. Slots and weight rows refer to shaders/cam.wgsl.
+// Exact definitions: docs/METHODS.md (one section per method). Slots and weight rows refer to shaders/cam.wgsl.
 
 export type MethodKind = 'gradient' | 'perturbation' | 'pixel';
 export interface MethodInfo {

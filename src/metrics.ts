@@ -1,4 +1,4 @@
-// Evaluation metrics of the papers (shared METHODS.md): Average Drop / Increase in Confidence (Grad-CAM++),
+// Evaluation metrics of the papers (docs/METHODS.md): Average Drop / Increase in Confidence (Grad-CAM++),
 // deletion / insertion AUC (RISE), pointing game and energy-based pointing game, and for multi-instance scenes the
 // share of instances that receive a local maximum of the map. Maps are (H,W) in [0,1] at input resolution; images
 // are (C,H,W) in the model's normalised space. Forward passes go through `forward`, which runs a batch on the GPU.

@@ -218,6 +218,8 @@ export class Model {
   convKernels(n: Node) { return convKernels(this.graph, n, this.tiles[convShape(this.graph, n)]); }
   constOf(t: string) { return this.consts.get(t); }
   forget(p: Plan) { this.plans.delete(p); }
+  /** Plans this model holds (built and not destroyed). */
+  get planCount() { return this.plans.size; }
 
   destroy() {
     for (const p of [...this.plans]) p.destroy();

@@ -20,8 +20,8 @@ test('one pass: seven gradient methods = one submit, one forward, one backward, 
     let s0 = gpu.submits; await ex.explain(x.data, { methods: ['gradcam'] }); const subOne = gpu.submits - s0;
     s0 = gpu.submits; const seven = await ex.explain(x.data, { methods: SEVEN }); const subSeven = gpu.submits - s0;
     assert.is(subOne, 1); assert.is(subSeven, 1);
-    const plans = (ex as unknown as { plans: Map<string, { plan: { counts: Record<string, number> } }> }).plans;
-    const counts = [...plans.values()].map((p) => p.plan.counts);
+    const plans = (ex as unknown as { plans: Map<string, Promise<{ plan: { counts: Record<string, number> } }>> }).plans;
+    const counts = (await Promise.all(plans.values())).map((p) => p.plan.counts);
     const c1 = counts[0], c7 = counts[1];
     const fwd = model.graph.nodes.filter((n) => n.op.kind !== 'alias').length;
     assert.is(c7.forward, c1.forward, 'the same forward');
@@ -67,7 +67,7 @@ test('profile: timestamp queries time every dispatch of the gradient pass; resul
     const plain = await ex.explain(x.data, { methods: SEVEN });
     const timed = await ex.explain(x.data, { methods: SEVEN, profile: true });
     for (const [i, im] of timed.images.entries()) for (const m of SEVEN) assert.equal(Array.from(im.methods[m]!.map), Array.from(plain.images[i].methods[m]!.map), `${m} map unchanged`);
-    const plan = [...(ex as unknown as { plans: Map<string, { plan: { counts: Record<string, number> } }> }).plans.values()][0].plan, c = plan.counts;
+    const plan = (await [...(ex as unknown as { plans: Map<string, Promise<{ plan: { counts: Record<string, number> } }>> }).plans.values()][0]).plan, c = plan.counts;
     const p = timed.profile!;
     assert.is(p.length, c.forward + c.reference + 1 + c.backward + c.epilogue, 'one entry per dispatch (forward, reference, seed, backward, epilogue)');
     assert.ok(p.every((e) => Number.isFinite(e.ms) && e.ms >= 0), 'finite, non-negative times');

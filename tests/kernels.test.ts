@@ -9,6 +9,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ActFn, Graph, LayoutOp, Node, PoolOp, LinearOp, NormOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph.js';
 import { validate } from '../src/ops/index.js';
+import { resizeOf } from '../src/ops/resize.js';
+import { convTransposeOf } from '../src/ops/convtranspose.js';
 import { GraphBuilder, mulberry32 } from '../src/builder.js';
 import { Model, Mode, Plan } from '../src/model.js';
 import { TILES, Tile, convKernels, convShape, tileName } from '../src/conv.js';
@@ -323,6 +325,38 @@ for (const [fn, alpha, beta, kinks] of ACTS) {
   });
 }
 
+/** Piecewise-linear (and -quadratic) activations with x and x' straddling a kink closely, |x - x'| in [2e-3, 2e-2]
+ *  (hardsigmoid with kinks exact in float32: alpha 1/4, beta 1/2 at -2, 2): the DeepLIFT multiplier against the
+ *  float64 secant, and summation to delta sum(m (x - x')) = sum(seed (f(x) - f(x'))) relative to sum |terms|. */
+const STRADDLE: [ActFn, number | undefined, number | undefined, number[]][] = [
+  ['hardswish', undefined, undefined, [-3, 3]],
+  ['hardsigmoid', 0.25, 0.5, [-2, 2]],
+  ['clip', undefined, undefined, [0, 6]],
+  ['clip', -1, 0.5, [-1, 0.5]],
+];
+for (const [fn, alpha, beta, kinks] of STRADDLE) {
+  const cfg = alpha === undefined ? 'defaults' : `alpha=${alpha} beta=${beta}`;
+  const name = `act ${fn} x=[2,3,10,10] ${cfg}: deeplift with x, x' straddling the kinks ${f(kinks)} by 1e-3..1e-2 (split secant)`;
+  test(name, () => {
+    const r = mulberry32(hash(name)), N = 2, E = N * 300;
+    const b = new GraphBuilder([3, 10, 10]);
+    const g = b.finish(b.act(b.input, fn, alpha, beta));
+    const x = new Float32Array(E), xr = new Float32Array(E);
+    for (let i = 0; i < E; i++) {
+      const k = kinks[i % kinks.length], s = r() < 0.5 ? -1 : 1;
+      x[i] = k + s * (1e-3 + 9e-3 * r()); xr[i] = k - s * (1e-3 + 9e-3 * r());
+    }
+    return check({ family: 'act straddle', name, g, N, x, xr, modes: ['deeplift'] }, ({ res, seed, errs }) => {
+      const m = res.passes[0].get(g.input)!, vals = refForward(g, f64(x), N).get(g.output)!, refv = refForward(g, f64(xr), N).get(g.output)!;
+      let lhs = 0, rhs = 0, mag = 0;
+      for (let i = 0; i < E; i++) { lhs += m[i] * (x[i] - xr[i]); rhs += seed[i] * (vals[i] - refv[i]); mag += Math.abs(seed[i] * (vals[i] - refv[i])); }
+      const e = Math.abs(lhs - rhs) / mag;
+      note('act straddle', 'deeplift', e, `${name} (summation)`);
+      if (!(e <= 1e-6)) errs.push(`summation to delta: |sum m dx - sum seed df| / sum |terms| = ${e.toExponential(2)} > 1e-6`);
+    });
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ add / mul
 
 type Body = (b: GraphBuilder, x: string, r: Rand) => string;
@@ -535,6 +569,8 @@ const CONCATS: [string, Shape, number, (b: GraphBuilder, x: string) => { parts: 
     const cv = b.conv(x, 5, 3, { pad: 1 }), rl = b.relu(x); return { parts: [cv, x, rl], grads: [x, cv, rl] }; }],
   ['concat x ++ x ++ conv(x) x=[2,2,4,4] (one tensor twice: the slices accumulate)', [2, 4, 4], 2, (b, x) => {
     const cv = b.conv(x, 3, 3, { pad: 1 }); return { parts: [x, x, cv], grads: [x, cv] }; }],
+  ['concat constant [1,6] ++ tokens x=[3,5,6] ++ conv-free tanh(x) (a class token, the same for every sample)', [5, 6], 3, (b, x) => {
+    const cls = b.constant(Float32Array.from({ length: 6 }, (_, i) => 0.5 - 0.2 * i), [1, 6]); return { parts: [cls, x, b.act(x, 'tanh')], grads: [x] }; }],
 ];
 for (const [cfg, xs, N, body] of CONCATS) {
   const name = `${cfg}: forward, backward slices`;
@@ -944,6 +980,48 @@ function dlComposite(name: string, g: Graph, N: number, grads: string[]) {
   });
 }
 
+// ------------------------------------------------------------------------------------------------ resize
+
+/** Resize configurations: per-sample input shape and the op's options; a conv 1x1 after it so the seed is not uniform. */
+const RESIZE: [string, Shape, Parameters<typeof resizeOf>[1]][] = [
+  ['nearest x2 asymmetric floor (PyTorch nearest)', [3, 5, 6], { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 2] }],
+  ['nearest half_pixel round_prefer_floor downsample 9x10 -> 4x3', [3, 9, 10], { mode: 'nearest', sizes: [4, 3] }],
+  ['nearest tf_half_pixel_for_nn ceil 4x5 -> 7x9', [2, 4, 5], { mode: 'nearest', coord: 'tf_half_pixel_for_nn', nearest: 'ceil', sizes: [7, 9] }],
+  ['linear pytorch_half_pixel x2 (PyTorch bilinear)', [3, 5, 6], { mode: 'linear', coord: 'pytorch_half_pixel', scales: [2, 2] }],
+  ['linear align_corners 13x17 -> 40x31', [4, 13, 17], { mode: 'linear', coord: 'align_corners', sizes: [40, 31] }],
+  ['linear half_pixel scales 0.6 x 1.7', [3, 10, 7], { mode: 'linear', scales: [0.6, 1.7] }],
+  ['cubic half_pixel A=-0.75 5x4 -> 9x11', [2, 5, 4], { mode: 'cubic', sizes: [9, 11] }],
+  ['cubic align_corners exclude_outside A=-0.5 6x6 -> 4x9', [2, 6, 6], { mode: 'cubic', coord: 'align_corners', cubicA: -0.5, exclude: true, sizes: [4, 9] }],
+];
+for (const [what, xs, o] of RESIZE) {
+  const name = `resize ${what} x=${shp([2, ...xs])} -> conv 1x1: forward, grad, guided, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const r = b.op(b.input, resizeOf([xs[1], xs[2]], o), 'Resize');
+    const g = b.finish(b.conv(r, 3, 1));
+    return check({ family: 'resize', name, g, N: 2, read: [r, g.output], modes: ['grad', 'guided', 'deeplift'] });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ convtranspose
+
+const CONVT: [string, Shape, number, [number, number], NonNullable<Parameters<typeof convTransposeOf>[4]>][] = [
+  ['3x3 s=2 p=1 output_padding=1', [8, 6, 7], 5, [3, 3], { stride: [2, 2], pad: [1, 1, 1, 1], outPad: [1, 1] }],
+  ['2x2 s=2 (U-Net up-conv)', [6, 5, 5], 4, [2, 2], { stride: [2, 2] }],
+  ['4x4 s=2 p=1 g=2 d=1', [4, 6, 5], 6, [4, 4], { stride: [2, 2], pad: [1, 1, 1, 1], group: 2 }],
+  ['3x3 s=[2,3] d=2 p=[1,0,2,1] g=3 output_padding=[1,0]', [6, 4, 5], 3, [3, 3], { stride: [2, 3], dil: [2, 2], pad: [1, 0, 2, 1], group: 3, outPad: [1, 0] }],
+  ['3x3 s=2 negative pads [0,-1,-1,0] (output_shape larger)', [3, 4, 4], 2, [3, 3], { stride: [2, 2], pad: [0, -1, -1, 0] }],
+];
+for (const [what, xs, cout, k, o] of CONVT) {
+  const name = `convtranspose ${what} x=${shp([2, ...xs])} w=${shp([xs[0], cout / (o.group ?? 1), ...k])}: forward, grad, guided, deeplift`;
+  test(name, () => {
+    const b = new GraphBuilder(xs, hash(name));
+    const t = b.op(b.input, convTransposeOf(xs[0], cout, k, mulberry32(hash(name)), o), 'ConvTranspose');
+    const g = b.finish(b.conv(b.relu(t), 3, 1));
+    return check({ family: 'convtranspose', name, g, N: 2, read: [t, g.output], modes: ['grad', 'guided', 'deeplift'] });
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ finite differences
 
 const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32Array)?][] = [
@@ -963,6 +1041,9 @@ const FD: [string, string, Shape, number, Body, ((r: Rand, n: number) => Float32
     return v;
   }],
   ['softmax', 'softmax x=[2,6] -> linear 5 -> softmax', [6], 2, (b, x) => b.softmax(b.linear(x, 5))],
+  ['convtranspose', 'convtranspose 3x3 s=2 p=1 output_padding=1 g=2 x=[2,4,3,3] -> conv 1x1', [4, 3, 3], 2, (b, x) => b.conv(b.op(x, convTransposeOf(4, 4, [3, 3], mulberry32(3), { stride: [2, 2], pad: [1, 1, 1, 1], outPad: [1, 1], group: 2 }), 'ConvTranspose'), 3, 1)],
+  ['resize', 'resize linear half_pixel x=[2,2,3,4] -> 5x7 -> conv 1x1', [2, 3, 4], 2, (b, x) => b.conv(b.op(x, resizeOf([3, 4], { mode: 'linear', sizes: [5, 7] }), 'Resize'), 3, 1)],
+  ['resize', 'resize cubic align_corners x=[2,2,4,3] -> 6x5 -> conv 1x1', [2, 4, 3], 2, (b, x) => b.conv(b.op(x, resizeOf([4, 3], { mode: 'cubic', coord: 'align_corners', sizes: [6, 5] }), 'Resize'), 3, 1)],
   ['reduce', 'reduce l2 axes [0,2] x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'l2', [0, 2])), 4)],
   ['reduce', 'reduce max axes [1] x=[2,3,4,5] (distinct values) -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.reduce(x, 'max', [1], false)), 4), distinct],
   ['layernorm', 'layernorm axes [1,3) x=[2,3,4,5] -> linear 4', [3, 4, 5], 2, (b, x) => b.linear(b.flatten(b.layernorm(x, 1)), 4)],

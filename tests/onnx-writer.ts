@@ -18,7 +18,7 @@ export class Pb {
 
 export const FLOAT = 1, INT64 = 7;
 export type Dim = number | string;
-export type AttrVal = number | number[] | string | { float: number };
+export type AttrVal = number | number[] | string | { float: number } | { floats: number[] };
 
 /** TensorProto: dims 1, data_type 2, int64_data 7, name 8, raw_data 9, external_data 13, data_location 14. */
 export function tensor(name: string, dims: number[], data: Float32Array | bigint[], external = false): Pb {
@@ -38,12 +38,13 @@ export function valueInfo(name: string, elemType: number, dims: Dim[]): Pb {
   return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, elemType).msg(2, shape)));
 }
 
-/** AttributeProto: name 1, f 2, i 3, s 4, ints 8, type 20 (FLOAT 1, INT 2, STRING 3, INTS 7). */
+/** AttributeProto: name 1, f 2, i 3, s 4, floats 7, ints 8, type 20 (FLOAT 1, INT 2, STRING 3, FLOATS 6, INTS 7). */
 export function attr(name: string, v: AttrVal): Pb {
   const a = new Pb().str(1, name);
   if (typeof v === 'number') return a.int(3, v).int(20, 2);
   if (typeof v === 'string') return a.str(4, v).int(20, 3);
   if (Array.isArray(v)) { for (const x of v) a.int(8, x); return a.int(20, 7); }
+  if ('floats' in v) { for (const x of v.floats) a.f32(7, x); return a.int(20, 6); }
   return a.f32(2, v.float).int(20, 1);
 }
 

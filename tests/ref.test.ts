@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { ActFn, ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, NormOp, ReduceFn, Shape, logitsOf, numel } from '../src/graph';
 import { GraphBuilder, mobilenetV2, mulberry32, paramCount, resnet50, vgg16 } from '../src/builder';
 import { ACTS } from '../src/ops/acts';
+import { resizeOf } from '../src/ops/resize';
+import { convTransposeOf } from '../src/ops/convtranspose';
 import { actD, actF, binaryD, binaryG, refBackward, refForward } from './ref';
 
 const rand = mulberry32(20240611);
@@ -688,8 +690,72 @@ for (const [cfg, xs, body] of matmulCases) {
   });
 }
 
+// ---------- spatial: Resize ----------
+
+const sp = suite('ref spatial ops: Resize, ConvTranspose');
+/** The per-sample values of a one-node graph on x (batch 1). */
+function oneNode(xs: Shape, op: Parameters<GraphBuilder['op']>[1], x: number[], source = 'Resize'): Float64Array {
+  const b = new GraphBuilder(xs);
+  return refForward(b.finish(b.op(b.input, op, source)), Float64Array.from(x), 1).get(op.kind)!;
+}
+sp('resize hand-computed: nearest x2 (asymmetric floor), bilinear align_corners 2 -> 3, half_pixel 2 -> 4 (edge clamped), cubic A=-0.75 at the centre', () => {
+  close(oneNode([1, 1, 2], resizeOf([1, 2], { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [1, 2] }), [1, 2]), [1, 1, 2, 2]);
+  close(oneNode([1, 1, 2], resizeOf([1, 2], { mode: 'linear', coord: 'align_corners', sizes: [1, 3] }), [1, 2]), [1, 1.5, 2]);
+  // half_pixel: v = (o + 0.5)/2 - 0.5 = -0.25, 0.25, 0.75, 1.25: x[0], 0.75 x0 + 0.25 x1, 0.25 x0 + 0.75 x1, x[1]
+  close(oneNode([1, 1, 2], resizeOf([1, 2], { mode: 'linear', scales: [1, 2] }), [1, 2]), [1, 1.25, 1.75, 2]);
+  // cubic of 0..3 (linear data) at v = 1.5 (align_corners 4 -> 3: v = 0, 1.5, 3): Keys' kernel reproduces linear data
+  close(oneNode([1, 1, 4], resizeOf([1, 4], { mode: 'cubic', coord: 'align_corners', sizes: [1, 3] }), [0, 1, 2, 3]), [0, 1.5, 3]);
+});
+const resizeCases: [string, Shape, Parameters<typeof resizeOf>[1]][] = [
+  ['nearest x2 asymmetric floor (PyTorch nearest)', [2, 3, 4], { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 2] }],
+  ['nearest round_prefer_ceil half_pixel 3x4 -> 5x7', [2, 3, 4], { mode: 'nearest', nearest: 'round_prefer_ceil', sizes: [5, 7] }],
+  ['linear pytorch_half_pixel x2 (PyTorch bilinear)', [2, 3, 4], { mode: 'linear', coord: 'pytorch_half_pixel', scales: [2, 2] }],
+  ['linear align_corners 3x4 -> 7x5', [2, 3, 4], { mode: 'linear', coord: 'align_corners', sizes: [7, 5] }],
+  ['linear half_pixel downsample 6x5 -> 3x2', [2, 6, 5], { mode: 'linear', sizes: [3, 2] }],
+  ['cubic half_pixel exclude_outside A=-0.5 3x4 -> 5x6', [2, 3, 4], { mode: 'cubic', cubicA: -0.5, exclude: true, sizes: [5, 6] }],
+  ['linear asymmetric (N,C,L) L 5 -> 8', [3, 5], { mode: 'linear', coord: 'asymmetric', sizes: [1, 8] }],
+];
+for (const [cfg, xs, o] of resizeCases) {
+  const hw: [number, number] = xs.length >= 3 ? [xs[xs.length - 2], xs[xs.length - 1]] : [1, xs[xs.length - 1]];
+  const body = (b: GraphBuilder, x: string) => b.op(b.act(x, 'tanh'), resizeOf(hw, o), 'Resize');
+  sp(`resize ${cfg} x=[2,${xs}]: backward vs finite differences`, () => gradCheck(xs, 2, body));
+  sp(`resize ${cfg}: deeplift (the gradient: linear) summation to delta`, () => {
+    const b = new GraphBuilder(xs, 17), N = 2;
+    const g = b.finish(b.linear(b.flatten(b.act(body(b, b.input), 'sigmoid')), 5));
+    const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
+    checkSummation(g, g.input, vals, refVals, uniform(N * 5), N);
+  });
+}
+
+sp('convtranspose hand-computed: x=[1,1,2,2] 1..4, w 2x2 ones, stride 2 (each input a 2x2 block), bias 0.5; stride 1 (overlapping sums)', () => {
+  const op = convTransposeOf(1, 1, [2, 2], () => 0.5, { stride: [2, 2] });
+  op.w.fill(1); op.b.fill(0.5);
+  close(oneNode([1, 2, 2], op, [1, 2, 3, 4], 'ConvTranspose'), [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4].map((v) => v + 0.5));
+  const op1 = { ...op, stride: [1, 1] as [number, number] };
+  close(oneNode([1, 2, 2], op1, [1, 2, 3, 4], 'ConvTranspose'), [1, 3, 2, 4, 10, 6, 3, 7, 4].map((v) => v + 0.5));
+});
+const convtCases: [string, Shape, number, (r: () => number) => Parameters<typeof convTransposeOf>[4]][] = [
+  ['3x3 stride 2 pad 1 output_padding 1 (a decoder x2)', [4, 3, 4], 3, () => ({ stride: [2, 2], pad: [1, 1, 1, 1], outPad: [1, 1] })],
+  ['2x2 stride 2 (U-Net up-conv)', [3, 3, 3], 2, () => ({ stride: [2, 2] })],
+  ['3x3 groups 2 dilation 2 stride [2,1] asymmetric pads', [4, 3, 4], 4, () => ({ stride: [2, 1], dil: [2, 2], group: 2, pad: [1, 0, 2, 1] })],
+  ['4x4 stride 2 pad 1 depthwise (groups = channels)', [3, 3, 3], 3, () => ({ stride: [2, 2], pad: [1, 1, 1, 1], group: 3 })],
+  ['3x3 negative pads (output_shape past the natural size)', [2, 3, 3], 3, () => ({ stride: [2, 2], pad: [0, -1, -1, 0] })],
+];
+for (const [cfg, xs, cout, opts] of convtCases) {
+  const k: [number, number] = cfg.startsWith('2x2') ? [2, 2] : cfg.startsWith('4x4') ? [4, 4] : [3, 3];
+  const body = (b: GraphBuilder, x: string) => b.op(b.act(x, 'tanh'), convTransposeOf(xs[0], cout, k, mulberry32(5), opts(mulberry32(6))), 'ConvTranspose');
+  sp(`convtranspose ${cfg} x=[2,${xs}]: backward vs finite differences`, () => gradCheck(xs, 2, body));
+  sp(`convtranspose ${cfg}: deeplift (the gradient: linear) summation to delta`, () => {
+    const b = new GraphBuilder(xs, 19), N = 2;
+    const g = b.finish(b.linear(b.flatten(b.act(body(b, b.input), 'sigmoid')), 5));
+    const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
+    checkSummation(g, g.input, vals, refVals, uniform(N * 5), N);
+  });
+}
+
 hand.run();
 fd.run();
 dl.run();
 bl.run();
 rw.run();
+sp.run();

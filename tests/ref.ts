@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, BinaryOp, ConcatOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
+import { ActOp, BinaryOp, ConcatOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, ResizeOp, ConvTransposeOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -455,6 +455,85 @@ function matmulBackward(a: Float64Array, b: Float64Array, ar: Float64Array, br: 
   return { da, db };
 }
 
+// ---------- transposed conv: ONNX ConvTranspose, w (C, K/g, kh, kw) ----------
+
+/** Every (input element, output element, weight) term, visited by scattering each input tap: y[n, k, ih s - pt + i d,
+ *  iw s - pl + j d] gets x[n, c, ih, iw] w[c, k', i, j] for k in c's group (outside the output: dropped). */
+function convTransposeTerms(op: ConvTransposeOp, xs: Shape, ys: Shape, N: number, fn: (ix: number, iy: number, w: number) => void) {
+  const [C, H, W] = xs, [K, OH, OW] = ys, Kg = K / op.group, Cg = C / op.group;
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let ih = 0; ih < H; ih++) for (let iw = 0; iw < W; iw++)
+    for (let kk = 0; kk < Kg; kk++) for (let i = 0; i < op.kh; i++) for (let j = 0; j < op.kw; j++) {
+      const oh = ih * op.stride[0] - op.pad[0] + i * op.dil[0], ow = iw * op.stride[1] - op.pad[1] + j * op.dil[1];
+      if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+      const k = Math.floor(c / Cg) * Kg + kk;
+      fn(((n * C + c) * H + ih) * W + iw, ((n * K + k) * OH + oh) * OW + ow, op.w[((c * Kg + kk) * op.kh + i) * op.kw + j]);
+    }
+}
+function convTransposeForward(x: Float64Array, xs: Shape, op: ConvTransposeOp, ys: Shape, N: number): Float64Array {
+  const y = new Float64Array(N * numel(ys)), M = ys[1] * ys[2];
+  for (let i = 0; i < y.length; i++) y[i] = op.b[Math.floor(i / M) % ys[0]];
+  convTransposeTerms(op, xs, ys, N, (ix, iy, w) => { y[iy] += x[ix] * w; });
+  return y;
+}
+/** dx = the conv of dy by w (linear: every mode). */
+function convTransposeBackward(dy: Float64Array, xs: Shape, op: ConvTransposeOp, ys: Shape, N: number): Float64Array {
+  const dx = new Float64Array(N * numel(xs));
+  convTransposeTerms(op, xs, ys, N, (ix, iy, w) => { dx[ix] += dy[iy] * w; });
+  return dx;
+}
+
+// ---------- resize: ONNX Resize / Upsample of the last two per-sample axes ----------
+
+/**
+ * Per output element, written from ONNX's definitions directly (not from src/ops/resize.ts's tables): for each of the
+ * two resized axes the source coordinate v of output position o (coordinate_transformation_mode), then nearest: the
+ * rounded index; linear: taps floor(v), floor(v) + 1 weighted 1 - t, t; cubic: floor(v) - 1 .. floor(v) + 2 with Keys'
+ * kernel |s| <= 1: (A+2)|s|^3 - (A+3)|s|^2 + 1, 1 < |s| < 2: A|s|^3 - 5A|s|^2 + 8A|s| - 4A (exclude_outside: taps
+ * outside the axis get 0 and the rest are renormalised); indices outside the axis read its edge. The terms are
+ * visited as (output element, input element, weight) triples: forward y += w x, backward dx += w dy.
+ */
+function resizeTerms(op: ResizeOp, xs: Shape, N: number, fn: (iy: number, ix: number, w: number) => void) {
+  const [H, W] = op.inSize, [OH, OW] = op.outSize, P = N * numel(xs) / (H * W);
+  const taps = (o: number, L: number, O: number, s: number): [number, number][] => {
+    let v: number;
+    if (op.nearest === 'simple') v = o / s;
+    else switch (op.coord) {
+      case 'half_pixel': v = (o + 0.5) / s - 0.5; break;
+      case 'pytorch_half_pixel': v = O > 1 ? (o + 0.5) / s - 0.5 : 0; break;
+      case 'align_corners': v = O === 1 ? 0 : o * (L - 1) / (O - 1); break;
+      case 'asymmetric': v = o / s; break;
+      case 'tf_half_pixel_for_nn': v = (o + 0.5) / s; break;
+    }
+    const edge = (i: number) => Math.min(Math.max(i, 0), L - 1), f = Math.floor(v);
+    if (op.mode === 'nearest') {
+      const half = v - f === 0.5;
+      const i = op.nearest === 'floor' || op.nearest === 'simple' ? f : op.nearest === 'ceil' ? Math.ceil(v)
+        : half ? (op.nearest === 'round_prefer_floor' ? f : f + 1) : Math.round(v);
+      return [[edge(i), 1]];
+    }
+    if (op.mode === 'linear') return [[edge(f), 1 - (v - f)], [edge(f + 1), v - f]];
+    const A = op.cubicA, k = (d: number) => { const s2 = Math.abs(d); return s2 <= 1 ? (A + 2) * s2 ** 3 - (A + 3) * s2 ** 2 + 1 : s2 < 2 ? A * s2 ** 3 - 5 * A * s2 ** 2 + 8 * A * s2 - 4 * A : 0; };
+    const t: [number, number][] = [-1, 0, 1, 2].map((d) => [f + d, k(v - (f + d))]);
+    const kept = op.exclude ? t.filter(([i]) => i >= 0 && i < L) : t, sum = kept.reduce((p, [, w]) => p + w, 0);
+    return kept.map(([i, w]) => [edge(i), op.exclude ? w / sum : w]);
+  };
+  // O: the resized length the transform uses, in * scale unrounded when scales were given (op.len)
+  const th = Array.from({ length: OH }, (_, o) => taps(o, H, op.len[0], op.scale[0])), tw = Array.from({ length: OW }, (_, q) => taps(q, W, op.len[1], op.scale[1]));
+  for (let pl = 0; pl < P; pl++) for (let o = 0; o < OH; o++) for (let q = 0; q < OW; q++)
+    for (const [i, wh] of th[o]) for (const [j, ww] of tw[q]) fn((pl * OH + o) * OW + q, (pl * H + i) * W + j, wh * ww);
+}
+function resizeForward(x: Float64Array, xs: Shape, op: ResizeOp, ys: Shape, N: number): Float64Array {
+  const y = new Float64Array(N * numel(ys));
+  resizeTerms(op, xs, N, (iy, ix, w) => { y[iy] += w * x[ix]; });
+  return y;
+}
+/** dx = the transposed interpolation of dy (linear: the same in every mode). */
+function resizeBackward(dy: Float64Array, xs: Shape, op: ResizeOp, N: number): Float64Array {
+  const dx = new Float64Array(N * numel(xs));
+  resizeTerms(op, xs, N, (iy, ix, w) => { dx[ix] += w * dy[iy]; });
+  return dx;
+}
+
 // ---------- forward ----------
 
 const shapeOf = (g: Graph, t: string) => g.tensors.get(t)!.shape;
@@ -499,6 +578,8 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
     case 'norm': return normForward(x, xs, op, N);
     case 'alias': y.set(x); return y;
     case 'reduce': return reduceForward(x, xs, op, N).y;
+    case 'resize': return resizeForward(x, xs, op, ys, N);
+    case 'convtranspose': return convTransposeForward(x, xs, op, ys, N);
     case 'matmul': return matmulForward(x, v.get(node.inputs[1])!, xs, shapeOf(g, node.inputs[1]), ys, N);
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // y[n, o] = x[n, src(o)] (or the pad value)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);
@@ -666,6 +747,8 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       acc(aN, da); acc(bN, db);
       return;
     }
+    case 'resize': acc(xName, resizeBackward(dy, xs, op, N)); return;
+    case 'convtranspose': acc(xName, convTransposeBackward(dy, xs, op, ys, N)); return;
     case 'reduce': acc(xName, reduceBackward(x, mode === 'deeplift' ? ref!.get(xName)! : undefined, xs, op, dy, N)); return;
     case 'transpose': case 'slice': case 'pad': case 'tile': case 'gather': { // dx[n, src(o)] += dy[n, o] (linear: every mode)
       const idx = layoutIndex(op, xs, ys), M = idx.length, Mx = numel(xs);

@@ -31,6 +31,10 @@ const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; 
   norm: { offsets: { N: 0, G: 4, M: 8, SL: 12, SD: 16, eps: 20, acc: 24 }, size: 32, bindings: ['p', 'x', 'xr', 'w', 'b', 'dy', 'out'] },
   matmul: { offsets: { o: 0, sa: 16, sb: 32, u: 48, N: 64, M: 68, K: 72, P: 76, AS: 80, BS: 84, YS: 88, acc: 92 }, size: 96, bindings: ['p', 'a', 'b', 'ar', 'br', 'dy', 'out'] },
   reduce: { offsets: { s0: 0, s1: 16, mask: 32, N: 36, XS: 40, YS: 44, R: 48, acc: 52 }, size: 64, bindings: ['p', 'x', 'xr', 'y/idx', 'yr/idxr', 'dy', 'out', 'oidx'] },
+  // fifteen u32: 60 -> 64
+  resize: { offsets: { P: 0, H: 4, OW: 16, acc: 28, fw: 32, che: 44, cww: 56 }, size: 64, bindings: ['p', 'x/dy', 'tu', 'tf', 'y/dx'] },
+  // seventeen 4-byte scalars (PT, PL i32): 68 -> 80
+  convtranspose: { offsets: { N: 0, K: 16, KW: 32, PT: 44, PL: 48, G: 60, acc: 64 }, size: 80, bindings: ['p', 'x/dy', 'w', 'b', 'y/dx'] },
 };
 
 for (const [family, want] of Object.entries(EXPECTED)) {

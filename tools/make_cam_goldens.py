@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden class-activation maps (and pixel attributions) for the fixture networks, per /work/shared/METHODS.md.
+"""Golden class-activation maps (and pixel attributions) for the fixture networks, per docs/METHODS.md.
 
 Regenerate (after tools/make_fixtures.py; Debian's python with torch 1.13 / torchvision / numpy):
 

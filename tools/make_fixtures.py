@@ -38,7 +38,7 @@ Files per fixture (every .npy is float32, C order, little endian, written by num
 
 All golden values are computed in float64 from the float32 weights stored in model.onnx (the float32
 results are also computed and their deviation from the float64 goldens is printed and stored in meta.json).
-DeepLIFT rules (see /work/shared/METHODS.md and the brief): Rescale at element-wise nonlinearities
+DeepLIFT rules (see docs/METHODS.md): Rescale at element-wise nonlinearities
 ((f(z)-f(z'))/(z-z'), f'(z) where |z-z'| < 1e-10), linear ops pass multipliers like gradients, MaxPool routes
 dy*(y-y') to the actual / reference argmax, product of two non-constant tensors u*v gives dy*(v+v')/2 to u and
 dy*(u+u')/2 to v. nn.SiLU is treated as the ONNX graph writes it: x * Sigmoid(x) (product rule + rescaled

@@ -71,6 +71,7 @@ from torchvision.models import resnet as tv_resnet
 from torchvision.models import squeezenet as tv_squeezenet
 from torchvision.models import vgg as tv_vgg
 from torchvision.models.convnext import CNBlockConfig
+from torchvision.models.segmentation import fcn as tv_fcn
 from torchvision.models.segmentation import lraspp as tv_lraspp
 
 tv_googlenet = importlib.import_module("torchvision.models.googlenet")  # the package's `googlenet` is the builder
@@ -642,6 +643,15 @@ def r_seg_lraspp(nc):
     return SegOut(tv_lraspp.LRASPP(backbone, net[low].out_channels, net[high].out_channels, nc, inter_channels=16))
 
 
+
+def r_seg_fcn(nc):
+    """torchvision's FCN (as fcn_resnet50 builds it: a ResNet with strides 2 and 3 replaced by dilation, its layer4 as
+    'out', FCNHead, bilinear up-sampling to the input size) on a width-1/16, one-block-per-stage Bottleneck ResNet."""
+    net = SlimResNet(tv_resnet.Bottleneck, [1, 1, 1, 1], 0.0625, 10, replace_stride_with_dilation=[False, True, True])
+    backbone = tv_lraspp.IntermediateLayerGetter(net, return_layers={"layer4": "out"})
+    return SegOut(tv_fcn.FCN(backbone, tv_fcn.FCNHead(int(512 * 0.0625) * 4, nc)))
+
+
 class ManualHardswish(nn.Module):
     """x * clamp(x + 3, 0, 6) / 6 as older exporters write it (Add, Clip, Mul, Div instead of HardSwish)."""
 
@@ -766,6 +776,12 @@ SPECS += [
          f"16; {SEG_CLASSES} classes (21 in torchvision's), 48 px", seg=True,
          full=lambda nc: SegOut(tvm.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)),
          full_target=at("model.backbone.16")),
+    Spec("seg_fcn", "FCN-ResNet (segmentation)", r_seg_fcn, 48, at("model.backbone.layer4"),
+         "the backbone's layer4 (FCN's 'out' feature, stride 8), as pytorch-grad-cam's segmentation tutorial targets",
+         "backbone: ResNet-50's Bottleneck, dilated layers 3 and 4, widths x 1/16, 1 block per stage (3,4,6,3 in "
+         f"ResNet-50); FCNHead 2048 -> 128 in; {SEG_CLASSES} classes (21 in torchvision's), 48 px", seg=True,
+         full=lambda nc: SegOut(tvm.segmentation.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False)),
+         full_target=at("model.backbone.layer4")),
     Spec("pattern_hardswish", "pattern: hard-swish written out", p_hardswish, 32, at("features[-1]"), LAST,
          "x * clamp(x + 3, 0, 6) / 6 (Add, Clip, Mul, Div) instead of HardSwish"),
     Spec("pattern_view_opset9", "pattern: view from sizes (opset 9)", p_view, 32, at("features[-1]"), LAST,

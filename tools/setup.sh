@@ -9,7 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 want_python=0; [[ "${1:-}" == "--python" ]] && want_python=1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # playwright-core drives Debian's chromium; never download a browser
-export ONNXRUNTIME_NODE_INSTALL=skip     # onnxruntime-node (bench peers): its CPU binary ships in the package; no CUDA download
 SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
 apt_updated=0
 apt_install() { # apt_install [-t SUITE] PKG...
@@ -31,7 +30,8 @@ add_backports() {
   apt_updated=0
 }
 
-# npm packages: (re)install when node_modules is missing or older than the lock file
+# npm packages: (re)install when node_modules is missing or older than the lock file. No environment variable is
+# needed: the benchmark peers (onnxruntime-node's download script) live in bench/peers/, installed by npm run bench:peers.
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then npm ci --no-audit --no-fund; fi
 
 if ! node tools/probe-adapter.mjs >/dev/null 2>&1; then

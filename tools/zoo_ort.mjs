@@ -2,7 +2,13 @@
 // independent check that an exported graph computes what PyTorch computes (onnx 1.12 has no reference evaluator).
 // Usage: node tools/zoo_ort.mjs model.onnx x.npy OUT_PREFIX   ->  OUT_PREFIX<k>.npy for graph output k (float32)
 import { readFileSync, writeFileSync } from 'node:fs';
-import ort from 'onnxruntime-node';
+import { createRequire } from 'node:module';
+
+// onnxruntime-node is a benchmark peer: installed into bench/peers/node_modules by `node bench/peers/install.mjs`
+// (or `npm run bench:peers`), not by the root install.
+let ort;
+try { ort = createRequire(new URL('../bench/peers/package.json', import.meta.url))('onnxruntime-node'); }
+catch { console.error('zoo_ort: onnxruntime-node is not installed; run `node bench/peers/install.mjs` first'); process.exit(1); }
 
 /** float32 .npy (C order, little endian, format 1.0 / 2.0) -> { shape, data }. */
 function readNpy(path) {

@@ -3,7 +3,7 @@
 // explain it), and the perturbation methods with a progress bar and cancel. Served by tools/serve.mjs, which also
 // answers index.json (what models and scenes exist); without it (a plain static host) the file pickers and the
 // built-in scenes still work. window.camgpuDemo exposes the numbers to tests/browser.test.ts.
-import { COLORMAPS, CancelledError, Explainer, FAST_METHODS, browserGpu, cancellable, imagePixels, imageToTensor, loadModel, mapToImageData } from '../src/index.js';
+import { COLORMAPS, CancelledError, Explainer, FAST_METHODS, browserGpu, imagePixels, imageToTensor, loadModel, mapToImageData } from '../src/index.js';
 import type { Colormap, Explanation, Gpu, Method, MethodResult, Model, TensorOptions } from '../src/index.js';
 
 interface Entry { id: string; name: string; url: string; bytes?: number; meta: string | null }
@@ -168,12 +168,12 @@ async function runPerturbation(method: Perturb, o: { n?: number; cancelAfter?: n
       const target = S.fast!.images[0].target, x = S.tensor!, t0 = performance.now();
       try {
         const r = await S.explainer!.explain(x, { methods: [method], targets: [target], layer: S.side.layer, rise: { n: o.n ?? Number(el.riseCount.value) },
-          onProgress: cancellable(ac.signal, (done, total, what) => {
+          signal: ac.signal, onProgress: (done, total, what) => {
             if (what === 'images') return;
             el.pbar.value = done / total;
             el.ptext.textContent = `${NAMES[method]}: ${done} / ${total} ${what === 'rise' ? 'masks' : 'channels'}`;
             if (o.cancelAfter !== undefined && ++calls >= o.cancelAfter) ac.abort();
-          }) });
+          } });
         const t = performance.now() - t0, res = r.images[0].methods[method]!;
         S.perturb.set(method, { r: res, ms: t, target }); render(); renderTimings();
         el.ptext.textContent = `${NAMES[method]} for ${label(target)}: ${ms(t)} ms`;

@@ -3,28 +3,34 @@
 import { Graph, ModelError, Node, Shape, fmt, numel, producers } from '../graph.js';
 import * as actOps from './act.js';
 import * as binaryOps from './binary.js';
+import * as compositeOps from './composite.js';
 import * as convOps from './conv.js';
+import * as convtOps from './convtranspose.js';
 import * as layoutOps from './layout.js';
 import * as linearOps from './linear.js';
 import * as matmulOps from './matmul.js';
 import * as normOps from './norm.js';
 import * as poolOps from './pool.js';
 import * as reduceOps from './reduce.js';
+import * as resizeOps from './resize.js';
 import * as shapeOps from './shape.js';
 import type { OnnxImport, OpDef } from './types.js';
 
 export type { ActFn, ActOp, AffineOp } from './act.js';
 export type { BinaryOp } from './binary.js';
 export type { ConvOp } from './conv.js';
+export type { ConvTransposeOp } from './convtranspose.js';
 export type { GatherOp, LayoutOp, PadOp, SliceOp, TileOp, TransposeOp } from './layout.js';
 export type { LinearOp } from './linear.js';
 export type { MatmulOp } from './matmul.js';
 export type { GapOp, PoolOp } from './pool.js';
 export type { ReduceFn, ReduceOp } from './reduce.js';
+export type { ResizeOp } from './resize.js';
 export type { AliasOp, ConcatOp } from './shape.js';
 export type { NormOp, SoftmaxOp } from './norm.js';
 export type Op = actOps.ActOp | actOps.AffineOp | binaryOps.BinaryOp | convOps.ConvOp | linearOps.LinearOp | poolOps.PoolOp | poolOps.GapOp
-  | shapeOps.ConcatOp | normOps.SoftmaxOp | normOps.NormOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp | matmulOps.MatmulOp;
+  | shapeOps.ConcatOp | normOps.SoftmaxOp | normOps.NormOp | shapeOps.AliasOp | layoutOps.LayoutOp | reduceOps.ReduceOp | matmulOps.MatmulOp
+  | resizeOps.ResizeOp | convtOps.ConvTransposeOp;
 export type OpKind = Op['kind'];
 
 /** The op whose kind includes K (BinaryOp for 'add', 'mul', ...). */
@@ -35,13 +41,13 @@ export const OPS: Table = {
   conv: convOps.conv, linear: linearOps.linear,
   maxpool: poolOps.maxpool, avgpool: poolOps.avgpool, gap: poolOps.gap, concat: shapeOps.concat, softmax: normOps.softmax, norm: normOps.norm, alias: shapeOps.alias,
   transpose: layoutOps.transpose, slice: layoutOps.slice, pad: layoutOps.pad, tile: layoutOps.tile, gather: layoutOps.gather,
-  reduce: reduceOps.reduce, matmul: matmulOps.matmul,
+  reduce: reduceOps.reduce, matmul: matmulOps.matmul, resize: resizeOps.resize, convtranspose: convtOps.convtranspose,
 };
 /** The record of a node's op (typed loosely: the record and the op agree by construction). */
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx, ...resizeOps.onnx, ...convtOps.onnx, ...compositeOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
 export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST, ...matmulOps.CONST_FIRST, ...shapeOps.CONST_FIRST]);
 

@@ -1,4 +1,5 @@
-// Layout ops: channel Concat (shaders/copy.wgsl) and aliases (Flatten,
+// Layout ops: channel Concat (shaders/copy.wgsl; a constant input, such as ViT's class token expanded to the batch, is
+// broadcast over the batch) and aliases (Flatten,
 // Reshape, Squeeze, Unsqueeze, Dropout, Identity: a new shape over the same data, no dispatch).
 // Reference: tests/ref.ts nodeForward/nodeBackward cases concat, alias.
 import { BATCH, Shape, fmt, isConst, numel } from '../graph.js';
@@ -36,7 +37,7 @@ export const concat: OpDef<ConcatOp> = {
     return n.inputs.flatMap((i, k) => {
       const R = numel(e.g.tensors.get(i)!.shape) / O, off = Y0;
       Y0 += R;
-      return b.need.has(i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
+      return b.need.has(i) && !isConst(e.g, i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
     });
   },
 };
@@ -51,6 +52,9 @@ export const alias: OpDef<AliasOp> = {
 };
 
 const keep = (im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], out: Shape) => im.emit(n, { kind: 'alias' }, [n.inputs[0]], out);
+
+/** Concat may start with a constant (the class token before the patch tokens). */
+export const CONST_FIRST = ['Concat'];
 
 export const onnx: Record<string, OnnxImport> = {
   Dropout: (im, n) => keep(im, n, im.shape(n, 0).slice()),

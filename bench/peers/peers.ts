@@ -6,8 +6,8 @@
 //                (forward only: onnxruntime has no gradients)
 //   tfjs-wasm    the same tf code on @tensorflow/tfjs-backend-wasm (CPU, XNNPACK)
 //   ort-node     onnxruntime-node (CPU, native MLAS)
-//   node dist/peers.js            VGG16 and ResNet-50
-//   node dist/peers.js --quick    ResNet-50 only
+//   npm run bench:peers                       installs the peers into bench/peers/node_modules (once), VGG16 and ResNet-50
+//   node bench/peers/dist/peers.js --quick    ResNet-50 only (after one npm run bench:peers)
 // Tasks: forward (logits read back); Grad-CAM (forward, backward to the CAM layer, the 224x224 map read back);
 // seven CAMs (camgpu's explain() with gradcam, gradcam-neg, gradcam++, xgradcam, layercam, hirescam, liftcam: one
 // forward, one backward, LIFT-CAM's head-only DeepLIFT pass and the fused epilogue; tfjs: one tf.grad for the
@@ -27,16 +27,16 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { create, globals } from 'webgpu';
-import { closeGpu, nodeGpu } from '../node/gpu.js';
-import { resnet50, vgg16 } from '../src/builder.js';
-import { ActOp, Graph, Node, PoolOp, consumers, fmt, logitsOf, numel, producers } from '../src/graph.js';
-import { Gpu } from '../src/gpu.js';
-import { Model } from '../src/model.js';
-import { Explainer, defaultLayer } from '../src/explain.js';
-import { Method } from '../src/methods.js';
-import { importOnnx } from '../src/import.js';
-import { tune } from '../src/tune.js';
-import { median, rand, referenceLogits, relErr } from './common.js';
+import { closeGpu, nodeGpu } from '../../node/gpu.js';
+import { resnet50, vgg16 } from '../../src/builder.js';
+import { ActOp, Graph, Node, PoolOp, consumers, fmt, logitsOf, numel, producers } from '../../src/graph.js';
+import { Gpu } from '../../src/gpu.js';
+import { Model } from '../../src/model.js';
+import { Explainer, defaultLayer } from '../../src/explain.js';
+import { Method } from '../../src/methods.js';
+import { importOnnx } from '../../src/import.js';
+import { tune } from '../../src/tune.js';
+import { median, rand, referenceLogits, relErr } from '../common.js';
 
 type TF = typeof import('@tensorflow/tfjs');
 type Tensor = import('@tensorflow/tfjs').Tensor;
@@ -168,7 +168,7 @@ function writeOnnx(g: Graph): Uint8Array {
   const graph: Msg = [...nodes.flatMap((m) => pSub(1, m)), ...pStr(2, 'camgpu'), ...inits.flatMap((m) => pSub(5, m)),
     ...pSub(11, valueInfoMsg(g.input, ['N', ...g.tensors.get(g.input)!.shape])), ...pSub(12, valueInfoMsg(g.output, ['N', ...g.tensors.get(g.output)!.shape]))];
   // ModelProto: ir_version 1, producer_name 2, graph 7, opset_import 8 (domain 1, version 2)
-  const model: Msg = [...pInt(1, 7), ...pStr(2, 'camgpu bench/peers.ts'), ...pSub(7, graph), ...pSub(8, [...pStr(1, ''), ...pInt(2, ONNX_OPSET)])];
+  const model: Msg = [...pInt(1, 7), ...pStr(2, 'camgpu bench/peers/peers.ts'), ...pSub(7, graph), ...pSub(8, [...pStr(1, ''), ...pInt(2, ONNX_OPSET)])];
   const out = new Uint8Array(msgSize(model));
   let o = 0;
   for (const c of model) { out.set(c, o); o += c.length; }
