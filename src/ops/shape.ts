@@ -100,9 +100,6 @@ export const onnx: Record<string, OnnxImport> = {
   },
 };
 
-/** Concat may read a constant first (src/ops/index.ts CONST_FIRST). */
-export const CONST_FIRST = ['Concat'];
-
 function squeeze(im: Parameters<OnnxImport>[0], n: Parameters<OnnxImport>[1], sq: boolean) {
   const s = im.shape(n, 0);
   const axes = n.inputs[1] ? im.constInts(n, 1, 'axes') : im.attrs(n).ints('axes', []);
