@@ -2,9 +2,12 @@
 // activations) is evaluated once here, in plain TS, so exporters' shape sub-graphs (Shape -> Gather -> Concat ->
 // Reshape, Where/Equal/Expand/ConstantOfShape/Range arithmetic) and weight preprocessing never reach the GPU.
 // Values are numbers in row-major order with their full ONNX dims. The batch size is not known at import: Shape of an
-// activation puts BATCH at dim 0, which may pass through ops that only move values (Gather, Slice, Concat, Squeeze,
-// Unsqueeze, Reshape, Identity, Cast, Where) but never enters arithmetic: that is a precise error, never a guess.
-import { BATCH } from './graph.js';
+// activation puts BATCH at its batch axis (k * BATCH where the batch is merged with k other elements, src/batchaxis.ts),
+// which may pass through ops that only move values (Gather, Slice, Concat, Squeeze, Unsqueeze, Reshape, Identity,
+// Cast, Where) and be scaled by a positive integer (Mul; Div by a divisor of k: the batch times the heads, or the
+// tokens times the batch, as nn.MultiheadAttention's export computes them) but never enters other arithmetic: that is
+// a precise error, never a guess.
+import { BATCH, batchMultiple } from './graph.js';
 import type { OnnxNode } from './onnx.js';
 
 export interface CTensor { dims: number[]; data: number[]; int: boolean }
@@ -46,11 +49,27 @@ function broadcastAll(ts: CTensor[]): { dims: number[]; index: number[][] } {
 /** Element-wise op over broadcast inputs; values holding the symbolic batch are refused. */
 const elementwise = (f: (...v: number[]) => number, int?: (ins: CTensor[]) => boolean): Fold => (ins) => {
   const ts = ins.map((t, i) => need(t, `input ${i}`));
-  for (const t of ts) if (t.data.includes(BATCH)) throw new FoldError('does arithmetic on the batch size, which is only known when the model runs');
+  for (const t of ts) if (t.data.some(batchMultiple)) throw new FoldError('does arithmetic on the batch size, which is only known when the model runs');
   const { dims, index } = broadcastAll(ts);
   const data = index[0].map((_, o) => f(...ts.map((t, k) => t.data[index[k][o]])));
   return tensor(dims, data, int ? int(ts) : ts[0].int);
 };
+/** k N * c (and c * k N) for a positive integer c; k N / c (integers) where c divides k; null when no batch value is
+ *  involved (the plain elementwise fold runs). Anything else with the batch in it is refused there. */
+function scaleBatch(ins: (CTensor | undefined)[], div: boolean): CTensor | null {
+  const [x, y] = ins.map((t, i) => need(t, `input ${i}`));
+  if (!x.data.some(batchMultiple) && !y.data.some(batchMultiple)) return null;
+  if (!x.int || !y.int || (div && y.data.some(batchMultiple))) throw new FoldError(`${div ? 'divides' : 'multiplies'} the batch size by a non-integer or by itself`);
+  const { dims, index } = broadcastAll([x, y]);
+  const data = index[0].map((_, o) => {
+    const u = x.data[index[0][o]], v = y.data[index[1][o]], [b, c] = batchMultiple(u) ? [u, v] : [v, u];
+    if (!batchMultiple(b)) return div ? Math.trunc(u / v) : u * v;
+    if (!(Number.isInteger(c) && c >= 1) || batchMultiple(c)) throw new FoldError(`scales the batch size by ${c} (only by a positive integer constant)`);
+    if (div && (b / BATCH) % c !== 0) throw new FoldError(`divides ${b / BATCH}*N by ${c}, which does not divide it`);
+    return div ? b / c : b * c;
+  });
+  return tensor(dims, data, true);
+}
 const anyFloat = (ts: CTensor[]) => ts.every((t) => t.int);
 const bool = () => true;
 
@@ -88,7 +107,7 @@ export const FOLD: Record<string, Fold> = {
   Cast: ([x], a) => {
     const to = a.i('to', 1), t = need(x, 'input'), int = [2, 3, 4, 5, 6, 7, 9, 12, 13].includes(to);
     if (!int && ![1, 10, 11].includes(to)) throw new FoldError(`Cast to ONNX type ${to} (only numeric types)`);
-    const conv = (v: number) => (v === BATCH ? v : to === 9 ? Number(v !== 0) : int ? Math.trunc(v) : to === 10 ? toHalf(v) : v);
+    const conv = (v: number) => (batchMultiple(v) ? v : to === 9 ? Number(v !== 0) : int ? Math.trunc(v) : to === 10 ? toHalf(v) : v);
     return tensor(t.dims, t.data.map(conv), int);
   },
   Gather([x, idx], a) {
@@ -131,7 +150,7 @@ export const FOLD: Record<string, Fold> = {
   },
   Expand([x, shape]) {
     const t = need(x, 'input'), target = ints(shape, 'shape').map((v, i, all) => (v === BATCH && i === 0 && all.length >= t.dims.length ? 1 : v));
-    if (target.includes(BATCH)) throw new FoldError('expands to the batch size along an axis other than 0');
+    if (target.some(batchMultiple)) throw new FoldError('expands to the batch size along an axis other than 0');
     const { dims, index } = broadcastAll([t, tensor(target, new Array(size(target)).fill(0), true)]);
     return tensor(dims, index[0].map((j) => t.data[j]), t.int);
   },
@@ -141,7 +160,7 @@ export const FOLD: Record<string, Fold> = {
   },
   ConstantOfShape([shape], _a, n) {
     const dims = ints(shape, 'shape');
-    if (dims.includes(BATCH)) throw new FoldError('makes a tensor of the batch size, which is only known when the model runs');
+    if (dims.some(batchMultiple)) throw new FoldError('makes a tensor of the batch size, which is only known when the model runs');
     const v = n.attrs.get('value')?.t;
     const value = v ? Number(v.data[0]) : 0, int = !!v && !(v.data instanceof Float32Array);
     return tensor(dims, new Array(size(dims)).fill(value), int);
@@ -163,9 +182,9 @@ export const FOLD: Record<string, Fold> = {
     const [x, y] = ins.map((t, i) => need(t, `input ${i}`));
     const { dims, index } = broadcastAll([x, y]);
     return tensor(dims, index[0].map((_, o) => {
-      const u = x.data[index[0][o]], v = y.data[index[1][o]];
-      if ((u === BATCH) !== (v === BATCH) && Math.min(u === BATCH ? v : u, 0) >= 0) throw new FoldError('compares the batch size with a non-negative value');
-      return Number(u === v);
+      const u = x.data[index[0][o]], v = y.data[index[1][o]], bu = batchMultiple(u) > 0, bv = batchMultiple(v) > 0;
+      if (bu !== bv && (bu ? v : u) >= 0) throw new FoldError('compares the batch size with a non-negative value');
+      return Number(u === v); // k N = j N only for k = j
     }), true);
   },
   Not: elementwise((v) => Number(!v), bool),
@@ -175,10 +194,10 @@ export const FOLD: Record<string, Fold> = {
   Greater: elementwise((u, v) => Number(u > v), bool),
   Add: elementwise((u, v) => u + v, anyFloat),
   Sub: elementwise((u, v) => u - v, anyFloat),
-  Mul: elementwise((u, v) => u * v, anyFloat),
+  Mul: (ins, a, n, o) => scaleBatch(ins, false) ?? elementwise((u, v) => u * v, anyFloat)(ins, a, n, o),
   Div: (ins, a, n, o) => {
     const int = ins.every((t) => t?.int);
-    return elementwise((u, v) => (int ? Math.trunc(u / v) : u / v), anyFloat)(ins, a, n, o);
+    return scaleBatch(ins, true) ?? elementwise((u, v) => (int ? Math.trunc(u / v) : u / v), anyFloat)(ins, a, n, o);
   },
   Mod: (ins, a, n, o) => elementwise((u, v) => (a.i('fmod', 0) ? u % v : ((u % v) + v) % v), anyFloat)(ins, a, n, o),
   Neg: elementwise((v) => -v),

@@ -8,6 +8,10 @@ import type { Op } from './ops/index.js';
 
 /** Marker for the (symbolic) batch size inside integer shape computations (Shape -> Gather -> Concat -> Reshape). */
 export const BATCH = -(2 ** 40);
+/** k when v is k * BATCH for a positive integer k (the batch size times a constant, as merged axes have), else 0. */
+export const batchMultiple = (v: number): number => (v <= BATCH && Number.isInteger(v / BATCH) ? v / BATCH : 0);
+/** A dimension for messages: N, k*N or the number. */
+export const showDim = (v: number): string => { const k = batchMultiple(v); return k ? (k === 1 ? 'N' : `${k}*N`) : `${v}`; };
 
 export interface Tensor { name: string; shape: Shape; data?: Float32Array } // data: a constant operand (per sample, broadcast over the batch)
 export interface Node { name: string; source: string; op: Op; inputs: string[]; output: string } // source: the ONNX op type (or builder)

@@ -1,9 +1,10 @@
 // ONNX ModelProto -> camgpu Graph: op normalisation, BN folding, static shape inference and validation.
 // Every error names the node, its op and the shapes involved.
 import { parseOnnx, attrTypeName, dataTypeName, OnnxAttr, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
-import { BATCH, Graph, ModelError, Node, Op, Shape, Tensor } from './graph.js';
+import { Graph, batchMultiple, ModelError, Node, Op, Shape, Tensor } from './graph.js';
 import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
+import { BatchAxis, batchOf, handles, importBatchAware, onnxDims, showDims } from './batchaxis.js';
 
 /** ONNX op types the importer takes: the op table's imports and the constant folding below. */
 export const SUPPORTED_OPS = [...new Set([...Object.keys(ONNX_IMPORTS), 'Constant', 'Shape'])];
@@ -82,6 +83,8 @@ export class Importer {
   uses = new Map<string, number>();
   unreadable = new Map<string, string>();                             // constants of a type camgpu does not read -> type name
   alias = new Map<string, string>();                                   // ONNX name -> IR tensor name (after folding)
+  batch = new Map<string, BatchAxis>();                                // activations whose batch axis is not ONNX axis 0 alone (src/batchaxis.ts)
+  batchConsts = new Set<string>();                                     // constants Expand-ed over the batch: the same for every sample
   constructor(readonly m: OnnxModel, readonly o: ImportOptions = {}) {}
   get opset() { return this.m.opset; }
 
@@ -101,6 +104,8 @@ export class Importer {
     g.output = this.name(m.outputs[0].name);
     if (g.output === g.input) throw new ModelError(`graph output '${m.outputs[0].name}' is the graph input '${g.input}': no node computes it`);
     if (!g.tensors.has(g.output) || g.tensors.get(g.output)!.data) throw new ModelError(`graph output '${m.outputs[0].name}' is not computed from the input`);
+    const moved = this.batch.get(g.output), last = g.nodes.find((n) => n.output === g.output);
+    if (moved && last) throw new UnsupportedError(`node '${last.name}': ${last.source} gives the graph output '${m.outputs[0].name}' ${showDims(g.tensors.get(g.output)!.shape, moved)} with the batch at axis ${moved.axis}; camgpu needs the batch at axis 0 of the output`);
     return g;
   }
 
@@ -206,7 +211,11 @@ export class Importer {
     for (const extra of n.outputs.slice(1)) if (extra && this.uses.has(extra) && n.opType !== 'Dropout' && n.opType !== 'Split' && n.opType !== 'LayerNormalization') this.unsupported(n, `output '${extra}' is used; only the first output is supported`);
     if (n.opType === 'Dropout' && n.outputs[1] && this.uses.has(n.outputs[1])) this.unsupported(n, 'mask output is used');
     // opset 12+: with training_mode true, Dropout masks at random and scales by 1/(1-ratio); camgpu runs it only as the inference identity
-    if (n.opType === 'Dropout' && n.inputs[2]) this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout, without that input, is supported)`);
+    // a constant false training_mode is inference; so is training with a constant ratio 0 (torchvision 0.14's Swin
+    // attention dropout: training=True, p=0: no element dropped, scale 1/(1-0))
+    const zero = (i: string | undefined, m: Map<string, { data: ArrayLike<number> }>) => !!i && (m.get(i)?.data.length ?? 0) > 0 && Array.from(m.get(i)!.data).every((v) => v === 0);
+    if (n.opType === 'Dropout' && n.inputs[2] && !zero(n.inputs[2], this.ints) && !zero(n.inputs[1], this.floats))
+      this.unsupported(n, `with a training_mode input '${n.inputs[2]}' (only inference-mode Dropout: without that input, with a constant false, or with a constant ratio 0)`);
     if (n.opType === 'Constant') {
       const t = a('value')?.t, vf = a('value_float')?.f, vfs = a('value_floats')?.floats, vi = a('value_int')?.i, vis = a('value_ints')?.ints;
       if (t) { t.name = n.outputs[0]; this.addConst(t); }
@@ -216,7 +225,7 @@ export class Importer {
       return;
     }
     if (n.opType === 'Shape') {
-      const c = this.floats.get(n.inputs[0]) ?? this.ints.get(n.inputs[0]), full = c ? c.dims : [BATCH, ...this.shape(n, 0)];
+      const c = this.floats.get(n.inputs[0]) ?? this.ints.get(n.inputs[0]), full = c ? c.dims : onnxDims(this.shape(n, 0), batchOf(this, n.inputs[0]));
       const r = full.length, at = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
       const start = at(this.attrs(n).i('start', 0)), end = at(this.attrs(n).i('end', r));
       this.ints.set(n.outputs[0], { dims: [Math.max(end - start, 0)], data: full.slice(start, end) });
@@ -232,6 +241,7 @@ export class Importer {
       if (out.data.length !== out.dims.reduce((p, v) => p * v, 1)) this.unsupported(n, 'on constants: internal size mismatch');
       if (out.int) this.ints.set(n.outputs[0], { dims: out.dims, data: out.data });
       else this.floats.set(n.outputs[0], { dims: out.dims, data: Float32Array.from(out.data) });
+      if (n.opType === 'Expand' && this.ints.get(n.inputs[1])?.data.some(batchMultiple)) this.batchConsts.add(n.outputs[0]);
       return;
     }
 
@@ -245,6 +255,7 @@ export class Importer {
       if (this.floats.has(x)) this.unsupported(n, `on a constant input '${x}' is not supported (fold constants before export)`);
       this.shape(n, 0);
     }
+    if (handles(this, n)) return importBatchAware(this, n); // the batch axis may move (src/batchaxis.ts)
     imp(this, n);
   }
 

@@ -87,7 +87,10 @@ test('fold: hand-worked Gather, Slice (negative step), Concat, Where, Range, Til
 
 test('fold: the batch size never enters arithmetic (a precise error, not a wrong shape)', () => {
   const a = attrs();
-  for (const op of ['Mul', 'Add', 'Div', 'Sub']) assert.throws(() => FOLD[op]([T([1], [BATCH]), T([1], [4])], a, node, 13), (e: Error) => e instanceof FoldError && /batch size/.test(e.message));
+  for (const op of ['Add', 'Sub']) assert.throws(() => FOLD[op]([T([1], [BATCH]), T([1], [4])], a, node, 13), (e: Error) => e instanceof FoldError && /batch size/.test(e.message));
+  // only scaled by a positive integer (N * heads, tokens * N; tests/vit.test.ts), and divided where that divides k
+  assert.equal(FOLD.Mul([T([1], [BATCH]), T([1], [4])], a, node, 13).data, [4 * BATCH]);
+  assert.throws(() => FOLD.Div([T([1], [BATCH]), T([1], [4])], a, node, 13), (e: Error) => e instanceof FoldError && /divides N by 4|1\*N by 4/.test(e.message));
   assert.throws(() => FOLD.Equal([T([1], [BATCH]), T([1], [1])], a, node, 13), /batch size with a non-negative/);
   assert.equal(FOLD.Equal([T([1], [BATCH]), T([1], [-1])], a, node, 13).data, [0], 'N is never -1');
   assert.throws(() => FOLD.ConstantOfShape([T([2], [BATCH, 3])], a, node, 13), /batch size/);

@@ -4,7 +4,7 @@
 // Backward rules: 'grad' (plain gradient), 'guided' (guided backprop at ReLUs), 'deeplift' (DeepLIFT
 // Rescale against a reference pass); see refBackward.
 
-import { ActOp, BinaryOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, ResizeOp, ConvTransposeOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
+import { ActOp, BinaryOp, ConcatOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, ResizeOp, ConvTransposeOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
 
 export type Mode = 'grad' | 'guided' | 'deeplift';
 type Vals = Map<string, Float64Array>;
@@ -564,11 +564,12 @@ function nodeForward(g: Graph, node: Node, v: Vals, N: number): Float64Array {
       for (let i = 0; i < y.length; i++) { const c = Math.floor(i / inner) % C; y[i] = x[i] * op.scale[c] + op.shift[c]; }
       return y;
     }
-    case 'concat': { // per sample, the inputs' blocks one after the other (channels are the outermost per-sample axis)
-      let off = 0; const M = numel(ys);
+    case 'concat': { // per sample and per block of the axes before the concat axis, the inputs' blocks one after the other
+      const O = numel(ys.slice(0, (node.op as ConcatOp).axis ?? 0)), M = numel(ys) / O;
+      let off = 0;
       for (const t of node.inputs) {
-        const m = numel(shapeOf(g, t)), xt = v.get(t)!;
-        for (let n = 0; n < N; n++) y.set(xt.subarray(n * m, (n + 1) * m), n * M + off);
+        const m = numel(shapeOf(g, t)) / O, xt = v.get(t)!;
+        for (let q = 0; q < N * O; q++) y.set(xt.subarray(q * m, (q + 1) * m), q * M + off);
         off += m;
       }
       return y;
@@ -727,10 +728,11 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       return;
     }
     case 'concat': {
-      let off = 0; const M = numel(ys);
+      const O = numel(ys.slice(0, (node.op as ConcatOp).axis ?? 0)), M = numel(ys) / O;
+      let off = 0;
       for (const t of node.inputs) {
-        const m = numel(shapeOf(g, t)), d = new Float64Array(N * m);
-        for (let n = 0; n < N; n++) d.set(dy.subarray(n * M + off, n * M + off + m), n * m);
+        const m = numel(shapeOf(g, t)) / O, d = new Float64Array(N * O * m);
+        for (let q = 0; q < N * O; q++) d.set(dy.subarray(q * M + off, q * M + off + m), q * m);
         acc(t, d);
         off += m;
       }

@@ -17,11 +17,37 @@ export function rank4(N: number, s: Shape, n: Node): number[] {
   return [N, ...Array(3 - s.length).fill(1), ...s];
 }
 
-/** Element strides of operand t broadcast to the rank-4 output shape o (0 on broadcast axes; constants have N = 1). */
-export function strides(g: Graph, N: number, t: string, o: number[], n: Node): number[] {
-  const s = rank4(isConst(g, t) ? 1 : N, g.tensors.get(t)!.shape, n);
+/** Element strides of a per-sample shape s (N samples; constants have N = 1) broadcast to the rank-4 output shape o
+ *  (0 on broadcast axes). */
+function stridesOf(N: number, shape: Shape, o: number[], n: Node): number[] {
+  const s = rank4(N, shape, n);
   const st = [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1];
   return st.map((v, d) => (s[d] === 1 && o[d] > 1 ? 0 : v));
+}
+/** Element strides of operand t broadcast to the rank-4 output shape o (0 on broadcast axes; constants have N = 1). */
+export function strides(g: Graph, N: number, t: string, o: number[], n: Node): number[] {
+  return stridesOf(isConst(g, t) ? 1 : N, g.tensors.get(t)!.shape, o, n);
+}
+
+/** The output and operand shapes with adjacent axes merged where every operand is either whole or broadcast on both
+ *  (and output axes of size 1 dropped): the same element map, in as few axes as the broadcast pattern needs, so any
+ *  per-sample rank fits binary.wgsl's three ((4,2,16,8) * a scalar is one axis of 1024). */
+export function coalesce(y: Shape, ops: Shape[]): { y: Shape; ops: Shape[] } {
+  const pad = ops.map((s) => [...Array(y.length - s.length).fill(1), ...s]), Y: number[] = [], P: number[][] = ops.map(() => []);
+  y.forEach((d, i) => {
+    if (d === 1) return;
+    const last = Y.length - 1;
+    if (last >= 0 && pad.every((s, k) => (s[i] !== 1) === (P[k][last] !== 1))) { Y[last] *= d; pad.forEach((s, k) => { P[k][last] *= s[i]; }); }
+    else { Y.push(d); pad.forEach((s, k) => P[k].push(s[i])); }
+  });
+  return { y: Y, ops: P };
+}
+
+/** binary.wgsl's view of node n at batch N: the rank-4 output o, each operand's strides and rank-4 shape. */
+function view(g: Graph, N: number, n: Node) {
+  const [A, B] = n.inputs, c = coalesce(g.tensors.get(n.output)!.shape, [A, B].map((t) => g.tensors.get(t)!.shape));
+  const o = rank4(N, c.y, n), per = (k: number, t: string) => (isConst(g, t) ? 1 : N);
+  return { o, sa: stridesOf(per(0, A), c.ops[0], o, n), sb: stridesOf(per(1, B), c.ops[1], o, n), su: c.ops.map((s, k) => rank4(per(k, n.inputs[k]), s, n)) };
 }
 
 /** binary.wgsl's OP override. */
@@ -33,23 +59,21 @@ const binaryDef = (kind: Kind): OpDef<BinaryOp> => ({
   shape: (_n, _op, [a, b], bad) => broadcast(a, b) ?? bad('shapes do not broadcast'),
   pipelines: () => [['binary', 'binary_forward', { OP: OP_ID[kind] }],
     ...[0, 2].flatMap((MODE) => [0, 1].map((WRT): ['binary', string, Record<string, number>] => ['binary', 'binary_backward', { OP: OP_ID[kind], MODE, WRT }]))],
-  // y (o) = g(a[o . sa], b[o . sb])
+  // y (o) = g(a[o . sa], b[o . sb]) over the coalesced view
   forward(e, n, _op, ref) {
-    const [a, b] = n.inputs, o = rank4(e.batch, e.g.tensors.get(n.output)!.shape, n);
+    const [a, b] = n.inputs, { o, sa, sb } = view(e.g, e.batch, n);
     return [e.step('binary', 'binary_forward', { OP: OP_ID[kind] }, (ref ? 'ref:' : '') + n.name,
-      { o, sa: strides(e.g, e.batch, a, o, n), sb: strides(e.g, e.batch, b, o, n), E: numel(o) },
+      { o, sa, sb, E: numel(o) },
       { a: e.buf(a, ref), b: e.buf(b, ref), out: e.buf(n.output, ref) }, numel(o))];
   },
   // du (su) = sum over broadcast axes of dy * m_u (the gradient, or the DeepLIFT split of binary.wgsl's header)
   backward(e, n, _op, b) {
-    const N = e.batch, o = rank4(N, e.g.tensors.get(n.output)!.shape, n), dl = b.mode === 'deeplift';
-    const [A, B] = n.inputs, sa = strides(e.g, N, A, o, n), sb = strides(e.g, N, B, o, n);
+    const dl = b.mode === 'deeplift', [A, B] = n.inputs, { o, sa, sb, su } = view(e.g, e.batch, n);
     return n.inputs.flatMap((u, k) => {
       if (!b.need.has(u)) return [];
-      const su = rank4(N, e.g.tensors.get(u)!.shape, n);
       return [e.step('binary', 'binary_backward', { OP: OP_ID[kind], MODE: dl ? 2 : 0, WRT: k }, `${b.label}[${k}]`,
-        { o, sa, sb, su, E: numel(su), acc: b.acc(u) },
-        { a: e.buf(A), b: e.buf(B), ar: e.buf(A, dl), br: e.buf(B, dl), dy: b.dy, out: b.dx(u) }, numel(su))];
+        { o, sa, sb, su: su[k], E: numel(su[k]), acc: b.acc(u) },
+        { a: e.buf(A), b: e.buf(B), ar: e.buf(A, dl), br: e.buf(B, dl), dy: b.dy, out: b.dx(u) }, numel(su[k]))];
     });
   },
 });

@@ -147,7 +147,7 @@ function emitLayout(im: Im, n: OnnxNode, op: LayoutOp, identity: boolean, out = 
 
 /** ONNX Slice clamping of one axis of size d: begin and end with negatives counted from the end, then clamped to
  *  [0, d] for a positive step, begin to [0, d-1] and end to [-1, d-1] for a negative one. */
-function clampSlice(d: number, start: number, end: number, step: number): [number, number] {
+export function clampSlice(d: number, start: number, end: number, step: number): [number, number] {
   const at = (v: number, lo: number, hi: number) => Math.min(Math.max(v < 0 ? v + d : v, lo), hi);
   return step > 0 ? [at(start, 0, d), at(end, 0, d)] : [at(start, 0, d - 1), at(end, -1, d - 1)];
 }

@@ -4,6 +4,8 @@
 // 102760448-value FC weight), one dispatch per chunk. The MatMul import lives with the matmul record (./matmul.ts).
 // Reference: tests/ref.ts linearForward and nodeBackward case linear.
 import { type Node, numel } from '../graph.js';
+import type { Importer } from '../import.js';
+import type { OnnxNode } from '../onnx.js';
 import type { Enc, OnnxImport, OpDef } from './types.js';
 
 /** y = x w^T + b over the last axis of x: w (out, in), b (out). */
@@ -65,24 +67,30 @@ export function transpose(a: Float32Array, rows: number, cols: number, scale: nu
   return t;
 }
 
+/** Gemm's linear layer: B (and alpha) as w, C (and beta) as b; shared with src/batchaxis.ts (rows merged with the batch). */
+export function gemmOp(im: Importer, n: OnnxNode): LinearOp {
+  const a = im.attrs(n), s = im.shape(n, 0), feat = s[s.length - 1];
+  if (im.intIn(n, 'transA', 0, 0, 1)) im.unsupported(n, 'with transA=1 (it would mix the batch dimension)');
+  const B = im.constFloat(n, 1, 'B'), alpha = a.f('alpha', 1), beta = a.f('beta', 1), tB = im.intIn(n, 'transB', 0, 0, 1);
+  if (B.dims.length !== 2 || B.dims.some((v) => v < 1)) im.unsupported(n, `with B '${n.inputs[1]}' of shape [${B.dims}] (needs a non-empty matrix)`);
+  if ((tB ? B.dims[1] : B.dims[0]) !== feat) im.unsupported(n, `B '${n.inputs[1]}' of shape [${B.dims}]${tB ? ' (transB=1)' : ''} takes ${tB ? B.dims[1] : B.dims[0]} features; the input has ${feat}`);
+  const w = tB ? B.data.map((v) => v * alpha) : transpose(B.data, B.dims[0], B.dims[1], alpha);
+  const out = tB ? B.dims[0] : B.dims[1], inn = w.length / out;
+  let b = new Float32Array(out);
+  if (n.inputs[2]) {
+    const C = im.constFloat(n, 2, 'C');
+    const perOutput = C.dims.length === 1 || (C.dims.length === 2 && C.dims[0] === 1); // [out] or [1,out]; (M,1) would be per sample
+    if (C.data.length === 1) b.fill(C.data[0] * beta);
+    else if (C.data.length === out && perOutput) b = C.data.map((v) => v * beta);
+    else im.unsupported(n, `with C '${n.inputs[2]}' of shape [${C.dims}] (needs (${out}) or a scalar)`);
+  }
+  return { kind: 'linear', w, b, out, in: inn };
+}
+
 export const onnx: Record<string, OnnxImport> = {
   Gemm(im, n) {
-    const a = im.attrs(n), s = im.shape(n, 0);
+    const s = im.shape(n, 0);
     if (s.length !== 1) im.unsupported(n, `of an input of rank ${s.length + 1} [N,${s}] (Gemm is 2-D; flatten first, or use MatMul)`);
-    if (im.intIn(n, 'transA', 0, 0, 1)) im.unsupported(n, 'with transA=1 (it would mix the batch dimension)');
-    const B = im.constFloat(n, 1, 'B'), alpha = a.f('alpha', 1), beta = a.f('beta', 1), tB = im.intIn(n, 'transB', 0, 0, 1);
-    if (B.dims.length !== 2 || B.dims.some((v) => v < 1)) im.unsupported(n, `with B '${n.inputs[1]}' of shape [${B.dims}] (needs a non-empty matrix)`);
-    if ((tB ? B.dims[1] : B.dims[0]) !== s[0]) im.unsupported(n, `B '${n.inputs[1]}' of shape [${B.dims}]${tB ? ' (transB=1)' : ''} takes ${tB ? B.dims[1] : B.dims[0]} features; the input has ${s[0]}`);
-    const w = tB ? B.data.map((v) => v * alpha) : transpose(B.data, B.dims[0], B.dims[1], alpha);
-    const out = tB ? B.dims[0] : B.dims[1], inn = w.length / out;
-    let b = new Float32Array(out);
-    if (n.inputs[2]) {
-      const C = im.constFloat(n, 2, 'C');
-      const perOutput = C.dims.length === 1 || (C.dims.length === 2 && C.dims[0] === 1); // [out] or [1,out]; (M,1) would be per sample
-      if (C.data.length === 1) b.fill(C.data[0] * beta);
-      else if (C.data.length === out && perOutput) b = C.data.map((v) => v * beta);
-      else im.unsupported(n, `with C '${n.inputs[2]}' of shape [${C.dims}] (needs (${out}) or a scalar)`);
-    }
-    im.emit(n, { kind: 'linear', w, b, out, in: inn }, [n.inputs[0]]);
+    im.emit(n, gemmOp(im, n), [n.inputs[0]]);
   },
 };

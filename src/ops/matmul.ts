@@ -94,7 +94,7 @@ function matmulImport(im: Importer, n: OnnxNode) {
 }
 
 /** x (N, ..., K) times a constant (K, P): linear with w = B^T; times (K): linear to one output, then that axis dropped. */
-function linearImport(im: Importer, n: OnnxNode, B: { dims: number[]; data: Float32Array }) {
+export function linearImport(im: Importer, n: OnnxNode, B: { dims: number[]; data: Float32Array }) {
   const s = im.shape(n, 0), K = s[s.length - 1];
   const [k, P] = B.dims.length === 2 ? B.dims : [B.dims[0], 1];
   if (k !== K) im.unsupported(n, `of [N,${s}] by a constant of shape [${B.dims}]: inner sizes differ`);

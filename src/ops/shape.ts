@@ -5,36 +5,37 @@
 import { BATCH, Shape, fmt, isConst, numel } from '../graph.js';
 import type { OnnxImport, OpDef } from './types.js';
 
-export interface ConcatOp { kind: 'concat' }   // along channels (per-sample axis 0)
+export interface ConcatOp { kind: 'concat'; axis?: number } // along per-sample axis `axis` (default 0, the channels)
 export interface AliasOp { kind: 'alias' }     // new shape, same data
 
 export const concat: OpDef<ConcatOp> = {
   kind: 'concat',
   reference: 'nodeForward/nodeBackward case concat',
-  shape(_n, _op, ins, bad) {
-    const x = ins[0];
-    for (const s of ins) if (s.length !== x.length || s.some((d, i) => i > 0 && d !== x[i])) bad('inputs differ outside the channel axis');
-    return [ins.reduce((a, s) => a + s[0], 0), ...x.slice(1)];
+  shape(_n, op, ins, bad) {
+    const x = ins[0], a = op.axis ?? 0;
+    if (!(a >= 0 && a < x.length)) bad(`axis ${a} outside per-sample rank ${x.length}`);
+    for (const s of ins) if (s.length !== x.length || s.some((d, i) => i !== a && d !== x[i])) bad(`inputs differ outside axis ${a}`);
+    return x.map((d, i) => (i === a ? ins.reduce((t, s) => t + s[a], 0) : d));
   },
   pipelines: () => [['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]],
-  // y (N, sum R_k) gets x_k (N, R_k) at column offset Y0 = sum_{j<k} R_j (R: per-sample size); a constant x_k (R_k),
-  // the same for every sample, is read with batch stride XS = 0
-  forward(e, n, _op, ref) {
-    const N = e.batch, YS = numel(e.g.tensors.get(n.output)!.shape), L = (ref ? 'ref:' : '') + n.name;
+  // y (N*O, sum R_k) gets x_k (N*O, R_k) at column offset Y0 = sum_{j<k} R_j: O blocks per sample (the axes before the
+  // concat axis), R_k = x_k's size from the concat axis on; a constant (one for every sample, O = 1) has XS = 0
+  forward(e, n, op, ref) {
+    const ys = e.g.tensors.get(n.output)!.shape, O = numel(ys.slice(0, op.axis ?? 0)), N = e.batch * O, YS = numel(ys) / O, L = (ref ? 'ref:' : '') + n.name;
     let Y0 = 0;
     return n.inputs.map((i, k) => {
-      const R = numel(e.g.tensors.get(i)!.shape), XS = isConst(e.g, i) ? 0 : R;
-      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
+      const R = numel(e.g.tensors.get(i)!.shape) / O;
+      const s = e.step('copy', 'concat_forward', {}, `${L}[${k}]`, { N, R, XS: isConst(e.g, i) ? 0 : R, YS, Y0 }, { x: e.buf(i, ref), y: e.buf(n.output, ref) }, N * R);
       Y0 += R;
       return s;
     });
   },
-  // dx_k = dy[:, Y0 : Y0 + R_k]
-  backward(e, n, _op, b) {
-    const N = e.batch, YS = numel(e.g.tensors.get(n.output)!.shape);
+  // dx_k = dy[:, Y0 : Y0 + R_k] per block
+  backward(e, n, op, b) {
+    const ys = e.g.tensors.get(n.output)!.shape, O = numel(ys.slice(0, op.axis ?? 0)), N = e.batch * O, YS = numel(ys) / O;
     let Y0 = 0;
     return n.inputs.flatMap((i, k) => {
-      const R = numel(e.g.tensors.get(i)!.shape), off = Y0;
+      const R = numel(e.g.tensors.get(i)!.shape) / O, off = Y0;
       Y0 += R;
       return b.need.has(i) && !isConst(e.g, i) ? [e.step('copy', 'concat_backward', {}, `${b.label}[${k}]`, { N, R, XS: R, YS, Y0: off, acc: b.acc(i) }, { x: b.dy, y: b.dx(i) }, N * R)] : [];
     });
@@ -84,12 +85,21 @@ export const onnx: Record<string, OnnxImport> = {
   },
   Squeeze: (im, n) => squeeze(im, n, true),
   Unsqueeze: (im, n) => squeeze(im, n, false),
+  // along any per-sample axis; a constant input must be the same for every sample: Expand-ed to the batch (ViT's class
+  // token), (1, ...) per sample, and concatenated along the first per-sample axis
   Concat(im, n) {
-    const v = n.inputs.findIndex((i) => im.isVar(i)), s = im.shape(n, Math.max(v, 0)), axis = im.attrs(n).i('axis', 1);
-    if (axis !== 1 && axis !== 1 - (s.length + 1)) im.unsupported(n, `with axis=${axis} (only channel axis 1)`);
-    if (!n.inputs.some((i) => im.isVar(i))) im.unsupported(n, 'of constants only');
-    // a constant (ViT's class token, expanded to the batch and folded to batch size 1) joins as a per-sample constant
-    im.emit(n, { kind: 'concat' }, n.inputs.map((i) => im.operand(n, i)));
+    const v = n.inputs.find((i) => im.isVar(i)) ?? im.unsupported(n, 'of constants only');
+    const s = im.shape(n, n.inputs.indexOf(v)), given = im.attrs(n).i('axis', 1), axis = given < 0 ? given + s.length + 1 : given;
+    if (!(axis >= 0 && axis <= s.length)) im.unsupported(n, `with axis=${given} outside rank ${s.length + 1}`);
+    if (axis === 0) im.unsupported(n, `with axis=${given}: along the batch axis 0 (camgpu never joins samples)`);
+    for (const i of n.inputs) {
+      if (im.isVar(i)) continue;
+      const c = im.floats.get(i);
+      if (!c || !im.batchConsts.has(i) || c.dims.length !== s.length + 1 || c.dims[0] !== 1 || axis !== 1)
+        return im.unsupported(n, `of constant input '${i}' (only activations, or a constant Expand-ed to the batch size along axis 1, can be concatenated)`);
+      if (!im.g.tensors.has(i)) im.g.tensors.set(i, { name: i, shape: c.dims.slice(1), data: c.data });
+    }
+    im.emit(n, axis === 1 ? { kind: 'concat' } : { kind: 'concat', axis: axis - 1 }, n.inputs);
   },
 };
 
