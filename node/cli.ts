@@ -673,9 +673,6 @@ class Progress {
 function methodsArg(v: Values, cmd: string, dflt: string): Method[] {
   const m = (v.methods as string | undefined)?.trim() ?? dflt;
   let methods: Method[];
-  const names = m === 'fast' || m === 'all' ? [] : m.split(',').map((x) => x.trim()).filter(Boolean);
-  const unknown = names.find((x) => !(METHOD_NAMES as readonly string[]).includes(x));
-  if (unknown !== undefined) throw new UsageError(`${cmd}: unknown method '${unknown.slice(0, 40)}'; methods: ${METHOD_NAMES.join(', ')} (or fast, all)`);
   try { methods = parseMethods(m === 'fast' || m === 'all' ? m : (m.split(',').map((x) => x.trim()).filter(Boolean) as Method[])); }
   catch (e) { if (e instanceof ModelError) throw new UsageError(`${cmd}: ${e.message} (or fast, all)`); throw e; }
   if (!methods.length) throw new UsageError(`--methods lists no method (methods: ${METHOD_NAMES.join(', ')}; or fast, all)`);

@@ -131,7 +131,8 @@ function checkCamHead(g: Graph, A: string) {
 export function parseMethods(m: ExplainOptions['methods']): Method[] {
   if (!m || m === 'fast') return FAST_METHODS;
   if (m === 'all') return METHOD_NAMES;
-  for (const x of m) if (!(x in METHODS)) throw new ModelError(`unknown method '${x}'; methods: ${METHOD_NAMES.join(', ')}`);
+  // own keys only: `in` would take '__proto__' or 'toString' for a method
+  for (const x of m) if (!Object.hasOwn(METHODS, x)) throw new ModelError(`unknown method '${String(x).slice(0, 40)}'; methods: ${METHOD_NAMES.join(', ')}`);
   return [...new Set(m)];
 }
 

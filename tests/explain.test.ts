@@ -117,6 +117,7 @@ test('errors: unknown layer lists candidates, 2-D layer, CAM on an FC head, clas
     await fails({ methods: ['cam'] }, /CAM needs the target layer to feed GlobalAveragePool -> linear; after '.*' the head is maxpool -> alias -> linear/);
     await fails({ targets: [3, 10] }, /class 10 is out of range: the model has 10 classes/);
     await fails({ methods: ['gradcam', 'nope' as Method] }, /unknown method 'nope'; methods: gradcam, /);
+    await fails({ methods: ['__proto__' as Method] }, /unknown method '__proto__'; methods: gradcam, /); // an own key, not an inherited one
     await fails({ targets: [1] }, /targets has 1 classes for 2 images/);
   } finally { ex.destroy(); model.destroy(); }
 });
