@@ -706,6 +706,13 @@ sp('resize hand-computed: nearest x2 (asymmetric floor), bilinear align_corners 
   // cubic of 0..3 (linear data) at v = 1.5 (align_corners 4 -> 3: v = 0, 1.5, 3): Keys' kernel reproduces linear data
   close(oneNode([1, 1, 4], resizeOf([1, 4], { mode: 'cubic', coord: 'align_corners', sizes: [1, 3] }), [0, 1, 2, 3]), [0, 1.5, 3]);
 });
+/** DeepLIFT summation to delta at the input of x -> body -> sigmoid -> linear(5), batch 2, random x and reference. */
+function linearSummation(xs: Shape, seed: number, body: (b: GraphBuilder, x: string) => string) {
+  const b = new GraphBuilder(xs, seed), N = 2;
+  const g = b.finish(b.linear(b.flatten(b.act(body(b, b.input), 'sigmoid')), 5));
+  const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
+  checkSummation(g, g.input, vals, refVals, uniform(N * 5), N);
+}
 const resizeCases: [string, Shape, Parameters<typeof resizeOf>[1]][] = [
   ['nearest x2 asymmetric floor (PyTorch nearest)', [2, 3, 4], { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 2] }],
   ['nearest round_prefer_ceil half_pixel 3x4 -> 5x7', [2, 3, 4], { mode: 'nearest', nearest: 'round_prefer_ceil', sizes: [5, 7] }],
@@ -719,12 +726,7 @@ for (const [cfg, xs, o] of resizeCases) {
   const hw: [number, number] = xs.length >= 3 ? [xs[xs.length - 2], xs[xs.length - 1]] : [1, xs[xs.length - 1]];
   const body = (b: GraphBuilder, x: string) => b.op(b.act(x, 'tanh'), resizeOf(hw, o), 'Resize');
   sp(`resize ${cfg} x=[2,${xs}]: backward vs finite differences`, () => gradCheck(xs, 2, body));
-  sp(`resize ${cfg}: deeplift (the gradient: linear) summation to delta`, () => {
-    const b = new GraphBuilder(xs, 17), N = 2;
-    const g = b.finish(b.linear(b.flatten(b.act(body(b, b.input), 'sigmoid')), 5));
-    const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
-    checkSummation(g, g.input, vals, refVals, uniform(N * 5), N);
-  });
+  sp(`resize ${cfg}: deeplift (the gradient: linear) summation to delta`, () => linearSummation(xs, 17, body));
 }
 
 sp('convtranspose hand-computed: x=[1,1,2,2] 1..4, w 2x2 ones, stride 2 (each input a 2x2 block), bias 0.5; stride 1 (overlapping sums)', () => {
@@ -745,12 +747,7 @@ for (const [cfg, xs, cout, opts] of convtCases) {
   const k: [number, number] = cfg.startsWith('2x2') ? [2, 2] : cfg.startsWith('4x4') ? [4, 4] : [3, 3];
   const body = (b: GraphBuilder, x: string) => b.op(b.act(x, 'tanh'), convTransposeOf(xs[0], cout, k, mulberry32(5), opts(mulberry32(6))), 'ConvTranspose');
   sp(`convtranspose ${cfg} x=[2,${xs}]: backward vs finite differences`, () => gradCheck(xs, 2, body));
-  sp(`convtranspose ${cfg}: deeplift (the gradient: linear) summation to delta`, () => {
-    const b = new GraphBuilder(xs, 19), N = 2;
-    const g = b.finish(b.linear(b.flatten(b.act(body(b, b.input), 'sigmoid')), 5));
-    const x = uniform(N * numel(xs), -2, 2), vals = refForward(g, x, N), refVals = refForward(g, uniform(N * numel(xs), -2, 2), N);
-    checkSummation(g, g.input, vals, refVals, uniform(N * 5), N);
-  });
+  sp(`convtranspose ${cfg}: deeplift (the gradient: linear) summation to delta`, () => linearSummation(xs, 19, body));
 }
 
 hand.run();
