@@ -154,7 +154,7 @@ test('three workers, one killed with SIGKILL mid-batch: its batch runs again els
   assert.not.match(workers[0].out, new RegExp(`batch ${victimBatch} of run \\S+: done`), 'the victim never finished it');
   // explain through the same queue (the two survivors): overlays, grid and raw .npy byte for byte as a local run
   const qo = join(tmp, 'x-queue');
-  run([...X, '--out', XLOCAL, '--raw', join(XLOCAL, 'raw')]);
+  run([...X, '--out', XLOCAL, '--raw', join(XLOCAL, 'raw'), '--report', join(tmp, 'x-local-report')]);
   const lo = XLOCAL, x = X;
   const xq = start([...x, '--out', qo, '--raw', join(qo, 'raw'), '--queue', url]);
   assert.is(await xq.exit, 0, xq.err);
@@ -215,8 +215,10 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   for (const f of outs) assert.ok(readFileSync(join(xm, f)).equals(readFileSync(join(XLOCAL, f))), `merged ${f} differs from the single run's`);
   const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; return j; };
   assert.equal(summary(xm), summary(XLOCAL), 'summary.json: every image once, in run order, the same numbers and paths');
-  const page = readFileSync(join(tmp, 'x-merged-report', 'report.html'), 'utf8');
-  assert.is((page.match(/class="scene"/g) ?? []).length, 3 * 2, 'the report: a section per image and target');
+  // the explain report: the single run's page byte for byte, but for its timings table and its JSON island (summary.json)
+  const xpage = (d: string) => readFileSync(join(tmp, d, 'report.html'), 'utf8').replace(/<table id="timings">.*?<\/table>/s, '').replace(/<script type="application\/json" id="summary-data">.*?<\/script>/s, '');
+  assert.is((xpage('x-merged-report').match(/class="scene"/g) ?? []).length, 3 * 2, 'the report: a section per image and target');
+  assert.ok(xpage('x-merged-report') === xpage('x-local-report'), 'merged explain report.html = the single run\'s (timings aside)');
   // refused, one line each: a shard missing, a shard given twice, a shard of another run (other --methods)
   const other = join(tmp, 'x-other');
   run([...X.map((a) => (a === 'gradcam,liftcam,saliency' ? 'gradcam,liftcam' : a)), '--shard', '1/2', '--out', other]);
