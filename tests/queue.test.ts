@@ -77,6 +77,9 @@ function reportPage(dir: string) {
   assert.equal(JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8')).perScene, data.perScene, 'eval.json = the page\'s island');
   return { page, data, run: /<td data-key="run">([^<]*)<\/td>/.exec(html)![1], tiles: (html.match(/src="data:image\//g) ?? []).length };
 }
+/** An explain report page less its timings table, its adapter cell (a queue run's coordinator has none) and its JSON island. */
+const xpage = (d: string) => readFileSync(join(tmp, d, 'report.html'), 'utf8').replace(/<table id="timings">.*?<\/table>/s, '')
+  .replace(/<td data-key="adapter">[^<]*<\/td>/, '').replace(/<script type="application\/json" id="summary-data">.*?<\/script>/s, '');
 const sameReport = (dir: string, what: string) => {
   const a = reportPage(dir), b = reportPage(join(tmp, 'r-single'));
   assert.equal(a.data, b.data, `${what}: the report's numbers (curves, per-scene results, metrics) = the single run's`);
@@ -156,8 +159,9 @@ test('three workers, one killed with SIGKILL mid-batch: its batch runs again els
   const qo = join(tmp, 'x-queue');
   run([...X, '--out', XLOCAL, '--raw', join(XLOCAL, 'raw'), '--report', join(tmp, 'x-local-report')]);
   const lo = XLOCAL, x = X;
-  const xq = start([...x, '--out', qo, '--raw', join(qo, 'raw'), '--queue', url]);
+  const xq = start([...x, '--out', qo, '--raw', join(qo, 'raw'), '--queue', url, '--report', join(tmp, 'x-queue-report')]);
   assert.is(await xq.exit, 0, xq.err);
+  assert.ok(xpage('x-queue-report') === xpage('x-local-report'), 'explain --queue report.html = the local run\'s (timings, adapter aside)');
   assert.match(xq.out, /queue +redis:\/\/127\.0\.0\.1:\d+\/camgpu-test: 2 batches, /);
   const outputs = readdirSync(lo, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort();
   assert.is(outputs.length, 3 * 2 * 3 + 1 + 2 * 2 + 1 + 1, outputs.join(' ')); // overlays, grid, CAM maps + weights, saliency, logits
@@ -216,7 +220,6 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; return j; };
   assert.equal(summary(xm), summary(XLOCAL), 'summary.json: every image once, in run order, the same numbers and paths');
   // the explain report: the single run's page byte for byte, but for its timings table and its JSON island (summary.json)
-  const xpage = (d: string) => readFileSync(join(tmp, d, 'report.html'), 'utf8').replace(/<table id="timings">.*?<\/table>/s, '').replace(/<script type="application\/json" id="summary-data">.*?<\/script>/s, '');
   assert.is((xpage('x-merged-report').match(/class="scene"/g) ?? []).length, 3 * 2, 'the report: a section per image and target');
   assert.ok(xpage('x-merged-report') === xpage('x-local-report'), 'merged explain report.html = the single run\'s (timings aside)');
   // refused, one line each: a shard missing, a shard given twice, a shard of another run (other --methods)
