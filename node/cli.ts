@@ -2,7 +2,7 @@
 // .npy). Options are parsed with node:util parseArgs, no framework. Every failure ends as ONE line
 // `camgpu: <reason>` on stderr; exit status 0 = done, 1 = the work failed (file, model, data, GPU),
 // 2 = the command line is wrong. CAMGPU_DEBUG=1 adds the stack of unexpected (internal) errors.
-// `info` and `layers` never touch the GPU; the other commands create the Dawn device once and always release it.
+// `info`, `layers` and `plan` never touch the GPU; the other commands create the Dawn device once and always release it.
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, n
 import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
+import { planReport } from './plan.js';
 import { EvalError, EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
 import { EvalShard, evalJson, mergeEval, modelHash, parseShard, settingsHash, shardBatches, toJson } from './shard.js';
 import { EvalReply, ExplainReply, ExplainSettings, QueueStats, QueueTarget, evalJob, explainJob, explainOptions, fromWire, parseQueueUrl, ping, runQueue, span, startWorker } from './queue.js';
@@ -218,7 +219,34 @@ const COMMANDS: Record<string, Command> = {
     },
     run: async (v, [path]) => layers(path, v['input-shape'] as string | undefined),
   },
+  plan: {
+    summary: 'print the plans explain builds: every dispatch, buffer and lifetime, and the peak memory (no GPU)',
+    usage: '--model MODEL.onnx [--methods LIST|fast|all] [--batch B] [--layer NAME]',
+    about: 'Runs the planner (src/planner.ts) as explain would for these methods and prints each plan: its dispatches in\n'
+      + 'replay order (label, pipeline with override constants, workgroups, bindings by buffer id), its buffers (bytes,\n'
+      + 'the dispatches that bind them), the model buffers and the peak memory. Asks for no adapter: limits are\n'
+      + 'WebGPU\'s defaults (128 MiB per storage binding) unless --max-binding is given.',
+    positionals: [],
+    options: {
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and MODEL.json, its sidecar, if present)', required: true },
+      methods: { type: 'string', arg: 'LIST', help: 'comma-separated methods, fast (default) or all' },
+      batch: { type: 'string', arg: 'B', help: 'images per run (default: explain\'s choice for 16 or more images)' },
+      layer: { type: 'string', arg: 'NAME', help: 'target layer (default: the sidecar\'s, else the last 4-D activation before the head)' },
+      'max-binding': { type: 'string', arg: 'BYTES', help: 'the storage binding limit to plan for (default 134217728)' },
+      'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions' },
+    },
+    run: async (v) => planCommand(v),
+  },
 };
+
+async function planCommand(v: Values) {
+  const path = v.model as string, { graph: g } = loadGraph(path, v['input-shape'] as string | undefined);
+  const shape = g.tensors.get(g.input)!.shape, side = shape.length === 3 ? sidecar(path, shape, classes(g)) : null;
+  const layer = resolveLayer(g, (v.layer as string | undefined) ?? side?.layer);
+  out(planReport(g, basename(path), { methods: methodsArg(v, 'plan', 'fast'), layer,
+    batch: v.batch === undefined ? undefined : posInt('--batch', v.batch as string),
+    maxBinding: v['max-binding'] === undefined ? undefined : posInt('--max-binding', v['max-binding'] as string) }));
+}
 
 // ================================================================================================= info
 

@@ -97,10 +97,18 @@ export class Gpu {
     return l;
   }
 
+  /** Pipelines compiled so far, and the wall-clock ms during which at least one compile was in flight (compiles
+   *  overlap: createComputePipelineAsync). Callers time phases by differences of this, never inside a pass. */
+  readonly compiled = { count: 0, ms: 0 };
+  private compiling = 0;
+  private compileSince = 0;
+
+  /** A compute pipeline, compiled once per (family, entry, constants) on first use. */
   pipeline(f: Family, entry: string, constants: Record<string, number> = {}): Promise<GPUComputePipeline> {
     const key = `${f}:${entry}:${JSON.stringify(constants)}`;
     let p = this.pipelines.get(key);
     if (!p) {
+      if (this.compiling++ === 0) this.compileSince = performance.now();
       let module = this.modules.get(f);
       if (!module) { module = this.device.createShaderModule({ label: `${f}.wgsl`, code: FAMILIES[f].code }); this.modules.set(f, module); }
       // the sync calls get their own scope (pushed and popped with no await between, so overlapping builds cannot
@@ -111,6 +119,11 @@ export class Gpu {
         compute: { module: mod, entryPoint: entry, constants: { WG: FAMILIES[f].wg, ...constants } },
       })).catch((e: Error) => { throw e instanceof GpuError ? e : new GpuError(`${key}: ${e.message}`); });
       this.pipelines.set(key, p);
+      const done = () => {
+        this.compiled.count++;
+        if (--this.compiling === 0) this.compiled.ms += performance.now() - this.compileSince;
+      };
+      p.then(done, done);
     }
     return p;
   }
