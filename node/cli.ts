@@ -583,6 +583,7 @@ async function explainCommand(v: Values, files: string[]) {
   }
 
   const summaryPath = join(a.outDir, 'summary.json');
+  const compiled = local ? { ...local.gpu.compiled } : null; // every pipeline this process compiled (cold: the driver's JIT too)
   const summary = {
     versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
     adapter: local ? local.gpu.adapterInfo || null : null,
@@ -595,6 +596,7 @@ async function explainCommand(v: Values, files: string[]) {
     options: { class: (v.class as string | undefined) ?? 'top1', score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
       rise_n: a.riseN ?? null, colormap: a.colormap, alpha: a.alpha, batch: a.batch },
     timings_ms: Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms * 100) / 100])),
+    compile: compiled ? { pipelines: compiled.count, ms: Math.round(compiled.ms * 100) / 100 } : null, // this process's, none in a pass's time
     ...(profile ? { profile_ms: profile.map((p) => ({ dispatch: p.label, phase: p.phase, ms: Math.round(p.ms * 1000) / 1000 })) } : {}),
     outputs: { dir: a.outDir, grid: gridPath, raw: a.rawDir ? Object.fromEntries([...raws].map(([n, w]) => [join(a.rawDir!, n), w.shape])) : null },
     images,
@@ -620,7 +622,8 @@ async function explainCommand(v: Values, files: string[]) {
     ['summary', summaryPath],
     ...(reportPath ? [['report', reportPath]] : []),
     ...[...raws.values()].map((w, i) => [i ? '' : 'raw', `${w.path} (${w.shape})`]),
-    ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
+    ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total' && key !== 'compile').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
+    ...(compiled ? [['compile', `compiled ${compiled.count} pipelines in ${secs(compiled.ms)} (not in the times above)`]] : []),
   ]));
   if (profile) printProfile(g, profile, `gradient pass (forward, backward to ${layer}, CAM epilogue) over ${runs} call${runs > 1 ? 's' : ''}`);
 }

@@ -149,7 +149,7 @@ export class Explainer {
   constructor(readonly model: Model) {}
 
   async explain(images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
-    const m = this.model, g = m.graph, t0 = now();
+    const m = this.model, g = m.graph, t0 = now(), compiled0 = m.gpu.compiled.ms;
     const methods = parseMethods(o.methods);
     const inShape = m.inputShape, per = numel(inShape), nImages = images.length / per;
     if (!Number.isInteger(nImages) || nImages < 1) throw new ModelError(`images have ${images.length} values, not a multiple of one image ${inShape.join('x')} (${per})`);
@@ -179,7 +179,13 @@ export class Explainer {
     // masked inputs of the perturbation methods: forward only, so about a third of the memory per image
     const PB = Math.max(1, Math.min(o.batch ?? Math.min(64, 3 * fits), m.maxBatch()));
     const timings: Record<string, number> = {};
-    const time = async <T>(k: string, f: () => Promise<T>) => { const s = now(); const r = await f(); timings[k] = (timings[k] ?? 0) + now() - s; return r; };
+    // a phase's time leaves out pipeline compilation (plans built inside it), which timings.compile has
+    const time = async <T>(k: string, f: () => Promise<T>) => {
+      const s = now(), c = m.gpu.compiled.ms;
+      const r = await f();
+      timings[k] = (timings[k] ?? 0) + now() - s - (m.gpu.compiled.ms - c);
+      return r;
+    };
     const results: ImageResult[] = [];
     const camMethods = methods.filter((x) => METHODS[x].slot !== undefined);
     const needCamSlots = [...camMethods]; if (methods.includes('guided-gradcam') && !needCamSlots.includes('gradcam')) needCamSlots.push('gradcam');
@@ -258,6 +264,7 @@ export class Explainer {
         o.onProgress?.(Math.min(r0 + B, rows.length), rows.length, 'images');
       } finally { unlock(); }
     }
+    timings.compile = m.gpu.compiled.ms - compiled0; // pipelines compiled for this call's plans (shared with overlapping calls)
     timings.total = now() - t0;
     return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, profile };
   }

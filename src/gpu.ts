@@ -117,7 +117,8 @@ export class Gpu {
       p = this.scopedSync(key, () => this.device.createComputePipelineAsync({
         label: key, layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [this.layout(f)] }),
         compute: { module: mod, entryPoint: entry, constants: { WG: FAMILIES[f].wg, ...constants } },
-      })).catch((e: Error) => { throw e instanceof GpuError ? e : new GpuError(`${key}: ${e.message}`); });
+      })).then((pipe) => this.warm(f, key, pipe))
+        .catch((e: Error) => { throw e instanceof GpuError ? e : new GpuError(`${key}: ${e.message}`); });
       this.pipelines.set(key, p);
       const done = () => {
         this.compiled.count++;
@@ -127,6 +128,29 @@ export class Gpu {
     }
     return p;
   }
+
+  /** One workgroup of a new pipeline over all-zero Params (every entry point's bounds guard then returns at once) and
+   *  16-byte buffers: drivers that compile at the first dispatch (Mesa's lavapipe JITs there, 0.1-15 s a variant cold)
+   *  then do it here, counted as compile time, instead of inside the first pass that uses it. */
+  private async warm(f: Family, key: string, pipe: GPUComputePipeline): Promise<GPUComputePipeline> {
+    let bind = this.warmBinds.get(f);
+    if (!bind) {
+      const dev = this.device, r = this.reflection(f);
+      const buf = (usage: number, size: number) => dev.createBuffer({ label: `${f}.warm`, size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+      const entries = r.bindings.map((s) => ({ binding: s.index, resource: { buffer: s.access === 'uniform' ? buf(GPUBufferUsage.UNIFORM, r.size) : buf(GPUBufferUsage.STORAGE, 16) } }));
+      bind = dev.createBindGroup({ label: `${f}.warm`, layout: this.layout(f), entries });
+      this.warmBinds.set(f, bind);
+    }
+    const b = bind;
+    await this.scopedSync(`${key}: warm-up`, () => {
+      const enc = this.device.createCommandEncoder({ label: `${key}.warm` }), pass = enc.beginComputePass({ label: `${key}.warm` });
+      pass.setPipeline(pipe); pass.setBindGroup(0, b); pass.dispatchWorkgroups(1, 1); pass.end();
+      this.device.queue.submit([enc.finish()]);
+    });
+    await this.device.queue.onSubmittedWorkDone();
+    return pipe;
+  }
+  private warmBinds = new Map<Family, GPUBindGroup>();
 
   /**
    * Runs fn inside a validation + out-of-memory error scope; throws with the label on any error. Error scopes are a
