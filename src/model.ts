@@ -2,7 +2,7 @@
 // buffers (no GPU); a Plan here allocates them, makes bind groups and uniforms once per (batch, outputs, gradients,
 // mode), compiles the pipelines they use and replays them with one submit per request.
 import { Graph, ModelError, Node, fmt, logitsOf, numel } from './graph.js';
-import { Family, FAMILIES, Gpu, GpuError, grid } from './gpu.js';
+import { DeviceLostError, Family, FAMILIES, Gpu, GpuError, Ledger, grid } from './gpu.js';
 import { importOnnx } from './import.js';
 import type { Tile } from './conv.js';
 import { Limits, PlanDesc, PlanOptions, Planner, Read } from './planner.js';
@@ -60,11 +60,21 @@ export interface LoadOptions {
 export class Model {
   private statics = new Map<Buf, GPUBuffer>(); // model buffers on the GPU (weights, constants, Winograd, transposed)
   private plans = new Set<Plan>();
+  private heads = new Set<Model>(); // head() sub-models: their plans count in gpuBytes and go with this model
+  private parent: Model | null = null;
+  private own: Ledger; // weight buffers (a head uses its parent's)
+  private uploaded = 0; // gpu.generation the weights were uploaded at
+  private reuploading: Promise<void> | null = null;
+  /** Times the weights were uploaded again onto a new device after a loss (plans made before are stale). */
+  reuploads = 0;
   private source: { bytes: Uint8Array; opts: LoadOptions } | null = null; // to load the same ONNX at another input size
   private shapes = new Map<string, Promise<Model>>();
   private owner = true; // a head() shares its parent's weight buffers and does not free them
 
-  private constructor(readonly gpu: Gpu, readonly planner: Planner) {}
+  private constructor(readonly gpu: Gpu, readonly planner: Planner) {
+    this.own = gpu.ledger(`${planner.name}: weights`, 'weights');
+    this.uploaded = gpu.generation;
+  }
 
   /** The device's limits, capped by LoadOptions.maxBinding. */
   static limitsOf(device: GPUDevice, opts: LoadOptions = {}): Limits {
@@ -75,14 +85,45 @@ export class Model {
   /** Loads an ONNX file (bytes) or a builder Graph and uploads its weights; pipelines compile when a plan first uses them. */
   static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model', opts: LoadOptions = {}): Promise<Model> {
     const gpu = device instanceof Gpu ? device : new Gpu(device);
+    await gpu.ready();
     const graph = source instanceof Uint8Array ? importOnnx(source, { inputShape: opts.inputShape }) : source;
     const m = new Model(gpu, new Planner(graph, name, Model.limitsOf(gpu.device, opts)));
     if (source instanceof Uint8Array && opts.inputShape) m.source = { bytes: source, opts }; // kept only for a model loaded at a chosen size
     if (opts.tiles) m.tiles = opts.tiles;
     if (opts.winogradScratch) m.winogradScratch = opts.winogradScratch;
-    await gpu.scoped(`${name}: weights`, () => { for (const b of m.planner.statics) m.gpuOf(b); });
+    try { await gpu.scoped(`${name}: weights`, () => m.upload()); }
+    catch (e) { m.destroy(); throw e; } // what was uploaded before the error
     return m;
   }
+
+  /** Every model buffer described so far onto the GPU. */
+  private upload() { for (const b of this.planner.statics) this.gpuOf(b); }
+
+  /**
+   * A live device with this model's weights on it. After a device loss (Gpu.ready puts a new device in place) the
+   * plans made on the old one are destroyed and the model buffers are uploaded again from the planner's host copies,
+   * once however many calls wait (pipelines compile again as plans use them); a head defers to the model it came from.
+   */
+  async ready(): Promise<void> {
+    if (this.parent) return this.parent.ready();
+    await this.gpu.ready();
+    if (this.uploaded === this.gpu.generation) return;
+    this.reuploading ??= (async () => {
+      try {
+        for (const m of [this, ...this.heads]) for (const p of [...m.plans]) p.destroy();
+        this.clearWeights();
+        const gen = this.gpu.generation;
+        await this.gpu.scoped(`${this.name}: weights (re-upload after device loss)`, () => this.upload());
+        this.uploaded = gen;
+        this.reuploads++;
+      } finally { this.reuploading = null; }
+    })();
+    return this.reuploading;
+  }
+
+  /** The gpu.generation this model's weights live on (Explainer compares it to drop plans made before a loss). */
+  get generation(): number { return this.parent ? this.parent.generation : this.uploaded; }
+  private get mem(): Ledger { return this.parent ? this.parent.mem : this.own; }
 
   /** The same ONNX model at another input size [N, C, H, W] (its symbolic dimensions set), loaded once per size and
    *  destroyed with this model. */
@@ -103,6 +144,8 @@ export class Model {
   head(tensor: string): Model {
     const h = new Model(this.gpu, this.planner.head(tensor));
     h.statics = this.statics; h.owner = false;
+    h.parent = this;
+    this.heads.add(h);
     return h;
   }
 
@@ -119,14 +162,12 @@ export class Model {
   get numClasses() { return numel(this.graph.tensors.get(this.logits)!.shape); }
 
   /** A model buffer on the GPU, uploaded on first use (weights at load; Winograd and transposed weights when a
-   *  plan first binds them); its CPU copy is dropped once uploaded. */
+   *  plan first binds them). The planner keeps its host copy, to upload again after a device loss. */
   gpuOf(b: Buf): GPUBuffer {
     let g = this.statics.get(b);
     if (!g) {
-      if (!b.data) throw new Error(`internal: model buffer ${b.label} has no data to upload`);
-      g = this.gpu.buffer(b.label, b.bytes, GPUBufferUsage.STORAGE, b.data);
+      g = this.mem.buffer(b.label, b.bytes, GPUBufferUsage.STORAGE, b.data);
       this.statics.set(b, g);
-      delete b.data;
     }
     return g;
   }
@@ -142,6 +183,7 @@ export class Model {
 
   /** Plans (GPU-free, src/planner.ts), then allocates, binds and compiles what the plan dispatches. */
   async plan(o: PlanOptions): Promise<Plan> {
+    await this.ready();
     const p = new Plan(this, this.planner.plan(o));
     this.plans.add(p);
     try { await this.gpu.scoped(`${this.name}: plan batch=${o.batch}`, () => p.build()); }
@@ -153,13 +195,30 @@ export class Model {
   /** Plans this model holds (built and not destroyed). */
   get planCount() { return this.plans.size; }
 
+  /** GPU bytes this model holds: its weights (with the Winograd and transposed copies made on first use) and every
+   *  plan of it and of its heads; see memory() for the split. A head reports its own plans only. */
+  get gpuBytes(): number { return this.memory().total; }
+  memory(): { total: number; weights: number; plans: { plan: string; bytes: number }[] } {
+    const models = this.parent ? [this as Model] : [this as Model, ...this.heads];
+    const plans = models.flatMap((m) => [...m.plans].map((p) => ({ plan: `${m.name} ${p.describe()}`, bytes: p.bytes })));
+    const weights = this.parent ? 0 : this.own.bytes;
+    return { total: weights + plans.reduce((s, p) => s + p.bytes, 0), weights, plans };
+  }
+
+  private clearWeights() {
+    this.own.destroy();
+    this.own = this.gpu.ledger(`${this.name}: weights`, 'weights');
+    this.statics.clear();
+  }
+
+  /** Frees every GPU byte this model holds: its plans, its heads' plans, its weights (a head frees only its plans). */
   destroy() {
     for (const p of [...this.plans]) p.destroy();
     for (const m of this.shapes.values()) m.then((x) => x.destroy(), () => undefined);
     this.shapes.clear();
-    if (!this.owner) return;
-    for (const b of this.statics.values()) b.destroy();
-    this.statics.clear();
+    if (this.parent) { this.parent.heads.delete(this); return; }
+    for (const h of [...this.heads]) h.destroy();
+    if (this.owner) this.clearWeights();
   }
 }
 
@@ -174,7 +233,8 @@ export class Plan {
   readonly seedAt: string;
   readonly counts: PlanDesc['counts'];
   private gpuBufs = new Map<Buf, GPUBuffer>();     // plan buffers on the GPU
-  private owned: GPUBuffer[] = [];
+  private mem: Ledger;
+  private readonly generation: number; // gpu.generation this plan's buffers and bind groups belong to
   private forward: Step[] = [];
   private refForward: Step[] = [];
   private backward: Step[] = [];
@@ -183,17 +243,28 @@ export class Plan {
   private reads: GpuRead[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private placeholders = new Map<number, GPUBuffer>(); // epilogue bindings not named, past the planned placeholders
-  bytes = 0;
 
   constructor(readonly model: Model, readonly desc: PlanDesc) {
     this.batch = desc.batch;
     this.passes = desc.passes;
     this.seedAt = desc.seedAt;
     this.counts = desc.counts;
+    this.mem = model.gpu.ledger(`${model.name}: plan batch=${desc.batch}`, 'plan');
+    this.generation = model.gpu.generation;
   }
 
   get o() { return this.desc.o; }
   get g() { return this.model.graph; }
+  /** GPU bytes of this plan's buffers (activations, gradients, read-back stages, uniforms, scratch). */
+  get bytes() { return this.mem.bytes; }
+  describe() { return `batch=${this.batch}${this.passes.length ? ` backward=${this.passes.map((p) => p.mode).join('+')}` : ' forward'}`; }
+  /** Throws DeviceLostError when the device this plan was built on is lost or replaced (its buffers are gone). */
+  live() {
+    const gpu = this.model.gpu;
+    gpu.check();
+    if (this.generation !== gpu.generation) throw new DeviceLostError('GPU device lost: this plan was built on a device that has since been replaced (build it again)');
+    if (this.destroyed) throw new GpuError('this plan was destroyed');
+  }
 
   /** Allocates the planned buffers, makes every dispatch's Step and compiles the pipelines they use. */
   async build() {
@@ -209,9 +280,9 @@ export class Plan {
 
   /** The GPU buffer of a planned buffer (a model buffer is uploaded on first use). */
   gpuOf(b: Buf): GPUBuffer { return b.owner === 'model' ? this.model.gpuOf(b) : this.gpuBufs.get(b)!; }
-  alloc(label: string, bytes: number, usage?: number) {
+  alloc(label: string, bytes: number, usage?: number, data?: ArrayBufferView) {
     if (bytes > this.model.limits.binding) throw new ModelError(`${label} needs ${bytes} bytes at batch ${this.batch}, over this device's storage binding limit of ${this.model.limits.binding}; use a batch of at most ${this.model.maxBatch()}`);
-    const b = this.model.gpu.buffer(label, bytes, usage); this.owned.push(b); this.bytes += b.size; return b;
+    return this.mem.buffer(label, bytes, usage, data);
   }
 
   /** Activation buffer of a tensor in the actual (ref=false) or reference pass. */
@@ -233,7 +304,7 @@ export class Plan {
 
   private makeStep(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, groups: [number, number]): Step {
     const gpu = this.model.gpu;
-    const u = gpu.uniform(`${label}.params`, f, params); this.owned.push(u);
+    const u = this.mem.uniform(`${label}.params`, f, params);
     const fill = (b: Binding) => {
       const planned = this.desc.placeholders.get(b.index);
       if (planned) return this.gpuOf(planned);
@@ -270,8 +341,7 @@ export class Plan {
 
   private async runNow(x: Float32Array, o: RunOptions): Promise<RunResult> {
     const m = this.model, gpu = m.gpu, dev = m.device, g = this.g;
-    gpu.check();
-    if (this.destroyed) throw new GpuError('this plan was destroyed');
+    this.live();
     const inShape = g.tensors.get(g.input)!.shape, per = numel(inShape), k = x.length / per;
     if (!Number.isInteger(k) || k < 1 || k > this.batch)
       throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(inShape)}`);
@@ -319,13 +389,14 @@ export class Plan {
     gpu.submits++;
     let profile: ProfileEntry[] | undefined;
     try {
-      await Promise.all([...this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)), timer?.stage.mapAsync(GPUMapMode.READ)]);
-      gpu.check();
+      await Promise.all([...this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)), timer?.stage.mapAsync(GPUMapMode.READ)])
+        .catch(async (e) => { throw await gpu.failure(e, this.generation); });
+      this.live(); // lost after the copies were read: nothing from this run is returned
       if (timer) {
         const t = new BigInt64Array(timer.stage.getMappedRange(0, timer.n * 8).slice(0));
         profile = timer.labels.map(([label, phase], j) => ({ label, phase, ms: Number(t[2 * j + 1] - t[2 * j]) / 1e6 }));
       }
-    } finally { if (timer) for (const b of [timer.set, timer.resolve, timer.stage]) b.destroy(); }
+    } finally { timer?.mem.destroy(); }
     const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map(), passes: this.passes.map(() => new Map()), extra: new Map() };
     for (const r of this.reads) {
       const n = r.perRow ? (r.bytes / 4 / this.batch) * k : r.bytes / 4;
@@ -347,28 +418,31 @@ export class Plan {
 
   /** A query set with two timestamps per dispatch and the buffers to read them back (destroyed after the run). */
   private timer(steps: number) {
-    const dev = this.model.device, count = 2 * steps;
+    const dev = this.model.device, count = 2 * steps, mem = this.model.gpu.ledger(`${this.model.name}: profile`, 'scratch');
     if (!dev.features.has('timestamp-query')) throw new GpuError(`profiling needs the 'timestamp-query' feature, which this device was created without${this.model.gpu.adapterInfo ? ` (${this.model.gpu.adapterInfo})` : ''}`);
     if (count > 4096) throw new ModelError(`profiling times at most 2048 dispatches per run (a query set holds 4096 timestamps); this plan has ${steps}`);
     return {
-      set: dev.createQuerySet({ label: 'camgpu.profile', type: 'timestamp', count }), n: 0, labels: [] as [string, ProfileEntry['phase']][],
-      resolve: dev.createBuffer({ label: 'camgpu.profile.resolve', size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
-      stage: dev.createBuffer({ label: 'camgpu.profile.read', size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      mem, set: mem.querySet('camgpu.profile', count), n: 0, labels: [] as [string, ProfileEntry['phase']][],
+      resolve: mem.buffer('camgpu.profile.resolve', count * 8, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC),
+      stage: mem.buffer('camgpu.profile.read', count * 8, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST),
     };
   }
 
   /** Submits extra dispatches against this plan's buffers (after run()), and returns the named epilogue read-backs whole. */
   rerun(steps: Step[], names: string[]): Promise<Map<string, Float32Array>> {
     const r = this.queue.then(async () => {
+      this.live();
       const dev = this.model.device, reads = this.reads.filter((q) => q.kind === 'extra' && names.includes(q.name));
       for (const s of steps) s.pipeline ??= await s.pipe;
+      this.live();
       const enc = dev.createCommandEncoder({ label: 'camgpu.rerun' }), pass = enc.beginComputePass({ label: 'camgpu.rerun' });
       for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
       pass.end();
       for (const q of reads) enc.copyBufferToBuffer(q.src, 0, q.stage, 0, q.bytes);
       dev.queue.submit([enc.finish()]);
       this.model.gpu.submits++;
-      await Promise.all(reads.map((q) => q.stage.mapAsync(GPUMapMode.READ)));
+      await Promise.all(reads.map((q) => q.stage.mapAsync(GPUMapMode.READ))).catch(async (e) => { throw await this.model.gpu.failure(e, this.generation); });
+      this.live();
       const out = new Map<string, Float32Array>();
       for (const q of reads) { out.set(q.name, new Float32Array(q.stage.getMappedRange().slice(0))); q.stage.unmap(); }
       return out;
@@ -381,7 +455,7 @@ export class Plan {
   destroy() {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const b of this.owned) b.destroy();
+    this.mem.destroy();
     this.model.forget(this);
   }
 }

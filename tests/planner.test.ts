@@ -10,7 +10,7 @@ import { nodeGpu } from '../node/gpu.js';
 import { importOnnx } from '../src/import.js';
 import type { Graph } from '../src/graph.js';
 import { LoadOptions, Model, PlanOptions } from '../src/model.js';
-import { DEFAULT_LIMITS, Planner } from '../src/planner.js';
+import { DEFAULT_LIMITS, Planner, reflection } from '../src/planner.js';
 import { defaultLayer } from '../src/explain.js';
 import { fixtureDir } from './helpers.js';
 import { GraphBuilder } from '../src/builder.js';
@@ -42,11 +42,13 @@ async function matches(name: string, g: Graph, opts: LoadOptions = {}) {
       const plan = await m.plan(o), desc = fresh.plan(o);
       const x = new Float32Array(o.batch * g.tensors.get(g.input)!.shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
       const r = await plan.run(x, { trace: true, classes: o.backward ? new Int32Array(o.batch).fill(-1) : undefined, refInput: o.backward?.[0].reference === 'input' ? new Float32Array(x.length) : undefined });
-      const gpuSizes = plan['owned'].filter((b) => !(b.usage & GPUBufferUsage.UNIFORM)).map((b) => b.size);
+      const gpuSizes = [...plan['gpuBufs'].values()].map((b) => b.size); // the GPUBuffers' own sizes
       assert.is(gpuSizes.length, desc.buffers.length, `${name} ${tag}: buffers allocated vs planned`);
       assert.is(gpuSizes.reduce((a, b) => a + b, 0), desc.bytes, `${name} ${tag}: bytes allocated vs planned`);
       assert.equal(gpuSizes, desc.buffers.map((b) => b.size), `${name} ${tag}: buffer sizes in allocation order`);
-      assert.is(plan.bytes, desc.bytes, `${name} ${tag}: Plan.bytes`);
+      // the plan's ledger (src/gpu.ts) counts every buffer it made: the planned ones and one uniform per dispatch
+      const uniforms = desc.dispatches.reduce((s, d) => s + Math.max(16, Math.ceil(reflection(d.family).size / 16) * 16), 0);
+      assert.is(plan.bytes, desc.bytes + uniforms, `${name} ${tag}: Plan.bytes (ledger) = planned buffers + uniforms`);
       const want = desc.dispatches.map((d) => ({ label: d.label, pipeline: pipelineKey(d), groups: d.groups }));
       assert.ok(want.length > 0 && r.trace!.length === want.length, `${name} ${tag}: ${r.trace!.length} dispatches encoded, ${want.length} planned`);
       assert.equal(r.trace, want, `${name} ${tag}: dispatches encoded vs planned`);
@@ -54,9 +56,10 @@ async function matches(name: string, g: Graph, opts: LoadOptions = {}) {
       plan.destroy();
     }
     // model buffers: the ones uploaded (weights at load, Winograd / transposed weights on first use) vs described
-    const statics = [...m['statics'].values()].map((b) => b.size);
+    const statics = [...m['statics'].values()].map((b) => b.size), described = fresh.statics.reduce((a, b) => a + b.size, 0);
     assert.is(statics.length, fresh.statics.length, `${name}: model buffers uploaded vs described`);
-    assert.is(statics.reduce((a, b) => a + b, 0), fresh.statics.reduce((a, b) => a + b.size, 0), `${name}: model bytes uploaded vs described`);
+    assert.is(statics.reduce((a, b) => a + b, 0), described, `${name}: model bytes uploaded vs described`);
+    assert.is(m.memory().weights, described, `${name}: weights ledger vs described`);
   } finally { m.destroy(); }
 }
 
