@@ -16,7 +16,7 @@ import { convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
 import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
-import { METHOD_NAMES, Method } from '../src/methods.js';
+import { FAST_METHODS, METHODS, METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { EvalError, EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
@@ -98,7 +98,7 @@ const COMMANDS: Record<string, Command> = {
       + 'method) and summary.json; under --raw: <method>.npy raw maps (rows, feature-resolution pre-ReLU map, or a pixel\n'
       + 'method\'s attribution), <method>.weights.npy (rows, K) channel weights, logits.npy (rows, classes). Rows are\n'
       + 'image-target pairs in input order. A progress bar shows on stderr when it is a terminal.\n'
-      + `Methods: ${METHOD_NAMES.slice(0, 9).join(', ')},\n  ${METHOD_NAMES.slice(9).join(', ')}.`,
+      + `Methods (fast: ${FAST_METHODS.join(', ')}):\n${methodList()}`,
     positionals: ['IMAGE...'],
     variadic: true,
     options: {
@@ -668,6 +668,12 @@ class Progress {
 }
 
 // ================================================================================================= eval
+
+/** The help's method list, one line per kind, from the method table. */
+function methodList(): string {
+  const kinds = { gradient: 'gradient CAMs', perturbation: 'perturbation', pixel: 'pixel' } as const;
+  return Object.entries(kinds).map(([k, what]) => `  ${what}: ${METHOD_NAMES.filter((m) => METHODS[m].kind === k).join(', ')}.`).join('\n');
+}
 
 /** --methods: a comma-separated list, fast or all; a bad name is a usage error listing the methods. */
 function methodsArg(v: Values, cmd: string, dflt: string): Method[] {

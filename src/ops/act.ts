@@ -36,7 +36,7 @@ export const act: OpDef<ActOp> = {
     : bad(`${op.alphas.length} values of alpha (stride ${op.inner}) do not tile the input`)),
   pipelines(_m, _n, op) {
     const c = consts(op);
-    return [['act', 'act_forward', c], ...[0, 1, 2].map((MODE): PipeSpec => ['act', 'act_backward', { ...c, MODE }])];
+    return [['act', 'act_forward', c], ...[0, 1, 2, 3].map((MODE): PipeSpec => ['act', 'act_backward', { ...c, MODE }])];
   },
   upload: (u, n, op) => ({ w: op.alphas ? [u.buffer(`${n.name}.alphas`, op.alphas)] : [], b: [], rows: [] }), // PRelu's slope, Pow's exponents
   // y (E) = f(x (E))
@@ -44,7 +44,7 @@ export const act: OpDef<ActOp> = {
     const { E, params, alphas } = actArgs(e, n, op);
     return [e.step('act', 'act_forward', consts(op), (ref ? 'ref:' : '') + n.name, params, { x: e.buf(n.inputs[0], ref), ...alphas, out: e.buf(n.output, ref) }, E)];
   },
-  // dx (E) = dy * f'(x), guided: relu gates on dy > 0 too, DeepLIFT: dy * secant(x, x')
+  // dx (E) = dy * f'(x), guided: relu gates on dy > 0 too, deconvnet: relu passes relu(dy), DeepLIFT: dy * secant(x, x')
   backward(e, n, op, b) {
     const x = n.inputs[0];
     if (!b.need.has(x)) return [];
