@@ -5,16 +5,16 @@
 import type { ExplainOptions, MethodResult, RunContext } from './explain/types.js';
 import { eigenRunner } from './explain/cam.js';
 import { ablationCam, occlusion, randomCam, rise, scoreCam } from './explain/perturb.js';
-import { deconvnet, deeplift, gradientShap, guided, guidedGradcam, inputXGradient, integratedGradients, saliency, smoothGrad, varGrad } from './explain/pixel.js';
+import { deconvnet, deeplift, deepliftShap, gradientShap, guided, guidedGradcam, inputXGradient, integratedGradients, saliency, smoothGrad, varGrad } from './explain/pixel.js';
 
 export type MethodKind = 'gradient' | 'perturbation' | 'pixel';
 /**
  * Passes beyond the gradient pass's forward. In the gradient pass (one submit): 'grad-layer' dy/dA, 'grad-input'
  * dy/dx, 'deeplift-layer' DeepLIFT multipliers at A through the head (A' = 0). Own plans: 'guided-input',
  * 'deconv-input', 'deeplift-input' (one backward to the input in that mode), 'grad-batched' (backward to the input
- * for many modified inputs), 'forward-batched' (many masked inputs), 'head-batched' (the head re-run from A).
+ * for many modified inputs), 'deeplift-batched' (DeepLIFT to the input against many references), 'forward-batched' (many masked inputs), 'head-batched' (the head re-run from A).
  */
-export type Pass = 'grad-layer' | 'grad-input' | 'deeplift-layer' | 'guided-input' | 'deconv-input' | 'deeplift-input' | 'grad-batched' | 'forward-batched' | 'head-batched';
+export type Pass = 'grad-layer' | 'grad-input' | 'deeplift-layer' | 'guided-input' | 'deconv-input' | 'deeplift-input' | 'grad-batched' | 'deeplift-batched' | 'forward-batched' | 'head-batched';
 /** Host or batched work: a weight row of the fused kernel, a raw slot (with weights), or the whole result per row. */
 export type Runner =
   | { writes: 'weights'; run: (c: RunContext) => Promise<Float32Array[]> }
@@ -85,6 +85,7 @@ const TABLE = {
   smoothgrad: pixel(['grad-batched'], smoothGrad, 'mean_s dy/dx(x + e_s), e_s ~ N(0, sigma^2), seeded', 'Smilkov et al., SmoothGrad, 2017', { options: ['noise', 'seed', 'batch'] }),
   vargrad: pixel(['grad-batched'], varGrad, 'var_s dy/dx(x + e_s) = mean(g^2) - mean(g)^2, e_s ~ N(0, sigma^2), seeded', 'Adebayo et al., Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values, 2018', { options: ['noise', 'seed', 'batch'] }),
   gradientshap: pixel(['grad-batched'], gradientShap, 'mean_s (x + e_s - x\') dy/dx(x\' + a_s (x + e_s - x\')), a_s ~ U(0,1), e_s ~ N(0, sigma^2), seeded', 'Lundberg & Lee, A Unified Approach to Interpreting Model Predictions (SHAP), NeurIPS 2017', { options: ['noise', 'reference', 'seed', 'batch'] }),
+  deepliftshap: pixel(['deeplift-batched'], deepliftShap, 'mean_b m_b (x - x\'_b): DeepLIFT against each of R references; sums to y(x) - mean_b y(x\'_b)', 'Lundberg & Lee, A Unified Approach to Interpreting Model Predictions (SHAP), NeurIPS 2017', { options: ['shapReferences', 'noise', 'seed', 'batch'] }),
 } satisfies Record<string, MethodInfo>;
 
 export type Method = keyof typeof TABLE;

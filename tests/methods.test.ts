@@ -49,7 +49,14 @@ const planeMaps = (a: Float32Array, n: number, HW: number) => {
  * constant images whose max-pool windows tie, so float32 itself is off (PyTorch in float32 vs float64 on the same
  * 16 Gauss-Legendre steps: 3.7e-2; camgpu: 8.2e-4); 2e-3 as the pixel DeepLIFT bound of tests/cam.test.ts.
  */
-const rawTol = (name: string, m: Method) => (name === 'squeezenet' && m === 'integrated-gradients' ? 2e-3 : 1e-4);
+const rawTol = (name: string, m: Method) => {
+  if (name === 'squeezenet' && m === 'integrated-gradients') return 2e-3;
+  // DeepLIFT against standard normal references: rescale secants and max-pool routing over small z - z' differences.
+  // PyTorch float32 vs float64 on the same references: vgg 8.2e-3, resnet 4.4e-4, squeezenet 4.0e-2 (camgpu: 2.4e-3,
+  // 8.0e-4, 3.4e-2); bound ~1.25-2.5x PyTorch float32's own deviation.
+  if (m === 'deepliftshap') return ({ vgg: 1e-2, resnet: 1e-3, squeezenet: 5e-2 } as Record<string, number>)[name] ?? 1e-4;
+  return 1e-4;
+};
 
 async function open(name: string) {
   const model = await Model.load(await nodeGpu(), readFileSync(`${fixtureDir(name)}/model.onnx`), name);
@@ -72,22 +79,32 @@ function compare(name: string, setting: string, e: Explanation, files: [Method, 
       const maps = kind === 'pixel' ? pixelMaps(want, e.images.length, C, H * W) : planeMaps(want, e.images.length, H * W);
       const em = absMax(cat(e, m, 'map'), maps);
       note(`${m} map`, em);
-      assert.ok(em <= 1e-3, `${name} ${setting} ${m} map error ${em}`);
+      assert.ok(em <= Math.max(rawTol(name, m) > 1e-4 ? 3e-3 : 1e-3, rawTol(name, m)), `${name} ${setting} ${m} map error ${em}`);
     }
   }
 }
 
 for (const name of NETS) for (const setting of ['fixed', 'top1'] as const) {
-  test(`methods ${name} ${setting}: inputxgradient, deconvnet, smoothgrad, vargrad, gradientshap, occlusion, gradcam-elementwise, fem, randomcam, integrated-gradients vs PyTorch`, async () => {
+  test(`methods ${name} ${setting}: inputxgradient, deconvnet, smoothgrad, vargrad, gradientshap, deepliftshap, occlusion, gradcam-elementwise, fem, randomcam, integrated-gradients vs PyTorch`, async () => {
     const { model, ex } = await open(name), m = meta(name), x = npy(name, 'x.npy'), p = params(name);
     try {
       const base: ExplainOptions = { layer: m.target, targets: setting === 'fixed' ? m.classes : 'top1', batch: 2, seed: p.seed, noise: { n: p.noise_n, sigma: p.sigma } };
-      const methods: Method[] = ['inputxgradient', 'deconvnet', 'smoothgrad', 'vargrad', 'gradientshap', 'occlusion', 'gradcam-elementwise', 'fem', 'randomcam'];
+      const methods: Method[] = ['inputxgradient', 'deconvnet', 'smoothgrad', 'vargrad', 'gradientshap', 'deepliftshap', 'occlusion', 'gradcam-elementwise', 'fem', 'randomcam'];
       const e = await ex.explain(x.data, { ...base, methods });
       assert.equal(e.images.map((im) => im.target), Array.from(golden(name, setting, 'classes.npy')), 'target classes');
       compare(name, setting, e, [['inputxgradient', 'inputxgradient', 'pixel'], ['deconvnet', 'deconvnet', 'pixel'], ['smoothgrad', 'smoothgrad', 'pixel'],
-        ['vargrad', 'vargrad', 'pixel'], ['gradientshap', 'gradientshap', 'pixel'], ['occlusion', 'occlusion', 'plane'],
+        ['vargrad', 'vargrad', 'pixel'], ['gradientshap', 'gradientshap', 'pixel'], ['deepliftshap', 'deepliftshap', 'pixel'], ['occlusion', 'occlusion', 'plane'],
         ['gradcam-elementwise', 'gradcam_elementwise', 'cam'], ['fem', 'fem', 'cam'], ['randomcam', 'randomcam', 'cam']], model.inputShape);
+      const shapDelta = golden(name, setting, 'deepliftshap_expected.npy');
+      e.images.forEach((im, i) => { // summation to delta against the mean reference score
+        const d = im.methods.deepliftshap!.delta!, ee = Math.abs(d.expected - shapDelta[i]) / d.scale, es = Math.abs(d.sum - d.expected) / d.scale;
+        note('deepliftshap y(x) - mean y(x\'_b)', ee);
+        note('deepliftshap |sum - delta| / scale', es);
+        assert.ok(ee <= 1e-4, `${name} image ${i}: deepliftshap delta ${d.expected} vs ${shapDelta[i]}`);
+        // float32 rescale divisions over small z - z': the float64 oracle sums to 1e-13, PyTorch float32 on vgg to 7.4e-3
+        // of scale (camgpu's worst is printed in the summary)
+        assert.ok(es <= 1e-2, `${name} image ${i}: deepliftshap sums to ${d.sum}, delta ${d.expected}`);
+      });
       const expected = golden(name, setting, 'ig_expected.npy');
       for (const rule of ['gausslegendre', 'riemann_trapezoid'] as const) {
         const r = await ex.explain(x.data, { ...base, methods: ['integrated-gradients'], ig: { steps: p.ig_steps, rule } });

@@ -23,6 +23,9 @@ N = 2 images, x (N,3,H,W) normalised, A (N,K,h,w) the CAM target layer, y = sum_
     ig_expected.npy                  (N,)       y_c(x) - y_c(0)   (completeness target)
     smoothgrad.npy, vargrad.npy      (N,3,H,W)  mean / variance of dy/dx(x + e), PARAMS noise (Captum NoiseTunnel)
     gradientshap.npy                 (N,3,H,W)  mean (x_s - 0) dy/dx(a_s x_s), x_s = x + e_s  (Captum GradientShap)
+    deepliftshap.npy                 (N,3,H,W)  mean_b m_b (x - x'_b), DeepLIFT (make_fixtures.py's rules) against
+                                                R = noise_n standard normal references          (Captum DeepLiftShap)
+    deepliftshap_expected.npy        (N,)       y_c(x) - mean_b y_c(x'_b)   (summation to delta)
     occlusion.npy                    (N,H,W)    window 8, stride 4, baseline 0               (Captum Occlusion)
     occlusion_var.npy                (N,H,W)    window [6,4], stride [3,5], baseline 0.5
     gradcam_elementwise.{raw,map}.npy           sum_k relu(g A)               (pytorch-grad-cam GradCAMElementWise)
@@ -138,6 +141,24 @@ def tunnel(model, x, classes, noisy):
     return g.mean(1), (g * g).mean(1) - g.mean(1) ** 2
 
 
+def deeplift_shap(model, x, classes, n, seed):
+    rand = mulberry32(seed)
+    per = x[0].numel()
+    refs = f32(torch.tensor([[normal(rand) for _ in range(per)] for _ in range(n)], dtype=D).reshape((n,) + tuple(x.shape[1:])))
+    hooks = mf.install(model, "deeplift")
+    out, expected = [], []
+    for i, c in enumerate(classes):
+        xs = x[i:i + 1].expand(n, -1, -1, -1)
+        joint = torch.cat([xs, refs]).requires_grad_(True)
+        yj = model.logits(joint)
+        yj[:n, c].sum().backward()
+        out.append((joint.grad[:n] * (xs - refs)).mean(0))
+        expected.append((yj[0, c] - yj[n:, c].mean()).detach())
+    for h in hooks:
+        h.remove()
+    return torch.stack(out).detach(), torch.stack(expected)
+
+
 def gradient_shap(model, x, classes, noisy, alphas):
     out = []
     for i in range(x.shape[0]):
@@ -207,6 +228,8 @@ def compute(model, x, classes):
     out["smoothgrad.npy"], out["vargrad.npy"] = tunnel(model, x, classes, noisy)
     noisy, alphas = noisy_samples(x, n, sigma, seed, 1)
     out["gradientshap.npy"] = gradient_shap(model, x, classes, noisy, alphas)
+    out["deepliftshap.npy"], out["deepliftshap_expected.npy"] = deeplift_shap(model, x, classes, n, seed)
+    info["deepliftshap_gap"] = (out["deepliftshap.npy"].flatten(1).sum(1) - out["deepliftshap_expected.npy"]).abs().max().item()
     for key in ("occlusion", "occlusion_var"):
         p = PARAMS[key]
         out[f"{key}.npy"] = occlusion(model, x, classes, p["window"], p["stride"], p["baseline"])

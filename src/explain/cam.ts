@@ -11,13 +11,13 @@ export class CamEpilogue {
   constructor(readonly plan: Plan, readonly A: string, readonly aShape: number[], readonly out: [number, number], readonly slots: number[], readonly o: ExplainOptions, readonly lift: boolean) {}
 
   async attach() {
-    const p = this.plan, gpu = p.model.gpu, N = p.batch, [K, h, w] = this.aShape, Z = h * w, [H, W] = this.out, S = this.slots.length;
+    const p = this.plan, N = p.batch, [K, h, w] = this.aShape, Z = h * w, [H, W] = this.out, S = this.slots.length;
     const norm = this.o.normalize ?? 'before', relu = this.o.relu === false ? 0 : 1, corners = this.o.resize === 'bilinear-corners' ? 1 : 0;
     const wBytes = N * CAM_ROWS * K * 4, rBytes = N * CAM_SLOTS * Z * 4, mBytes = (N * S * H * W + N * S * 2) * 4;
     this.wts = p.alloc('cam.weights', wBytes);
     this.raw = p.alloc('cam.raw', rBytes);
     this.maps = p.alloc('cam.maps', mBytes);
-    const sel = gpu.buffer('cam.sel', Math.max(S, 1) * 4, GPUBufferUsage.STORAGE, Uint32Array.from(this.slots));
+    const sel = p.alloc('cam.sel', Math.max(S, 1) * 4, GPUBufferUsage.STORAGE, Uint32Array.from(this.slots));
     const m = this.lift ? p.gradBuf(this.A, 1) : p.gradBuf(this.A, 0);
     const bufs = { A: p.buf(this.A), g: p.gradBuf(this.A, 0), m, sel, wts: this.wts, raw: this.raw, maps: this.maps };
     const params = { N, K, Z, h, w, H, W, NSEL: S };
@@ -35,6 +35,7 @@ export class CamEpilogue {
 
   /** Writes runner-computed weight rows and raw slots for k rows, then re-runs the map kernels. */
   remap(k: number, weights: Map<Method, Float32Array[]>, raws: Map<Method, Float32Array[]>) {
+    this.plan.live(); // no writes into the buffers of a lost device
     const dev = this.plan.model.device, [K, h, w] = this.aShape, Z = h * w;
     for (let i = 0; i < k; i++) {
       for (const [m, rs] of raws) dev.queue.writeBuffer(this.raw, (i * CAM_SLOTS + METHODS[m].slot!) * Z * 4, rs[i] as Float32Array<ArrayBuffer>);

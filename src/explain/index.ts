@@ -70,11 +70,14 @@ export class Explainer {
   private extra = new Map<string, Promise<Plan>>();
   private heads = new Map<string, Model>(); // Ablation-CAM: the network after each target layer
   private destroyed = false;
-  constructor(readonly model: Model) {}
+  private generation: number; // the model's weight generation the cached plans were built for
+  constructor(readonly model: Model) { this.generation = model.generation; }
 
   async explain(images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
     const m = this.model, g = m.graph, t0 = now();
     const methods = parseMethods(o.methods);
+    await m.ready(); // after a device loss: a new device, the weights uploaded again
+    if (this.generation !== m.generation) this.invalidate();
     const inShape = m.inputShape, per = numel(inShape), nImages = images.length / per;
     if (!Number.isInteger(nImages) || nImages < 1) throw new ModelError(`images have ${images.length} values, not a multiple of one image ${inShape.join('x')} (${per})`);
     if (inShape.length !== 3) throw new ModelError(`explain needs an image input (N,C,H,W); this model's input is [N,${inShape}]`);
@@ -165,7 +168,9 @@ export class Explainer {
       } finally { unlock(); }
     }
     timings.total = now() - t0;
-    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, profile };
+    const mem = m.memory();
+    const memory = { model: mem.total, weights: mem.weights, plans: mem.total - mem.weights, gpuLive: m.gpu.liveBytes };
+    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, memory, profile };
   }
 
   /** The gradient pass for a request shape: forward, backward to A (and the input, and LIFT-CAM's pass), fused CAM epilogue. */
@@ -211,6 +216,16 @@ export class Explainer {
   /** Frees every plan, including those still being built (they are freed when their build ends). */
   destroy() {
     this.destroyed = true;
+    this.clear();
+  }
+
+  /** The device was replaced since the plans were cached: they belong to the old one (Model.ready destroyed them). */
+  private invalidate() {
+    this.generation = this.model.generation;
+    this.clear();
+  }
+
+  private clear() {
     for (const e of this.plans.values()) e.then((x) => x.plan.destroy(), () => undefined);
     for (const p of this.extra.values()) p.then((x) => x.destroy(), () => undefined);
     for (const h of this.heads.values()) h.destroy();

@@ -202,6 +202,44 @@ async function tunnel(c: RunContext, what: string, variance: boolean): Promise<M
 export const smoothGrad = (c: RunContext) => tunnel(c, 'smoothgrad', false);
 export const varGrad = (c: RunContext) => tunnel(c, 'vargrad', true);
 
+/** DeepLIFT-SHAP's references (R, C*H*W): the option, or R = noise.n standard normal images (draws b*2*per.. of the stream). */
+function shapReferences(c: RunContext): Float32Array[] {
+  const { C, H, W, per } = dims(c), given = c.o.shapReferences;
+  if (given) {
+    if (!given.length || given.length % per) throw new ModelError(`shapReferences has ${given.length} values; expected R images of ${C}x${H}x${W} (${per})`);
+    return Array.from({ length: given.length / per }, (_, b) => given.subarray(b * per, (b + 1) * per));
+  }
+  const rand = stream(c.o.seed ?? 0, 0);
+  return Array.from({ length: samples(c) }, () => Float32Array.from({ length: per }, () => normal(rand)));
+}
+
+/** DeepLIFT-SHAP: mean over the references x'_b of the DeepLIFT contributions m_b (x - x'_b); they sum to y(x) - mean_b y(x'_b). */
+export async function deepliftShap(c: RunContext): Promise<MethodResult[]> {
+  const { per } = dims(c), g = c.model.graph, C = c.model.numClasses, refs = shapReferences(c), R = refs.length, total = c.k * R;
+  const plan = await c.plan('deeplift-shap', { batch: c.GB, backward: [{ grads: [g.input], mode: 'deeplift', reference: 'input' }], score: c.o.score });
+  const acc = Array.from({ length: c.k }, () => new Float64Array(per)), y0 = new Float64Array(c.k);
+  for (let j0 = 0; j0 < total; j0 += c.GB) {
+    const m = Math.min(c.GB, total - j0), rows = Array.from({ length: m }, (_, j) => Math.floor((j0 + j) / R));
+    const batch = new Float32Array(m * per), rb = new Float32Array(m * per);
+    rows.forEach((i, j) => { batch.set(c.x.subarray(i * per, (i + 1) * per), j * per); rb.set(refs[(j0 + j) % R], j * per); });
+    const seed = c.seed ? new Float32Array(m * C) : undefined;
+    if (seed) rows.forEach((i, j) => seed.set(c.seed!.subarray(i * C, (i + 1) * C), j * C));
+    checkAbort(c.o, 'deepliftshap');
+    const r = await plan.run(batch, { ...(seed ? { seed } : { classes: Int32Array.from(rows, (i) => c.targets[i]) }), refInput: rb });
+    const mult = r.grads.get(g.input)!;
+    rows.forEach((i, j) => {
+      const t = acc[i];
+      for (let q = 0; q < per; q++) t[q] += mult[j * per + q] * (batch[j * per + q] - rb[j * per + q]);
+      y0[i] += yOf(c, i, r.refLogits!.subarray(j * C, (j + 1) * C)) / R;
+    });
+    c.o.onProgress?.(j0 + m, total, 'deepliftshap');
+  }
+  return acc.map((t, i) => {
+    const a = Float32Array.from(t, (v) => v / R), y = yOf(c, i, c.logits.subarray(i * C, (i + 1) * C));
+    return attribution(c, a, { sum: sumOf(a), expected: y - y0[i], scale: Math.max(Math.abs(y), Math.abs(y0[i])) });
+  });
+}
+
 /** GradientSHAP (one reference x'): mean_s (x_s - x') dy/dx(x' + a_s (x_s - x')), x_s = x + noise, a_s ~ U(0,1). */
 export async function gradientShap(c: RunContext): Promise<MethodResult[]> {
   const { per } = dims(c), n = samples(c), draw = noiseOf(c, n, 1), refs = references(c, 'gradientshap');

@@ -32,6 +32,8 @@ export interface ExplainOptions {
   noise?: { n?: number; sigma?: number };
   /** Occlusion: window (default 8) and stride (default 4) in pixels, as [h, w] or one number for both; occluded value (default 0). */
   occlusion?: { window?: number | [number, number]; stride?: number | [number, number]; baseline?: number };
+  /** DeepLIFT-SHAP's reference images (R,C,H,W); default: noise.n images of standard normal pixels from the seeded stream. */
+  shapReferences?: Float32Array;
   /** Seed of the sampling methods (RandomCAM's weights, the noise tunnel's draws); default 0. */
   seed?: number;
   /** Images per plan (and masked inputs per perturbation batch); default: what fits memoryBudget, at most 16. */
@@ -72,7 +74,12 @@ export interface ImageResult {
   deepliftDelta?: Delta;
 }
 export interface Explanation {
-  layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>; gpuBytes: number;
+  layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>;
+  /** GPU bytes of the largest gradient plan this call used. */
+  gpuBytes: number;
+  /** GPU bytes the model holds after the call (Model.memory(): weights, and every plan of it and its heads, this
+   *  explainer's cached ones included), and the Gpu's live total over every model on it. */
+  memory: { model: number; weights: number; plans: number; gpuLive: number };
   /** With profile: GPU ms per dispatch of the gradient pass, summed over its runs. */
   profile?: import('../model.js').ProfileEntry[];
 }
