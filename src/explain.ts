@@ -5,6 +5,7 @@ import { Graph, ModelError, consumers, isConst, logitsOf, numel, producers } fro
 import { Model, Plan, ProfileEntry, Step, addProfiles, candidates } from './model.js';
 import { METHODS, METHOD_NAMES, Method, FAST_METHODS } from './methods.js';
 import { mulberry32 } from './builder.js';
+import { DeviceLostError } from './gpu.js';
 
 export type Targets = 'top1' | number[] | { topk: number } | Float32Array;
 export interface ExplainOptions {
@@ -312,12 +313,19 @@ export class Explainer {
     return this.once(this.extra, `${name}:${JSON.stringify(opts)}`, () => model.plan(opts), (p) => p.destroy());
   }
 
-  /** The cached value for key, created by make() once even when calls overlap; a failed make is forgotten. */
+  /** The cached value for key, created by make() once even when calls overlap; a failed make is forgotten. Every
+   *  value belongs to this.generation: one whose build straddled a device loss is freed and its call fails. */
   private once<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>, free: (v: T) => void): Promise<T> {
     if (this.destroyed) return Promise.reject(new ModelError('this explainer was destroyed'));
     let p = cache.get(key);
     if (!p) {
-      p = make().then((v) => { if (this.destroyed) { free(v); throw new ModelError('this explainer was destroyed while a plan was built'); } return v; });
+      const gen = this.generation, stale = () => this.model.generation !== gen || this.model.gpu.lost !== null;
+      if (stale()) return Promise.reject(new DeviceLostError(this.model.gpu.lost ?? 'GPU device lost: the device was replaced during this call'));
+      p = make().then((v) => {
+        if (this.destroyed) { free(v); throw new ModelError('this explainer was destroyed while a plan was built'); }
+        if (stale()) { free(v); throw new DeviceLostError(this.model.gpu.lost ?? 'GPU device lost: the device was replaced while a plan was built'); }
+        return v;
+      });
       cache.set(key, p);
       p.catch(() => { if (cache.get(key) === p) cache.delete(key); });
     }
