@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Model } from '../src/model.js';
@@ -39,6 +39,18 @@ test('ledgers: Linear(10 -> 3) holds 128 + 16 bytes of weights (120 and 12 round
     assert.is(gpu.liveBytes - before, 144, 'plan.destroy() returns its bytes');
   } finally { m.destroy(); }
   assert.is(gpu.liveBytes, before, 'model.destroy() returns every byte');
+});
+
+test('one place creates GPU memory: createBuffer / createQuerySet / createTexture appear only in src/gpu.ts, inside Ledger', () => {
+  const files = ['src', 'src/ops', 'node', 'web'].flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => join(d, f)));
+  assert.ok(files.length > 30, `${files.length} source files`);
+  for (const f of files) {
+    const text = readFileSync(f, 'utf8'), hits = [...text.matchAll(/\.create(Buffer|QuerySet|Texture)\(/g)];
+    if (f !== join('src', 'gpu.ts')) { assert.is(hits.length, 0, `${f} creates GPU memory outside the ledgers`); continue; }
+    const ledger = text.slice(text.indexOf('export class Ledger'), text.indexOf('export class Gpu {'));
+    assert.is(hits.length, 2, 'src/gpu.ts: one createBuffer and one createQuerySet');
+    assert.ok(/\.createBuffer\(/.test(ledger) && /\.createQuerySet\(/.test(ledger), 'both inside Ledger');
+  }
 });
 
 test(`model.gpuBytes = what the Gpu grew by; explain() reports it; Explainer + model destroy return the live total to its value before load (${SOAK_MODEL})`, async () => {

@@ -1,6 +1,6 @@
-// npm run soak -- [--explanations N] [--cycles M] [--every K]: bundles tests/soak-run.ts (loop in tests/soak-lib.ts,
+// npm run soak -- [--explanations N] [--cycles M] [--every K] [--cycle-every C]: bundles tests/soak-run.ts (loop in tests/soak-lib.ts,
 // shared with tests/memory.test.ts) and runs it: N explanations (default 1000) and M load/destroy cycles (default 100),
-// GPU live bytes and RSS printed every K (default 100).
+// GPU live bytes and RSS printed every K explanations (default 100) and every C cycles (default 10).
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 await build({ bundle: true, format: 'esm', platform: 'node', packages: 'external', loader: { '.wgsl': 'text' }, sourcemap: true,
