@@ -941,6 +941,9 @@ async function mergeExplain(files: string[], texts: string[], v: Values) {
   const summary: Record<string, any> = { ...first, adapter: [...new Set(shards.map((s) => s.adapter))].join('; ') || null, timings_ms: timings,
     outputs: { dir: outDir, grid: gridPath, raw: rawDir ? raw : null }, images };
   delete summary.shard; delete summary.shard_run; delete summary.profile_ms;
+  // GPU memory is each shard process's own (its plans follow the batch sizes it saw): the merged run reports the largest
+  const mems = shards.map((s) => s.gpu_memory as Record<string, number> | undefined).filter((m) => m !== undefined);
+  if (mems.length) summary.gpu_memory = Object.fromEntries(Object.keys(mems[0]).map((k) => [k, Math.max(...mems.map((m) => m[k]))]));
   const summaryPath = join(outDir, 'summary.json');
   guard(summaryPath, () => writeFileSync(summaryPath, pretty(summary) + '\n'));
   const reportPath = reportDir ? guard(join(reportDir, 'report.html'), () => writeExplainReport(reportDir, summary, reportRows)) : null;

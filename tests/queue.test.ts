@@ -233,8 +233,12 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   const outs = readdirSync(XLOCAL, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort();
   assert.equal(readdirSync(xm, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort(), outs);
   for (const f of outs) assert.ok(readFileSync(join(xm, f)).equals(readFileSync(join(XLOCAL, f))), `merged ${f} differs from the single run's`);
-  const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; delete j.compile; return j; };
+  const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; delete j.compile; delete j.gpu_memory; return j; };
+  // GPU memory is a per-process measurement: the merge reports the largest shard's, each field
+  const mem = (d: string) => JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8')).gpu_memory as Record<string, number>;
   assert.equal(summary(xm), summary(XLOCAL), 'summary.json: every image once, in run order, the same numbers and paths');
+  const shardMem = [0, 1].map((i) => mem(join(tmp, `x-shard${i}`)));
+  for (const k of ['model_bytes', 'weights_bytes', 'plans_bytes']) assert.is(mem(xm)[k], Math.max(shardMem[0][k], shardMem[1][k]), `merged gpu_memory.${k} = the largest shard's`);
   // the explain report: the single run's page byte for byte, but for its timings table and its JSON island (summary.json)
   assert.is((xpage('x-merged-report').match(/class="scene"/g) ?? []).length, 3 * 2, 'the report: a section per image and target');
   assert.ok(xpage('x-merged-report') === xpage('x-local-report'), 'merged explain report.html = the single run\'s (timings aside)');
