@@ -69,7 +69,7 @@ function einsumImport(im: Importer, n: OnnxNode) {
   const lost = [...out].find((c) => !ins.some((t) => t.includes(c)));
   if (lost) bad(`output letter ${lost} is in no operand`);
   const N = ins[0][0];
-  if (ins.some((t) => t[0] !== N) || out[0] !== N) bad(`the batch axis: every term must start with the same letter (${N}), the output too`);
+  if (ins.some((t) => t[0] !== N) || out[0] !== N) bad(`the batch axis: every term must start with the same letter (${N}), the output '${out}' too`);
   if (ins.length === 1) {
     if (out.length !== ins[0].length) bad(`sums letters ${[...ins[0]].filter((c) => !out.includes(c)).join(', ')} of one operand (only a permutation)`);
     const perm = [...out.slice(1)].map((c) => ins[0].indexOf(c) - 1);
