@@ -10,7 +10,9 @@ export function nodeGpu(): Promise<Gpu> {
   shared ??= (async () => {
     Object.assign(globalThis, globals);
     instance = create([]);
-    const gpu = new Gpu(await requestDevice(instance)); // src/gpu.ts: the adapter's full buffer limits, timestamp queries
+    const dawn = instance;
+    // src/gpu.ts: the adapter's full buffer limits, timestamp queries; after a device loss the next call gets a new one
+    const gpu = new Gpu(await requestDevice(dawn), () => requestDevice(dawn));
     const info = gpu.device.adapterInfo;
     gpu.adapterInfo = `${info.vendor} ${info.architecture} ${info.description}`.replace(/\s+/g, ' ').trim();
     return gpu;

@@ -8,7 +8,8 @@ import { type Colormap, colorize } from './colormap.js';
 
 /**
  * The Gpu for a page. With `device` (an app that already uses WebGPU), camgpu shares it: nothing is requested and the
- * device is never destroyed by camgpu. Without, one is requested from navigator.gpu, falling back to the browser's
+ * device is never destroyed by camgpu; if it is lost, calls fail with DeviceLostError until the app gives a new one
+ * (gpu.useDevice). Without, a lost device is replaced on the next call and models re-uploaded. Without, one is requested from navigator.gpu, falling back to the browser's
  * fallback (software) adapter, e.g. SwiftShader; no optional feature (such as shader-f16) is required.
  * `adapterInfo` names the adapter, e.g. "google swiftshader (fallback adapter)" in headless Chromium without a GPU.
  */
@@ -33,7 +34,8 @@ export async function browserGpu(device?: GPUDevice): Promise<Gpu> {
     throw new GpuError('no WebGPU adapter: this browser has WebGPU disabled or no adapter for it (on Linux, Chromium needs --enable-unsafe-webgpu; '
       + 'without a GPU it falls back to SwiftShader)');
   }
-  const gpu = new Gpu(dev), a = adapter as GPUAdapter | null;
+  // after a device loss the next call requests a new one the same way (Gpu.ready)
+  const gpu = new Gpu(dev, () => requestDevice(gpuWithFallback)), a = adapter as GPUAdapter | null;
   gpu.adapterInfo = describeAdapter(gpu.device.adapterInfo ?? a?.info, (a as { isFallbackAdapter?: boolean } | null)?.isFallbackAdapter);
   return gpu;
 }

@@ -61,7 +61,12 @@ export interface ImageResult {
   deepliftDelta?: { sum: number; expected: number; scale: number };
 }
 export interface Explanation {
-  layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>; gpuBytes: number;
+  layer: string; layerShape: number[]; inputShape: number[]; images: ImageResult[]; timings: Record<string, number>;
+  /** GPU bytes of the largest gradient plan this call used. */
+  gpuBytes: number;
+  /** GPU bytes the model holds after the call (Model.memory(): weights, and every plan of it and its heads, this
+   *  explainer's cached ones included), and the Gpu's live total over every model on it. */
+  memory: { model: number; weights: number; plans: number; gpuLive: number };
   /** With profile: GPU ms per dispatch of the gradient pass, summed over its runs. */
   profile?: ProfileEntry[];
 }
@@ -146,11 +151,14 @@ export class Explainer {
   private extra = new Map<string, Promise<Plan>>();
   private heads = new Map<string, Model>(); // Ablation-CAM: the network after each target layer
   private destroyed = false;
-  constructor(readonly model: Model) {}
+  private generation: number; // the model's weight generation the cached plans were built for
+  constructor(readonly model: Model) { this.generation = model.generation; }
 
   async explain(images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
     const m = this.model, g = m.graph, t0 = now();
     const methods = parseMethods(o.methods);
+    await m.ready(); // after a device loss: a new device, the weights uploaded again
+    if (this.generation !== m.generation) this.invalidate();
     const inShape = m.inputShape, per = numel(inShape), nImages = images.length / per;
     if (!Number.isInteger(nImages) || nImages < 1) throw new ModelError(`images have ${images.length} values, not a multiple of one image ${inShape.join('x')} (${per})`);
     if (inShape.length !== 3) throw new ModelError(`explain needs an image input (N,C,H,W); this model's input is [N,${inShape}]`);
@@ -259,7 +267,9 @@ export class Explainer {
       } finally { unlock(); }
     }
     timings.total = now() - t0;
-    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, profile };
+    const mem = m.memory();
+    const memory = { model: mem.total, weights: mem.weights, plans: mem.total - mem.weights, gpuLive: m.gpu.liveBytes };
+    return { layer: A, layerShape: aShape, inputShape: inShape, images: results, timings, gpuBytes, memory, profile };
   }
 
   /** Saliency (from the gradient pass), guided backprop (+ Guided Grad-CAM) and pixel DeepLIFT. */
@@ -393,6 +403,16 @@ export class Explainer {
   /** Frees every plan, including those still being built (they are freed when their build ends). */
   destroy() {
     this.destroyed = true;
+    this.clear();
+  }
+
+  /** The device was replaced since the plans were cached: they belong to the old one (Model.ready destroyed them). */
+  private invalidate() {
+    this.generation = this.model.generation;
+    this.clear();
+  }
+
+  private clear() {
     for (const e of this.plans.values()) e.then((x) => x.plan.destroy(), () => undefined);
     for (const p of this.extra.values()) p.then((x) => x.destroy(), () => undefined);
     for (const h of this.heads.values()) h.destroy();
@@ -419,12 +439,12 @@ class CamEpilogue {
   constructor(readonly plan: Plan, readonly A: string, readonly aShape: number[], readonly out: [number, number], readonly slots: number[], readonly o: ExplainOptions, readonly lift: boolean) {}
 
   async attach() {
-    const p = this.plan, gpu = p.model.gpu, N = p.batch, [K, h, w] = this.aShape, Z = h * w, [H, W] = this.out, S = this.slots.length;
+    const p = this.plan, N = p.batch, [K, h, w] = this.aShape, Z = h * w, [H, W] = this.out, S = this.slots.length;
     const norm = this.o.normalize ?? 'before', relu = this.o.relu === false ? 0 : 1, corners = this.o.resize === 'bilinear-corners' ? 1 : 0;
     this.wts = p.alloc('cam.weights', N * WEIGHT_ROWS * K * 4);
     this.raw = p.alloc('cam.raw', N * RAW_SLOTS * Z * 4);
     this.maps = p.alloc('cam.maps', (N * S * H * W + N * S * 2) * 4);
-    const sel = gpu.buffer('cam.sel', Math.max(S, 1) * 4, GPUBufferUsage.STORAGE, Uint32Array.from(this.slots));
+    const sel = p.alloc('cam.sel', Math.max(S, 1) * 4, GPUBufferUsage.STORAGE, Uint32Array.from(this.slots));
     const bufs = { A: p.buf(this.A), g: p.gradBuf(this.A, 0), m: this.lift ? p.gradBuf(this.A, 1) : p.gradBuf(this.A, 0), sel, wts: this.wts, raw: this.raw, maps: this.maps };
     const params = { N, K, Z, h, w, H, W, NSEL: S };
     const c = (extra: Record<string, number>) => ({ PPNORM: this.o.gradcamPP === 'normalized' ? 1 : 0, RELU: relu, NORM: norm === 'before' ? 1 : 0, CORNERS: corners, SRC: 0, ...extra });
@@ -442,6 +462,7 @@ class CamEpilogue {
 
   /** Writes host-computed Eigen-CAM raw maps and perturbation weights, then re-runs the map kernels. */
   remap(k: number, eigen: Float32Array[] | null, weights: Map<Method, Float32Array[]>) {
+    this.plan.live(); // no writes into the buffers of a lost device
     const dev = this.plan.model.device, [K, h, w] = this.aShape, Z = h * w;
     for (let i = 0; i < k; i++) {
       if (eigen) dev.queue.writeBuffer(this.raw, (i * RAW_SLOTS + 10) * Z * 4, eigen[i] as Float32Array<ArrayBuffer>);

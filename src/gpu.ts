@@ -1,5 +1,6 @@
-// The GPU boundary: device creation, labelled objects inside validation error scopes, pipeline cache,
-// and one place that handles device loss.
+// The GPU boundary: device creation, labelled objects inside validation error scopes, pipeline cache, the one place
+// that creates GPU buffers (each counted against its owner: a model's weights, a plan, a run's scratch), and the one
+// place that handles device loss (a lost device is replaced on the next call; models re-upload from host memory).
 import conv2d from '../shaders/conv2d.wgsl';
 import act from '../shaders/act.wgsl';
 import binary from '../shaders/binary.wgsl';
@@ -19,6 +20,79 @@ import { Binding, ParamValues, Reflection, packParams, reflect } from './reflect
 
 export class GpuError extends Error {
   constructor(message: string) { super(message); this.name = 'GpuError'; }
+}
+
+/** The GPU device was lost (destroyed, driver reset) while or before this call used it. Nothing it computed is
+ *  returned; the next call requests a new device and re-uploads the model (Gpu.ready, Model.ready). */
+export class DeviceLostError extends GpuError {
+  constructor(message: string) { super(message); this.name = 'DeviceLostError'; }
+}
+
+/** Who holds a buffer: a model's weights (and Winograd / transposed copies), a plan's buffers, or one run's scratch. */
+export type Role = 'weights' | 'plan' | 'scratch';
+
+/**
+ * The GPU buffers of one owner, created, counted and freed together. Every buffer camgpu makes comes from a
+ * Ledger, so Gpu.liveBytes is exact: the sum of the ledgers' bytes (buffer sizes as allocated, 16-byte rounded).
+ */
+export class Ledger {
+  bytes = 0;
+  private live = new Set<GPUBuffer>();
+  private sets = new Map<GPUQuerySet, number>();
+  private readonly generation: number;
+  constructor(private readonly gpu: Gpu, readonly owner: string, readonly role: Role) { this.generation = gpu.generation; }
+
+  /** A ledger makes buffers only on the device it began on: after a loss a build in flight stops here. */
+  private check() {
+    this.gpu.check();
+    if (this.generation !== this.gpu.generation) throw new DeviceLostError(`GPU device lost: ${this.owner} was made on a device that has since been replaced`);
+  }
+
+  /** A buffer of at least `size` bytes (rounded up to 16), filled with `data` when given. */
+  buffer(label: string, size: number, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, data?: ArrayBufferView): GPUBuffer {
+    this.check();
+    const dev = this.gpu.device;
+    const b = dev.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage, mappedAtCreation: !!data });
+    if (data) {
+      new Uint8Array(b.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      b.unmap();
+    }
+    this.live.add(b);
+    this.bytes += b.size;
+    this.gpu.attach(this);
+    return b;
+  }
+
+  /** The uniform buffer of family f's Params from named values (reflect.ts packParams). */
+  uniform(label: string, f: Family, values: ParamValues): GPUBuffer {
+    const bytes = packParams(this.gpu.reflection(f), values, label);
+    return this.buffer(label, bytes.byteLength, GPUBufferUsage.UNIFORM, new Uint8Array(bytes));
+  }
+
+  /** A timestamp query set (counted as 8 bytes a query). */
+  querySet(label: string, count: number): GPUQuerySet {
+    this.check();
+    const q = this.gpu.device.createQuerySet({ label, type: 'timestamp', count });
+    this.sets.set(q, count * 8);
+    this.bytes += count * 8;
+    this.gpu.attach(this);
+    return q;
+  }
+
+  /** Destroys every buffer and query set of this owner; its bytes go to 0. */
+  destroy() {
+    for (const b of this.live) b.destroy();
+    for (const q of this.sets.keys()) q.destroy();
+    this.forget();
+  }
+
+  /** The device is gone, and these buffers with it: nothing left to destroy, nothing held. */
+  forget() {
+    this.live.clear();
+    this.sets.clear();
+    this.bytes = 0;
+    this.gpu.detach(this);
+  }
 }
 
 export const NO_ADAPTER = 'no WebGPU adapter found. In a browser, use one with WebGPU enabled. In Node on Debian/Ubuntu without a GPU, '
@@ -63,21 +137,101 @@ export const FAMILIES = {
 } as const;
 export type Family = keyof typeof FAMILIES;
 
-/** Pipelines keyed by family, entry point and override constants; shapes never enter the key. */
+/**
+ * One GPU device and what is made from it: pipelines keyed by family, entry point and override constants (shapes never
+ * enter the key), bind group layouts, and the ledgers of live buffers. `device.lost` is handled here and only here:
+ * the loss is recorded and every ledger forgets its buffers; ready() (called by Model.load and Model.ready, so by every
+ * explain()) then puts a new device in place from `replace` and bumps `generation`, which tells models and plans
+ * that what they made belongs to a dead device.
+ */
 export class Gpu {
   private pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private layouts = new Map<Family, GPUBindGroupLayout>();
   private modules = new Map<Family, GPUShaderModule>();
   private reflections = new Map<Family, Reflection>();
+  private ledgers = new Set<Ledger>();
+  private current!: GPUDevice;
+  private replacing: Promise<void> | null = null;
   lost: string | null = null;
+  /** Devices this Gpu had before the current one (0 until the first loss). */
+  generation = 0;
   adapterInfo = '';
   submits = 0; // submissions so far (the one-pass tests read it)
 
-  constructor(readonly device: GPUDevice) {
-    device.lost.then((info) => { this.lost = `GPU device lost (${info.reason}): ${info.message}`; });
+  /** `replace` requests a new device after a loss; without it (an app's own device) a lost device stays lost until
+   *  the app gives a new one with useDevice(). */
+  constructor(device: GPUDevice, private readonly replace?: () => Promise<GPUDevice>) {
+    this.watch(device);
   }
 
-  check() { if (this.lost) throw new GpuError(this.lost); }
+  get device(): GPUDevice { return this.current; }
+
+  /** Uses `device` from now on (after a loss, or an app's own replacement): pipelines and layouts are made again and
+   *  what was made on the old device is stale (generation + 1). */
+  useDevice(device: GPUDevice) {
+    if (device === this.current) return;
+    for (const l of [...this.ledgers]) l.forget();
+    this.pipelines.clear();
+    this.layouts.clear();
+    this.modules.clear();
+    this.serial = Promise.resolve();
+    this.generation++;
+    this.watch(device);
+  }
+
+  private watch(device: GPUDevice) {
+    this.current = device;
+    this.lost = null;
+    device.lost.then((info) => {
+      if (device !== this.current) return; // an old device, already replaced
+      this.lost = `GPU device lost (${info.reason || 'unknown'})${info.message ? `: ${info.message}` : ''}`;
+      for (const l of [...this.ledgers]) l.forget();
+    });
+  }
+
+  /** Resolves once a live device is in place: after a loss, a new one from `replace` (one request however many
+   *  calls wait). Throws DeviceLostError when the device was the app's own (no `replace`) or no new one comes. */
+  async ready(): Promise<void> {
+    if (!this.lost) return;
+    const replace = this.replace, lost = this.lost;
+    if (!replace) throw new DeviceLostError(`${lost}; camgpu did not create this device, so it cannot make a new one: give one with gpu.useDevice(device)`);
+    this.replacing ??= (async () => {
+      try { this.useDevice(await replace()); }
+      catch (e) { throw new DeviceLostError(`${lost}; a new device could not be created: ${(e as Error).message}`); }
+      finally { this.replacing = null; }
+    })();
+    return this.replacing;
+  }
+
+  check() { if (this.lost) throw new DeviceLostError(this.lost); }
+
+  /** What a failed GPU wait (mapAsync) means: a DeviceLostError when the device was lost or replaced meanwhile (its
+   *  lost promise may settle just after the wait rejects, so it is given one task turn), else the error itself. */
+  async failure(e: unknown, generation: number): Promise<Error> {
+    if (!this.lost && generation === this.generation) await new Promise((r) => setTimeout(r, 0));
+    if (this.lost) return new DeviceLostError(this.lost);
+    if (generation !== this.generation) return new DeviceLostError('GPU device lost: it was replaced while this call used it');
+    return e as Error;
+  }
+
+  /** A new ledger for `owner`'s buffers (counted from its first buffer on). */
+  ledger(owner: string, role: Role): Ledger { return new Ledger(this, owner, role); }
+  /** Ledger bookkeeping (a ledger holding bytes is live). */
+  attach(l: Ledger) { this.ledgers.add(l); }
+  detach(l: Ledger) { this.ledgers.delete(l); }
+  /** Bytes of every live buffer and query set, exact. */
+  get liveBytes(): number {
+    let s = 0;
+    for (const l of this.ledgers) s += l.bytes;
+    return s;
+  }
+  /** Live bytes per role, and per owner. */
+  memory(): { total: number; byRole: Record<Role, number>; owners: { owner: string; role: Role; bytes: number }[] } {
+    const byRole: Record<Role, number> = { weights: 0, plan: 0, scratch: 0 };
+    const owners = [...this.ledgers].map((l) => ({ owner: l.owner, role: l.role, bytes: l.bytes }));
+    for (const o of owners) byRole[o.role] += o.bytes;
+    return { total: this.liveBytes, byRole, owners };
+  }
 
   /** The family's Params struct and bindings, read from its WGSL once. */
   reflection(f: Family): Reflection {
@@ -153,18 +307,6 @@ export class Gpu {
       if (e) throw new GpuError(`${label}: ${e.message}`);
     }
     return value;
-  }
-
-  buffer(label: string, size: number, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, data?: ArrayBufferView): GPUBuffer {
-    const b = this.device.createBuffer({ label, size: Math.max(16, Math.ceil(size / 16) * 16), usage, mappedAtCreation: !!data });
-    if (data) { new Uint8Array(b.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)); b.unmap(); }
-    return b;
-  }
-
-  /** The uniform buffer of family f's Params from named values (wgsl.ts packParams). */
-  uniform(label: string, f: Family, values: ParamValues): GPUBuffer {
-    const bytes = packParams(this.reflection(f), values, label);
-    return this.buffer(label, bytes.byteLength, GPUBufferUsage.UNIFORM, new Uint8Array(bytes));
   }
 
   /** A bind group of family f: the uniform, then buffers by any of their binding's WGSL names; a binding not

@@ -1,7 +1,7 @@
 // A loaded model (weights on the GPU, pipelines compiled) and its static plans: buffers, bind groups and
 // dispatches made once per (batch, outputs, gradients, mode) and replayed with one submit per request.
 import { Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
-import { Family, FAMILIES, Gpu, GpuError, grid } from './gpu.js';
+import { DeviceLostError, Family, FAMILIES, Gpu, GpuError, Ledger, grid } from './gpu.js';
 import { importOnnx } from './import.js';
 import { ConvKernels, Tile, convKP, convKernels, convShape, transposedConv, winogradWeights } from './conv.js';
 import { OPS, opDef } from './ops/index.js';
@@ -79,6 +79,13 @@ export class Model {
   private weights = new Map<string, Weights>();
   private consts = new Map<string, GPUBuffer>();
   private plans = new Set<Plan>();
+  private heads = new Set<Model>(); // head() sub-models: their plans count in gpuBytes and go with this model
+  private parent: Model | null = null;
+  private own: Ledger; // weight buffers (a head uses its parent's)
+  private uploaded = 0; // gpu.generation the weights were uploaded at
+  private reuploading: Promise<void> | null = null;
+  /** Times the weights were uploaded again onto a new device after a loss (plans made before are stale). */
+  reuploads = 0;
   readonly limits: { binding: number; buffer: number; maxDim: number };
 
   private source: { bytes: Uint8Array; opts: LoadOptions } | null = null; // to load the same ONNX at another input size
@@ -91,22 +98,56 @@ export class Model {
 
   private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
     const l = gpu.device.limits;
+    this.own = gpu.ledger(`${name}: weights`, 'weights');
+    this.uploaded = gpu.generation;
     this.limits = { binding: l.maxStorageBufferBindingSize, buffer: l.maxBufferSize, maxDim: l.maxComputeWorkgroupsPerDimension };
   }
 
   /** Loads an ONNX file (bytes) or a builder Graph: uploads weights and compiles every pipeline it can need. */
   static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model', opts: LoadOptions = {}): Promise<Model> {
     const gpu = device instanceof Gpu ? device : new Gpu(device);
+    await gpu.ready();
     const graph = source instanceof Uint8Array ? importOnnx(source, { inputShape: opts.inputShape }) : source;
     const m = new Model(gpu, graph, name);
     if (source instanceof Uint8Array && opts.inputShape) m.source = { bytes: source, opts }; // kept only for a model loaded at a chosen size
     if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
     if (opts.tiles) m.tiles = opts.tiles;
     if (opts.winogradScratch) m.winogradScratch = opts.winogradScratch;
-    await gpu.scoped(`${name}: weights`, () => m.upload());
-    await Promise.all(m.pipelinesNeeded().map(([f, e, c]) => gpu.pipeline(f, e, c)));
+    try {
+      await gpu.scoped(`${name}: weights`, () => m.upload());
+      await m.compile();
+    } catch (e) { m.destroy(); throw e; } // what was uploaded before the error
     return m;
   }
+
+  private compile() { return Promise.all(this.pipelinesNeeded().map(([f, e, c]) => this.gpu.pipeline(f, e, c))); }
+
+  /**
+   * A live device with this model's weights on it. After a device loss (Gpu.ready puts a new device in place) the
+   * plans made on the old one are destroyed, the weights are uploaded again from the host copies the graph keeps and
+   * the pipelines compiled again, once however many calls wait; a head defers to the model it came from.
+   */
+  async ready(): Promise<void> {
+    if (this.parent) return this.parent.ready();
+    await this.gpu.ready();
+    if (this.uploaded === this.gpu.generation) return;
+    this.reuploading ??= (async () => {
+      try {
+        for (const m of [this, ...this.heads]) for (const p of [...m.plans]) p.destroy();
+        this.clearWeights();
+        const gen = this.gpu.generation;
+        await this.gpu.scoped(`${this.name}: weights (re-upload after device loss)`, () => this.upload());
+        await this.compile();
+        this.uploaded = gen;
+        this.reuploads++;
+      } finally { this.reuploading = null; }
+    })();
+    return this.reuploading;
+  }
+
+  /** The gpu.generation this model's weights live on (Explainer compares it to drop plans made before a loss). */
+  get generation(): number { return this.parent ? this.parent.generation : this.uploaded; }
+  private get mem(): Ledger { return this.parent ? this.parent.mem : this.own; }
 
   /** The same ONNX model at another input size [N, C, H, W] (its symbolic dimensions set), loaded once per size and
    *  destroyed with this model. */
@@ -137,6 +178,8 @@ export class Model {
     const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
     const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
     h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.winogradScratch = this.winogradScratch; h.wino = this.wino; h.transposedNodes = this.transposedNodes;
+    h.parent = this;
+    this.heads.add(h);
     return h;
   }
 
@@ -148,16 +191,16 @@ export class Model {
   /** Uploads a node's weights through its op record (conv: transposed for vec4 loads; linear: row chunks that fit one
    *  storage binding) and any constant operand it reads. */
   private uploadNode(n: Node) {
-    const gpu = this.gpu, binding = this.limits.binding;
+    const binding = this.limits.binding;
     const buffer = (label: string, data: Float32Array) => {
       if (data.byteLength > binding) throw new ModelError(`node '${n.name}' (${n.source}): ${label} needs ${data.byteLength} bytes, over this device's storage binding limit of ${binding}`);
-      return gpu.buffer(label, data.byteLength, GPUBufferUsage.STORAGE, data);
+      return this.mem.buffer(label, data.byteLength, GPUBufferUsage.STORAGE, data);
     };
     const w = opDef(n.op).upload?.({ buffer, binding }, n, n.op);
     if (w) this.weights.set(n.name, w);
     for (const i of n.inputs) {
       const t = this.graph.tensors.get(i);
-      if (t?.data && !this.consts.has(i)) this.consts.set(i, gpu.buffer(`${i}.const`, t.data.byteLength, GPUBufferUsage.STORAGE, t.data));
+      if (t?.data && !this.consts.has(i)) this.consts.set(i, this.mem.buffer(`${i}.const`, t.data.byteLength, GPUBufferUsage.STORAGE, t.data));
     }
   }
 
@@ -198,6 +241,7 @@ export class Model {
   isAlias(t: string) { return producers(this.graph).get(t)?.op.kind === 'alias'; }
 
   async plan(o: PlanOptions): Promise<Plan> {
+    await this.ready();
     const p = new Plan(this, o);
     this.plans.add(p);
     try { await this.gpu.scoped(`${this.name}: plan batch=${o.batch}`, () => p.build()); }
@@ -210,7 +254,7 @@ export class Model {
   winogradWeights(n: Node, m: 2 | 4): GPUBuffer {
     const key = `${n.name} F${m}`;
     let u = this.wino.get(key);
-    if (!u) { const U = winogradWeights(n, m); u = this.gpu.buffer(`${n.name}.winograd${m}`, U.byteLength, GPUBufferUsage.STORAGE, U); this.wino.set(key, u); }
+    if (!u) { const U = winogradWeights(n, m); u = this.mem.buffer(`${n.name}.winograd${m}`, U.byteLength, GPUBufferUsage.STORAGE, U); this.wino.set(key, u); }
     return u;
   }
 
@@ -221,14 +265,30 @@ export class Model {
   /** Plans this model holds (built and not destroyed). */
   get planCount() { return this.plans.size; }
 
+  /** GPU bytes this model holds: its weights (with the Winograd and transposed copies made on first use) and every
+   *  plan of it and of its heads; see memory() for the split. A head reports its own plans only. */
+  get gpuBytes(): number { return this.memory().total; }
+  memory(): { total: number; weights: number; plans: { plan: string; bytes: number }[] } {
+    const models = this.parent ? [this as Model] : [this as Model, ...this.heads];
+    const plans = models.flatMap((m) => [...m.plans].map((p) => ({ plan: `${m.name} ${p.describe()}`, bytes: p.bytes })));
+    const weights = this.parent ? 0 : this.own.bytes;
+    return { total: weights + plans.reduce((s, p) => s + p.bytes, 0), weights, plans };
+  }
+
+  private clearWeights() {
+    this.own.destroy();
+    this.own = this.gpu.ledger(`${this.name}: weights`, 'weights');
+    this.weights.clear(); this.consts.clear(); this.wino.clear(); this.transposedNodes.clear();
+  }
+
+  /** Frees every GPU byte this model holds: its plans, its heads' plans, its weights (a head frees only its plans). */
   destroy() {
     for (const p of [...this.plans]) p.destroy();
     for (const m of this.shapes.values()) m.then((x) => x.destroy(), () => undefined);
     this.shapes.clear();
-    if (!this.owner) return;
-    for (const w of this.weights.values()) for (const b of [...w.w, ...w.b]) b.destroy();
-    for (const b of [...this.consts.values(), ...this.wino.values()]) b.destroy();
-    this.weights.clear(); this.consts.clear(); this.wino.clear(); this.transposedNodes.clear();
+    if (this.parent) { this.parent.heads.delete(this); return; }
+    for (const h of [...this.heads]) h.destroy();
+    if (this.owner) this.clearWeights();
   }
 }
 
@@ -240,7 +300,8 @@ export class Plan implements Enc {
   private refs = new Map<string, GPUBuffer>();      // reference-pass buffers (DeepLIFT) by root tensor
   private grads: Map<string, GPUBuffer>[] = [];     // per backward pass: gradient buffers by root tensor
   private idx = new Map<string, GPUBuffer>();       // maxpool argmax by output root (and `ref:` for the reference pass)
-  private owned: GPUBuffer[] = [];
+  private mem: Ledger;
+  private readonly generation: number; // gpu.generation this plan's buffers and bind groups belong to
   private forward: Step[] = [];
   private refForward: Step[] = [];
   private backward: Step[] = [];
@@ -254,12 +315,13 @@ export class Plan implements Enc {
   private queue: Promise<unknown> = Promise.resolve();
   private placeholders = new Map<number, GPUBuffer>(); // per binding index: what an unnamed binding gets
   private winoScratch: [GPUBuffer, GPUBuffer] | null = null; private winoZero: GPUBuffer | null = null;
-  bytes = 0;
   readonly counts = { forward: 0, fused: 0, reference: 0, backward: 0, epilogue: 0 };
 
   constructor(readonly model: Model, readonly o: PlanOptions) {
     this.batch = o.batch;
     this.seedAt = o.seedAt ?? model.logits;
+    this.mem = model.gpu.ledger(`${model.name}: plan batch=${o.batch}`, 'plan');
+    this.generation = model.gpu.generation;
     if (!Number.isInteger(o.batch) || o.batch < 1) throw new ModelError(`batch must be a positive integer, got ${o.batch}`);
     const passes = o.backward ?? (o.grads?.length ? [{ grads: o.grads, mode: o.mode, reference: o.reference }] : []);
     this.passes = passes.map((b) => ({ grads: b.grads, mode: b.mode ?? 'grad', reference: b.reference ?? 'input' }));
@@ -267,11 +329,21 @@ export class Plan implements Enc {
   }
 
   get g() { return this.model.graph; }
+  /** GPU bytes of this plan's buffers (activations, gradients, read-back stages, uniforms, scratch). */
+  get bytes() { return this.mem.bytes; }
+  describe() { return `batch=${this.batch}${this.passes.length ? ` backward=${this.passes.map((p) => p.mode).join('+')}` : ' forward'}`; }
+  /** Throws DeviceLostError when the device this plan was built on is lost or replaced (its buffers are gone). */
+  live() {
+    const gpu = this.model.gpu;
+    gpu.check();
+    if (this.generation !== gpu.generation) throw new DeviceLostError('GPU device lost: this plan was built on a device that has since been replaced (build it again)');
+    if (this.destroyed) throw new GpuError('this plan was destroyed');
+  }
   root(t: string): string { const p = producers(this.g).get(t); return p?.op.kind === 'alias' ? this.root(p.inputs[0]) : t; }
   private size(t: string) { return this.batch * numel(this.g.tensors.get(t)!.shape) * 4; }
-  alloc(label: string, bytes: number, usage?: number) {
+  alloc(label: string, bytes: number, usage?: number, data?: ArrayBufferView) {
     if (bytes > this.model.limits.binding) throw new ModelError(`${label} needs ${bytes} bytes at batch ${this.batch}, over this device's storage binding limit of ${this.model.limits.binding}; use a batch of at most ${this.model.maxBatch()}`);
-    const b = this.model.gpu.buffer(label, bytes, usage); this.owned.push(b); this.bytes += b.size; return b;
+    return this.mem.buffer(label, bytes, usage, data);
   }
   private known(t: string, what: string) {
     if (!this.g.tensors.has(t)) throw new ModelError(`${what} '${t}' is not a tensor of this model; 4-D candidates: ${candidates(this.g).join(', ')}`);
@@ -470,7 +542,7 @@ export class Plan implements Enc {
    *  name; a binding not named gets this plan's placeholder for that index (never read by the entry point). */
   step(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, threads: number): Step {
     const gpu = this.model.gpu;
-    const u = gpu.uniform(`${label}.params`, f, params); this.owned.push(u);
+    const u = this.mem.uniform(`${label}.params`, f, params);
     const fill = (b: Binding) => {
       let p = this.placeholders.get(b.index);
       if (!p) { p = this.alloc(`placeholder[${b.index}]`, 16); this.placeholders.set(b.index, p); }
@@ -537,8 +609,7 @@ export class Plan implements Enc {
 
   private async runNow(x: Float32Array, o: RunOptions): Promise<RunResult> {
     const m = this.model, gpu = m.gpu, dev = m.device, g = this.g;
-    gpu.check();
-    if (this.destroyed) throw new GpuError('this plan was destroyed');
+    this.live();
     const inShape = g.tensors.get(g.input)!.shape, per = numel(inShape), k = x.length / per;
     if (!Number.isInteger(k) || k < 1 || k > this.batch)
       throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(inShape)}`);
@@ -584,13 +655,14 @@ export class Plan implements Enc {
     gpu.submits++;
     let profile: ProfileEntry[] | undefined;
     try {
-      await Promise.all([...this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)), timer?.stage.mapAsync(GPUMapMode.READ)]);
-      gpu.check();
+      await Promise.all([...this.reads.map((r) => r.stage.mapAsync(GPUMapMode.READ)), timer?.stage.mapAsync(GPUMapMode.READ)])
+        .catch(async (e) => { throw await gpu.failure(e, this.generation); });
+      this.live(); // lost after the copies were read: nothing from this run is returned
       if (timer) {
         const t = new BigInt64Array(timer.stage.getMappedRange(0, timer.n * 8).slice(0));
         profile = timer.labels.map(([label, phase], j) => ({ label, phase, ms: Number(t[2 * j + 1] - t[2 * j]) / 1e6 }));
       }
-    } finally { if (timer) for (const b of [timer.set, timer.resolve, timer.stage]) b.destroy(); }
+    } finally { timer?.mem.destroy(); }
     const res: RunResult = { logits: new Float32Array(0), values: new Map(), grads: new Map(), passes: this.passes.map(() => new Map()), extra: new Map() };
     for (const r of this.reads) {
       const n = r.perRow ? (r.bytes / 4 / this.batch) * k : r.bytes / 4;
@@ -611,28 +683,31 @@ export class Plan implements Enc {
 
   /** A query set with two timestamps per dispatch and the buffers to read them back (destroyed after the run). */
   private timer(steps: number) {
-    const dev = this.model.device, count = 2 * steps;
+    const dev = this.model.device, count = 2 * steps, mem = this.model.gpu.ledger(`${this.model.name}: profile`, 'scratch');
     if (!dev.features.has('timestamp-query')) throw new GpuError(`profiling needs the 'timestamp-query' feature, which this device was created without${this.model.gpu.adapterInfo ? ` (${this.model.gpu.adapterInfo})` : ''}`);
     if (count > 4096) throw new ModelError(`profiling times at most 2048 dispatches per run (a query set holds 4096 timestamps); this plan has ${steps}`);
     return {
-      set: dev.createQuerySet({ label: 'camgpu.profile', type: 'timestamp', count }), n: 0, labels: [] as [string, ProfileEntry['phase']][],
-      resolve: dev.createBuffer({ label: 'camgpu.profile.resolve', size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
-      stage: dev.createBuffer({ label: 'camgpu.profile.read', size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      mem, set: mem.querySet('camgpu.profile', count), n: 0, labels: [] as [string, ProfileEntry['phase']][],
+      resolve: mem.buffer('camgpu.profile.resolve', count * 8, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC),
+      stage: mem.buffer('camgpu.profile.read', count * 8, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST),
     };
   }
 
   /** Submits extra dispatches against this plan's buffers (after run()), and returns the named epilogue read-backs whole. */
   rerun(steps: Step[], names: string[]): Promise<Map<string, Float32Array>> {
     const r = this.queue.then(async () => {
+      this.live();
       const dev = this.model.device, reads = this.reads.filter((q) => q.kind === 'extra' && names.includes(q.name));
       for (const s of steps) s.pipeline ??= await s.pipe;
+      this.live();
       const enc = dev.createCommandEncoder({ label: 'camgpu.rerun' }), pass = enc.beginComputePass({ label: 'camgpu.rerun' });
       for (const s of steps) { pass.setPipeline(s.pipeline!); pass.setBindGroup(0, s.bind); pass.dispatchWorkgroups(s.groups[0], s.groups[1]); }
       pass.end();
       for (const q of reads) enc.copyBufferToBuffer(q.src, 0, q.stage, 0, q.bytes);
       dev.queue.submit([enc.finish()]);
       this.model.gpu.submits++;
-      await Promise.all(reads.map((q) => q.stage.mapAsync(GPUMapMode.READ)));
+      await Promise.all(reads.map((q) => q.stage.mapAsync(GPUMapMode.READ))).catch(async (e) => { throw await this.model.gpu.failure(e, this.generation); });
+      this.live();
       const out = new Map<string, Float32Array>();
       for (const q of reads) { out.set(q.name, new Float32Array(q.stage.getMappedRange().slice(0))); q.stage.unmap(); }
       return out;
@@ -645,7 +720,7 @@ export class Plan implements Enc {
   destroy() {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const b of this.owned) b.destroy();
+    this.mem.destroy();
     this.model.forget(this);
   }
 }
