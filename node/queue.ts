@@ -15,6 +15,7 @@ import type { Job, Worker } from 'bullmq';
 import { EvalRunner, EvalSettings, Scene, SceneRecord } from './eval.js';
 import { Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
 import { Method } from '../src/methods.js';
+import type { OutputTarget } from '../src/target.js';
 import { ENGINE, fromJson, settingsHash, toJson } from './shard.js';
 import { Model } from '../src/model.js';
 import { Sidecar } from './image.js';
@@ -64,6 +65,8 @@ export interface ExplainJob extends JobHead { kind: 'explain'; settings: Explain
 export interface ExplainSettings {
   kind: 'explain'; methods: Method[]; layer: string; score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean;
   scorecam: 'pgc' | 'official'; riseN?: number; targets: { c: number } | { k: number };
+  /** --target: a score at the output (replaces targets); plain JSON (a mask as numbers). */
+  target?: OutputTarget;
 }
 export interface ExplainReply { worker: string; images: WireImage[]; timings: Record<string, number> }
 
@@ -75,7 +78,7 @@ export const explainJob = (settings: ExplainSettings, x: Float32Array, count: nu
 /** The explain() options of a settings record, for `count` images. */
 export function explainOptions(s: ExplainSettings, count: number): ExplainOptions {
   return { methods: s.methods, layer: s.layer, score: s.score, normalize: s.normalize, relu: s.relu, scorecam: s.scorecam,
-    ...(s.riseN ? { rise: { n: s.riseN } } : {}), targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } };
+    ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.target ? { target: s.target } : { targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } }) };
 }
 
 // Float32Arrays travel as base64 of their bytes (exact; JSON numbers would be too, at 3x the size).

@@ -5,11 +5,15 @@ import { Graph, ModelError, consumers, isConst, logitsOf, numel, producers } fro
 import { Model, Plan, ProfileEntry, Step, addProfiles, candidates } from './model.js';
 import { METHODS, METHOD_NAMES, Method, FAST_METHODS } from './methods.js';
 import { mulberry32 } from './builder.js';
+import { OutputTarget, targetSeed } from './target.js';
 
 export type Targets = 'top1' | number[] | { topk: number } | Float32Array;
 export interface ExplainOptions {
   /** One class per image, 'top1' (default), { topk: k } (k rows per image), or seed vectors (N, classes) at the logits. */
   targets?: Targets;
+  /** Instead of targets: a score at the model's output (src/target.ts), one for every image or one per image: a class
+   *  (summed over a box or weighted by a mask on a segmentation map) or one element of any output. */
+  target?: OutputTarget | OutputTarget[];
   /** Target layer: an ONNX tensor (or node) name; default: the last 4-D activation before the classifier head. */
   layer?: string;
   methods?: Method[] | 'all' | 'fast';
@@ -168,7 +172,8 @@ export class Explainer {
 
     // rows: (image, class spec) pairs; top-k makes k rows per image
     const rows: { image: number; cls: number }[] = [];
-    const t = o.targets ?? 'top1';
+    if (o.target && o.targets) throw new ModelError('explain takes targets or target, not both');
+    const t = o.target ? targetSeed(o.target, g.tensors.get(logitsOf(g))!.shape, nImages) : o.targets ?? 'top1';
     if (t === 'top1') for (let i = 0; i < nImages; i++) rows.push({ image: i, cls: -1 });
     else if (Array.isArray(t)) {
       if (t.length !== nImages) throw new ModelError(`targets has ${t.length} classes for ${nImages} images`);
