@@ -89,7 +89,7 @@ const COMMANDS: Record<string, Command> = {
   },
   explain: {
     summary: 'explain images: heat-map overlays, a comparison grid, raw maps (.npy) and a JSON summary',
-    usage: 'IMAGE... --model MODEL.onnx [--methods LIST|fast|all] [--class N|top1|topK] [--layer NAME] [--out DIR] [--raw DIR] [options]',
+    usage: 'IMAGE... --model MODEL.onnx [--methods LIST|fast|all] [--class N|top1|topK | --target SPEC] [--layer NAME] [--out DIR] [--raw DIR] [options]',
     about: 'IMAGE: PNG (8/16-bit, gray, palette, alpha dropped) or JPEG files, or .npy float32 (N,C,H,W) tensors already\n'
       + 'normalised. Images are prepared as torchvision does: shorter side resized (bilinear, antialiased when shrinking)\n'
       + 'to H*256/224, centre crop (H,W), mean/std normalisation (ImageNet\'s by default). A sidecar MODEL.json next to\n'
