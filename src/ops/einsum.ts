@@ -13,10 +13,11 @@
 // (ellipsis, a repeated letter (a diagonal), a letter summed within one operand, a constant operand, three or more
 // operands) is an UnsupportedError naming the node, the equation and the shapes.
 // Reference: tests/ref.ts einsumForward / einsumBackward (direct enumeration of the equation, in tests/einsum.test.ts).
-import { Shape, numel } from '../graph.js';
+import { numel } from '../graph.js';
 import type { Importer } from '../import.js';
 import type { OnnxNode } from '../onnx.js';
 import type { OnnxImport } from './types.js';
+import { part } from './composite.js';
 
 /** An equation's terms: inputs and output as letter strings, whitespace dropped; the implicit output (no '->') is
  *  every letter that appears once, in alphabetical order (ONNX's rule). */
@@ -30,13 +31,6 @@ export function parseEquation(eq: string): { ins: string[]; out: string } | stri
   for (const t of [...ins, rhs ?? '']) if (!/^[A-Za-z]*$/.test(t)) return `has a term '${t}' that is not letters`;
   const out = rhs ?? [...new Set(all)].filter((c) => all.indexOf(c) === all.lastIndexOf(c)).sort().join('');
   return { ins, out };
-}
-
-/** Emits an intermediate node named `${node}:${what}`; returns its output tensor. */
-function part(im: Importer, n: OnnxNode, what: string, op: Parameters<Importer['emit']>[1], inputs: string[], shape?: Shape) {
-  const out = `${n.outputs[0]}:${what}`;
-  im.emit(n, op, inputs, shape, out, `${n.name}:${what}`);
-  return out;
 }
 
 /** x with letters `from` reordered to `to` (per-sample axes: the batch letter stays first); x itself when in order. */
