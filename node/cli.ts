@@ -12,7 +12,7 @@ import { macs } from '../src/ops/index.js';
 import { Gpu, GpuError } from '../src/gpu.js';
 import { UnsupportedError, importModel } from '../src/import.js';
 import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
-import { convShape, tileName } from '../src/conv.js';
+import { Tile, convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
 import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
@@ -21,7 +21,7 @@ import { OutputTarget, parseTarget, targetSeed } from '../src/target.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { EvalError, EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
-import { EvalShard, evalJson, mergeEval, modelHash, parseShard, settingsHash, shardBatches, toJson } from './shard.js';
+import { EvalShard, ExplainShardRun, ExplainSummary, ShardReport, convTiles, explainShards, evalJson, mergeEval, modelHash, parseShard, recordFromWire, recordToWire, scenesHash, settingsHash, shardBatches, toJson } from './shard.js';
 import { EvalReply, ExplainReply, ExplainSettings, QueueStats, QueueTarget, evalJob, explainJob, explainOptions, fromWire, parseQueueUrl, ping, runQueue, span, startWorker } from './queue.js';
 import { ExplainRow, writeEvalReport, writeExplainReport } from './report.js';
 import { NpyError, nonFinite, npyBytes, parseNpy } from './npy.js';
@@ -180,17 +180,22 @@ const COMMANDS: Record<string, Command> = {
     run: (v) => workerCommand(v),
   },
   merge: {
-    summary: 'add up the shard files of `eval --shard i/n` into the single run\'s table and JSON (exactly)',
-    usage: 'SHARD.json... [--json FILE]',
-    about: 'Checks that the files are shards 0..n-1 of one run (same model sha256, same settings, every scene once), then\n'
-      + 'sums their per-scene records in scene order as a single run does: the metrics are the same numbers. Prints the\n'
-      + 'markdown table; --json writes what `eval --json` writes (seconds: the longest shard\'s).',
+    summary: 'add up the shards of `eval --shard i/n` or `explain --shard i/n` into the single run\'s outputs (exactly)',
+    usage: 'SHARD.json... [--json FILE] [--report DIR]  |  DIR-i/summary.json... [--out DIR] [--raw DIR] [--report DIR]',
+    about: 'Checks that the files are shards 0..n-1 of one run (same model sha256, same settings hash, every scene or image\n'
+      + 'once), then writes what the single run writes. Eval shard files: their per-scene records are summed in scene order\n'
+      + 'as a single run does (the same numbers); prints the markdown table; --json writes what `eval --json` writes\n'
+      + '(seconds: the longest shard\'s), --report the report. Explain shards (each --out DIR\'s summary.json): --out gets the\n'
+      + 'overlays, grid.png and summary.json of the single run, --raw the raw .npy (rows in run order), --report the page.',
     positionals: ['SHARD.json...'],
     variadic: true,
     options: {
       json: { type: 'string', arg: 'FILE', help: 'write the merged results as JSON' },
+      report: { type: 'string', arg: 'DIR', help: 'also write DIR/report.html (and for eval DIR/eval.json), as a single run\'s --report does' },
+      out: { type: 'string', arg: 'DIR', help: 'explain shards: where summary.json, grid.png and the overlays go (default out/)' },
+      raw: { type: 'string', arg: 'DIR', help: 'explain shards: the shards\' raw .npy concatenated in row order (every shard needs --raw)' },
     },
-    run: async (v, files) => mergeCommand(files, v.json as string | undefined),
+    run: async (v, files) => mergeCommand(files, v),
   },
   tune: {
     summary: 'time every conv tile of a model on this GPU and cache the fastest per layer shape (later commands use it)',
@@ -339,12 +344,19 @@ function mapRows(y: Float32Array, N: number, shape: number[]): string[][] {
 }
 
 /** Loads a graph onto the Dawn device with the tiles `camgpu tune` cached for this adapter. */
-async function loadTuned(g: Graph, path: string): Promise<{ gpu: Gpu; model: Model; tuned: string }> {
+async function loadTuned(g: Graph, path: string): Promise<{ gpu: Gpu; model: Model; tuned: string; picks: Record<string, string> }> {
+  const t = await runTiles(g);
+  return { ...t, model: await Model.load(t.gpu, g, basename(path), { tiles: t.tiles }) };
+}
+
+/** The conv tiles a model gets on this machine's adapter (the tuning cache's, else the rule), without loading it: a queue
+ *  run's coordinator puts them in the run's settings, so only workers that compute with the same tiles take its jobs. */
+async function runTiles(g: Graph) {
   const gpu = await nodeGpu(), file = tuneCachePath();
-  let tiles;
+  let tiles: Record<string, Tile>;
   try { tiles = cachedTiles(gpu.adapterInfo, file); } catch (e) { if (e instanceof FileError || /^tuning cache/.test((e as Error).message)) throw new CliError((e as Error).message); throw e; }
   const mine = new Set(g.nodes.filter((n) => n.op.kind === 'conv').map((n) => convShape(g, n))), n = Object.keys(tiles).filter((k) => mine.has(k)).length;
-  return { gpu, model: await Model.load(gpu, g, basename(path), { tiles }), tuned: n ? `conv tiles tuned for ${n} of ${mine.size} layer shapes (${file})` : 'default conv tiles (run camgpu tune)' };
+  return { gpu, tiles, picks: convTiles(g, tiles), tuned: n ? `conv tiles tuned for ${n} of ${mine.size} layer shapes (${file})` : 'default conv tiles (run camgpu tune)' };
 }
 
 async function tuneCommand(path: string, runs: number) {
@@ -476,7 +488,8 @@ async function explainCommand(v: Values, files: string[]) {
   catch (e) { if (e instanceof ModelError && !a.layer && side.layer) throw new CliError(`${side.path}: ${e.message}`); throw e; }
   if ('c' in a.cls && a.cls.c >= classes) throw new CliError(`class ${a.cls.c} is out of range: the model has ${classes} classes (0..${classes - 1})`);
   if ('k' in a.cls && a.cls.k > classes) throw new CliError(`--class top${a.cls.k}: the model has only ${classes} classes`);
-  let items = scanInputs(a.files, inShape, side, limits, !!v['allow-nonfinite']), shard: { i: number; n: number } | undefined;
+  const allItems = scanInputs(a.files, inShape, side, limits, !!v['allow-nonfinite']);
+  let items = allItems, shard: { i: number; n: number } | undefined;
   try { if (v.shard !== undefined) shard = parseShard(v.shard as string); } catch (e) { throw new UsageError((e as Error).message); }
   if (shard && v.queue !== undefined) throw new UsageError('explain: --queue and --shard are two ways to split a run; give one');
   if (shard) { // whole --batch runs of the input list, as a single run makes them; names stay those of the whole list
@@ -494,9 +507,10 @@ async function explainCommand(v: Values, files: string[]) {
   try { if (v.queue !== undefined) target = parseQueueUrl(v.queue as string); } catch (e) { throw new UsageError((e as Error).message); }
   if (target && v.profile) throw new UsageError('explain: --profile times this machine\'s GPU; it does not go with --queue');
   // what decides the numbers: a local run and the queue's workers explain each batch with these same options
-  const settings: ExplainSettings = { kind: 'explain', methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { riseN: a.riseN } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k }, ...(outTarget ? { target: outTarget } : {}) };
   const local = target ? null : await loadTuned(g, a.model), progress = new Progress(items.length);
+  const settings: ExplainSettings = { kind: 'explain', methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
+    ...(a.riseN ? { riseN: a.riseN } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k }, tiles: local ? local.picks : (await runTiles(g)).picks,
+    ...(outTarget ? { target: outTarget } : {}) };
   const explainer = local ? new Explainer(local.model) : null;
   const remote = target ? explainQueue(target, a.model, settings, items, a.batch, inShape, side, (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); }, v.attempts === undefined ? 3 : posInt('--attempts', v.attempts as string), limits) : null;
   const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
@@ -540,7 +554,7 @@ async function explainCommand(v: Values, files: string[]) {
         if (a.rawDir) raw('logits.npy', [rows, classes]).append(r.logits);
         const label = side.labels[r.target], prob = r.probs[r.target];
         if (reportDir) reportRows.push({ name: it.name, target: r.target, label, prob, view, overlays: Object.fromEntries(a.methods.map((m, j) => [m, tiles[j + 1]])) });
-        await grid.addRow(`${it.name}: ${label === String(r.target) ? `class ${label}` : `${label} (${r.target})`} p=${fmtProb(prob)}`, tiles);
+        await grid.addRow(gridLabel(it.name, label, r.target, prob), tiles);
         printed.push([it.name, String(r.target), label, fmtProb(prob), r.logits[r.target].toPrecision(5)]);
         if (last !== it) {
           last = it;
@@ -555,7 +569,7 @@ async function explainCommand(v: Values, files: string[]) {
     for (const w of raws.values()) w.close();
     if (remote) queueStats = await remote.done;
   } catch (e) {
-    if (remote && !(e instanceof CliError)) throw new CliError(`explain --queue ${target!.url}: ${(e as Error).message}`);
+    if (remote && !(e instanceof CliError) && !(e instanceof CancelledError)) throw new CliError(`explain --queue ${target!.url}: ${(e as Error).message}`);
     throw e;
   } finally {
     progress.end();
@@ -567,7 +581,7 @@ async function explainCommand(v: Values, files: string[]) {
   const summary = {
     versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
     adapter: local ? local.gpu.adapterInfo || null : null,
-    ...(shard ? { shard: [shard.i, shard.n] } : {}),
+    ...(shard ? { shard: [shard.i, shard.n], shard_run: explainShardRun(a, settings, allItems, side) } : {}),
     ...(queueStats ? { queue: { url: target!.url, batches: queueStats.jobs, workers: queueStats.workers, stalled: queueStats.stalled.length, failed_attempts: queueStats.retried.length } } : {}),
     model: { file: a.model, input: inShape, classes, sidecar: side.path },
     preprocessing: { resize: side.resize, crop: [H, W], mean: side.mean, std: side.std },
@@ -619,11 +633,19 @@ function explainQueue(t: QueueTarget, modelPath: string, settings: ExplainSettin
   const what = waits.map((_, k) => `images ${k * batch}..${Math.min((k + 1) * batch, items.length) - 1}`);
   const done = runQueue<ExplainReply>(t, { modelName: basename(modelPath), modelHash: mHash, settingsHash: settingsHash(mHash, settings) }, what,
     (k) => { const chunk = items.slice(k * batch, (k + 1) * batch); return explainJob(settings, loadBatch(chunk, inShape, side, cache, limits).x, chunk.length); },
-    { attempts, log, onReply: (k, r) => waits[k].ok({ images: r.images.map(fromWire), timings: r.timings }) });
+    { attempts, log, signal: STOP.signal, onReply: (k, r) => waits[k].ok({ images: r.images.map(fromWire), timings: r.timings }) });
   done.catch((e) => waits.forEach((w) => w.fail(e)));
   return { batch: (k: number) => waits[k].promise, done };
 }
 
+/** What shards of one explain run share: the model, the options that decide the numbers and pictures, the whole image list. */
+function explainShardRun(a: ExplainArgs, settings: ExplainSettings, all: Item[], side: Sidecar): ExplainShardRun {
+  const mHash = modelHash(readFile(a.model, 'model'), side.path);
+  const inputs = all.map((it) => [it.file, it.index, it.name]);
+  return { model_sha256: mHash, settings_hash: settingsHash(mHash, { ...settings, colormap: a.colormap, alpha: a.alpha, batch: a.batch, inputs }), images: all.length };
+}
+
+const gridLabel = (name: string, label: string, target: number, prob: number) => `${name}: ${label === String(target) ? `class ${label}` : `${label} (${target})`} p=${fmtProb(prob)}`;
 const fmtProb = (p: number) => (p >= 1e-3 || p === 0 ? p.toFixed(4) : p.toExponential(1));
 
 function targetSummary(r: ImageResult, label: string, overlays: Record<string, string>) {
@@ -699,6 +721,7 @@ async function evalCommand(v: Values) {
   if (target && shard) throw new UsageError('eval: --queue and --shard are two ways to split a run; give one');
   if ((target || shard) && v.accuracy) throw new UsageError('eval: --accuracy runs in one process (no --queue or --shard)');
   if (shard && !v.json) throw new UsageError('eval --shard i/n needs --json FILE (the shard file for camgpu merge)');
+  if (shard && v.report) throw new UsageError('eval --shard: the shard file carries what the report needs; `camgpu merge SHARD.json... --report DIR` writes it');
   const path = v.model as string, dir = v.data as string, { graph: g } = loadGraph(path);
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   let scenes;
@@ -706,59 +729,64 @@ async function evalCommand(v: Values) {
   const limits = limitsArg(v);
   if (v.json) writable(v.json as string); // before the (long) evaluation
   const limit = int('limit'), n = Math.min(limit ?? Infinity, scenes.length), progress = new Progress(n);
-  const reportDir = v.report as string | undefined;
-  if (reportDir && (target || shard)) throw new UsageError('eval: --report is written by a single-process run for now (not with --queue or --shard)');
+  const reportDir = v.report as string | undefined, gallery = int('gallery') ?? 12;
   if (reportDir) makeDir(reportDir, 'report folder');
-  let report: { adapter: string; tuned: string } | undefined;
   const o = { methods, limit, steps: int('steps'), aucLimit: int('auc-limit'), batch: int('batch'), riseN: int('rise-n') };
+  const options = { methods: methods.join(','), limit: limit ?? null, steps: int('steps') ?? null, 'auc-limit': int('auc-limit') ?? null, batch: int('batch') ?? null, 'rise-n': int('rise-n') ?? null };
   scenes = scenes.slice(0, n);
-  const st = evalSettings(o, n), batches = sceneBatches(st), t0 = performance.now();
-  const mHash = modelHash(readFile(path, 'model'), side.path), sHash = settingsHash(mHash, st);
-  const head = `${basename(path)} on ${dir}`;
-  let r: EvalResult;
+  const mHash = modelHash(readFile(path, 'model'), side.path), head = `${basename(path)} on ${dir}`, json = v.json as string | undefined;
+  // the settings hash covers what decides the numbers: options, the scene list, and the conv tiles (of this machine's adapter)
+  const settingsOf = (picks: Record<string, string>) => { const st = evalSettings(o, n, { tiles: picks, data: scenesHash(scenes) }); return { st, batches: sceneBatches(st), sHash: settingsHash(mHash, st) }; };
   if (target) {
-    const records: SceneRecord[] = [];
+    const { picks } = await runTiles(g), { st, batches, sHash } = settingsOf(picks), t0 = performance.now();
+    const records: SceneRecord[] = [], adapters = new Set<string>(), tuned = new Set<string>();
     let stats: QueueStats;
     try {
       stats = await runQueue<EvalReply>(target, { modelName: basename(path), modelHash: mHash, settingsHash: sHash }, batches.map((b) => `scenes ${span(b)}`),
-        (k) => { const sc = scenes.slice(...batches[k]); return evalJob(st, batches[k][0], sc, sc.map((s) => readFile(join(dir, s.file), 'scene'))); },
-        { attempts: int('attempts') ?? 3, onReply: (_, b) => { records.push(...b.records); progress.show(records.length); },
-          log: (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); } });
-    } catch (e) { if (e instanceof CliError) throw e; throw new CliError(`eval --queue ${target.url}: ${(e as Error).message}`); }
-    progress.end();
-    r = aggregate(records, st, (performance.now() - t0) / 1000);
-    out(`${head}: ${batches.length} batches through ${target.url}, ${Object.keys(stats.workers).length} workers (${Object.entries(stats.workers).map(([w, k]) => `${w}: ${k}`).join(', ')}), `
-      + `${stats.stalled.length} stalled, ${stats.retried.length} failed attempts, ${(n / stats.seconds).toFixed(2)} scenes/s`);
+        (k) => { const sc = scenes.slice(...batches[k]); return evalJob(st, batches[k][0], sc, sc.map((s) => readFile(join(dir, s.file), 'scene')), reportDir ? { gallery } : undefined); },
+        { attempts: int('attempts') ?? 3, signal: STOP.signal, log: (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); },
+          onReply: (_, b) => { records.push(...b.records.map(recordFromWire)); adapters.add(b.adapter); tuned.add(b.tuned); progress.show(records.length); } });
+    } catch (e) { if (e instanceof CliError || e instanceof CancelledError) throw e; throw new CliError(`eval --queue ${target.url}: ${(e as Error).message}`); }
+    finally { progress.end(); }
+    const r = aggregate(records, st, (performance.now() - t0) / 1000), who = `${Object.keys(stats.workers).length} workers (${Object.entries(stats.workers).map(([w, k]) => `${w}: ${k}`).join(', ')})`;
+    out(`${head}: ${batches.length} batches through ${target.url}, ${who}, ${stats.stalled.length} stalled, ${stats.retried.length} failed attempts, ${(n / stats.seconds).toFixed(2)} scenes/s`);
     for (const x of stats.rerun) out(`batch ${x.batch} (scenes ${span(batches[x.batch])}) was run again by ${x.by} (attempt ${x.attempts}) after ${stalledNote(stats, x.batch)}`);
-  } else {
-    const { gpu, model, tuned } = await loadTuned(g, path);
-    if (v.accuracy) {
-      const a = await accuracy(model, side, dir, { limit, batch: int('batch'), limits });
-      out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
-      return;
-    }
-    const mine = shard ? shardBatches(batches, shard.i, shard.n) : batches, t1 = performance.now();
-    const records = await evalBatches(model, side, dir, scenes, st, mine, (d) => progress.show(d), { signal: STOP.signal, limits, ...(reportDir ? { detail: { gallery: int('gallery') ?? 12 } } : {}) });
-    progress.end();
-    if (shard) {
-      const file: EvalShard = { kind: 'camgpu-eval-shard', version: 1, shard: [shard.i, shard.n], model: path, data: dir, modelHash: mHash, settingsHash: sHash, settings: st,
-        batches: mine, seconds: (performance.now() - t1) / 1000, records };
-      guard(v.json as string, () => writeFileSync(v.json as string, toJson(file) + '\n'));
-      out(`${head}: shard ${shard.i}/${shard.n}: ${mine.length} of ${batches.length} batches, ${records.length} of ${n} scenes, ${file.seconds.toFixed(1)} s; shard file ${v.json} (camgpu merge adds the shards up)`);
-      return;
-    }
-    r = aggregate(records, st, (performance.now() - t1) / 1000);
-    if (r.detail) r.detail.input = [...model.inputShape];
-    report = { adapter: gpu.adapterInfo || '(unknown)', tuned };
+    finishEval(head, path, dir, r, json, reportDir && { dir: reportDir, input: inShape, adapter: [...adapters].join('; '), tuned: [...tuned].join('; '), labels: side.labels, options,
+      run: `${batches.length} batches through ${target.url} on ${who}` });
+    return;
   }
+  const { gpu, model, tuned, picks } = await loadTuned(g, path);
+  if (v.accuracy) {
+    const a = await accuracy(model, side, dir, { limit, batch: int('batch'), limits });
+    out(`${basename(path)} on ${dir}: top-1 accuracy ${(100 * a.single).toFixed(2)}% on ${a.nSingle} single-instance scenes, ${(100 * a.multi).toFixed(2)}% on ${a.nMulti} multi-instance scenes`);
+    return;
+  }
+  const { st, batches, sHash } = settingsOf(picks), mine = shard ? shardBatches(batches, shard.i, shard.n) : batches, t1 = performance.now();
+  // a shard always keeps the report's detail (per-scene results, curves, the gallery's maps): merge --report needs it
+  const records = await evalBatches(model, side, dir, scenes, st, mine, (d) => progress.show(d), { signal: STOP.signal, limits, ...(reportDir || shard ? { detail: { gallery } } : {}) });
+  progress.end();
+  const info: ShardReport = { input: [...model.inputShape], adapter: gpu.adapterInfo || '(unknown)', tuned, labels: side.labels, options };
+  if (shard) {
+    const file: EvalShard = { kind: 'camgpu-eval-shard', version: 1, shard: [shard.i, shard.n], model: path, data: dir, modelHash: mHash, settingsHash: sHash, settings: st,
+      batches: mine, seconds: (performance.now() - t1) / 1000, report: info, records: records.map(recordToWire) as SceneRecord[] };
+    guard(json!, () => writeFileSync(json!, toJson(file) + '\n'));
+    out(`${head}: shard ${shard.i}/${shard.n}: ${mine.length} of ${batches.length} batches, ${records.length} of ${n} scenes, ${file.seconds.toFixed(1)} s; shard file ${json} (camgpu merge adds the shards up)`);
+    return;
+  }
+  const r = aggregate(records, st, (performance.now() - t1) / 1000);
+  finishEval(head, path, dir, r, json, reportDir && { dir: reportDir, ...info, run: 'one process' });
+}
+
+/** Prints the table, writes --json and the report: the same for a single run, a queue run and a merge of shards. */
+function finishEval(head: string, model: string, data: string, r: EvalResult, json?: string, report?: ShardReport & { dir: string; run: string } | '') {
   printEval(head, r);
-  if (v.json) guard(v.json as string, () => writeFileSync(v.json as string, JSON.stringify(evalJson(path, dir, r), null, 1)));
-  if (reportDir && r.detail && report) {
-    const file = guard(join(reportDir, 'report.html'), () => writeEvalReport(reportDir, { model: path, data: dir, adapter: report!.adapter, tuned: report!.tuned, labels: side.labels,
-      versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu') },
-      options: { methods: methods.join(','), limit: limit ?? null, steps: int('steps') ?? null, 'auc-limit': int('auc-limit') ?? null, batch: int('batch') ?? null, 'rise-n': int('rise-n') ?? null } }, r));
-    out(`report: ${file} (and ${join(reportDir, 'eval.json')})`);
-  }
+  if (json) guard(json, () => writeFileSync(json, JSON.stringify(evalJson(model, data, r), null, 1)));
+  if (!report) return;
+  if (!r.detail) throw new CliError(`${report.dir}: the run's records carry no report detail`);
+  r.detail.input = report.input;
+  const file = guard(join(report.dir, 'report.html'), () => writeEvalReport(report.dir, { model, data, adapter: report.adapter, tuned: report.tuned, labels: report.labels, run: report.run,
+    versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu') }, options: report.options }, r));
+  out(`report: ${file} (and ${join(report.dir, 'eval.json')})`);
 }
 
 const stalledNote = (s: QueueStats, k: number) => {
@@ -771,12 +799,77 @@ function printEval(head: string, r: EvalResult) {
   out(markdown(r));
 }
 
-async function mergeCommand(files: string[], json?: string) {
+async function mergeCommand(files: string[], v: Values) {
+  const texts = files.map((f) => new TextDecoder().decode(readFile(f, 'shard file'))), isEval = texts.map((t) => /^\{"kind":"camgpu-eval-shard"/.test(t));
+  if (isEval.some((e) => e !== isEval[0])) throw new CliError(`${files[isEval.indexOf(true)]} is an eval shard file, ${files[isEval.indexOf(false)]} is not: merge one run at a time`);
+  if (!isEval[0]) return mergeExplain(files, texts, v);
+  if (v.out !== undefined || v.raw !== undefined) throw new UsageError('merge: --out and --raw are for explain shards; eval shards merge into --json FILE and --report DIR');
+  const json = v.json as string | undefined, reportDir = v.report as string | undefined;
   if (json) writable(json);
   let m;
-  try { m = mergeEval(files); } catch (e) { throw new CliError((e as Error).message); }
-  printEval(`${basename(m.first.model)} on ${m.first.data} (${m.shards.length} shards merged)`, m.result);
-  if (json) guard(json, () => writeFileSync(json, JSON.stringify(evalJson(m.first.model, m.first.data, m.result), null, 1)));
+  try { m = mergeEval(files, texts); } catch (e) { throw new CliError((e as Error).message); }
+  const info = m.shards.map((s, k) => s.report ?? (reportDir ? (() => { throw new CliError(`${files[k]}: no report detail in this shard file (an older camgpu wrote it); run the shard again for --report`); })() : null));
+  if (reportDir) makeDir(reportDir, 'report folder');
+  const distinct = (f: (r: ShardReport) => string) => [...new Set(info.map((r) => f(r!)))].join('; ');
+  finishEval(`${basename(m.first.model)} on ${m.first.data} (${m.shards.length} shards merged)`, m.first.model, m.first.data, m.result, json,
+    reportDir && { dir: reportDir, ...info[0]!, adapter: distinct((r) => r.adapter), tuned: distinct((r) => r.tuned), run: `${m.shards.length} shards merged (camgpu merge)` });
+}
+
+/**
+ * Explain shards (`explain --shard i/n --out DIR-i`, their summary.json) into what the single run writes: --out gets the
+ * overlays (copied), grid.png (rebuilt from the images, as the model saw them, and the overlays) and summary.json (images in
+ * run order, timings added up); --raw DIR the shards' .npy concatenated in row order; --report DIR the report page.
+ */
+async function mergeExplain(files: string[], texts: string[], v: Values) {
+  if (v.json) throw new UsageError('merge: --json is for eval shard files; explain shards merge into --out DIR (summary.json, grid.png, overlays)');
+  let shards: ExplainSummary[];
+  try { shards = explainShards(files, texts); } catch (e) { throw new CliError((e as Error).message); }
+  const first = shards[0] as Record<string, any>, outDir = (v.out as string | undefined) ?? 'out', rawDir = v.raw as string | undefined, reportDir = v.report as string | undefined;
+  const noRaw = shards.findIndex((s) => !s.outputs.raw);
+  if (rawDir && noRaw >= 0) throw new CliError(`${files[noRaw]}: that shard ran without --raw, so there are no raw maps to merge into ${rawDir}`);
+  makeDir(outDir);
+  if (rawDir) makeDir(rawDir, 'raw output folder');
+  if (reportDir) makeDir(reportDir);
+  const pre = first.preprocessing, inShape: number[] = first.model.input, methods: string[] = first.methods, [, H, W] = inShape;
+  const side: Sidecar = { path: first.model.sidecar, mean: pre.mean, std: pre.std, resize: pre.resize, labels: [] };
+  const images = shards.flatMap((s) => s.images) as Record<string, any>[], rows = images.reduce((n, im) => n + im.targets.length, 0);
+  const gridPath = join(outDir, 'grid.png'), grid = guard(gridPath, () => new GridWriter(gridPath, rows, ['image', ...methods], H, W));
+  const cache = {}, reportRows: ExplainRow[] = [];
+  for (const im of images) {
+    const item: Item = { file: im.file, kind: im.index === undefined ? 'png' : 'npy', index: im.index ?? 0, name: im.name };
+    const [view] = loadBatch([item], inShape, side, cache, {}).views; // the image as the model saw it (not a file of the shards)
+    for (const t of im.targets) {
+      const pics = methods.map((m) => {
+        const from = t.overlays[m], bytes = readFile(from, 'overlay'), to = join(outDir, basename(from));
+        guard(to, () => writeFileSync(to, bytes));
+        t.overlays[m] = to;
+        return decodeImage(bytes, from);
+      });
+      await grid.addRow(gridLabel(im.name, t.label, t.class, t.prob), [view, ...pics]);
+      if (reportDir) reportRows.push({ name: im.name, target: t.class, label: t.label, prob: t.prob, view, overlays: Object.fromEntries(methods.map((m, j) => [m, pics[j]])) });
+    }
+  }
+  await grid.close();
+  const raw: Record<string, number[]> = {};
+  for (const name of rawDir ? Object.keys(first.outputs.raw).map((p) => basename(p)) : []) {
+    const parts = shards.map((s, k) => { const p = Object.keys(s.outputs.raw!).find((q) => basename(q) === name); if (!p) throw new CliError(`${files[k]}: no raw ${name}`); return readNpy(p); });
+    const shape = [parts.reduce((n, x) => n + x.shape[0], 0), ...parts[0].shape.slice(1)], w = new NpyWriter(join(rawDir!, name), shape);
+    for (const x of parts) w.append(x.data);
+    w.close();
+    raw[w.path] = shape;
+  }
+  const timings: Record<string, number> = {};
+  for (const s of shards) for (const [k, ms] of Object.entries(s.timings_ms)) timings[k] = Math.round(((timings[k] ?? 0) + ms) * 100) / 100;
+  const summary: Record<string, any> = { ...first, adapter: [...new Set(shards.map((s) => s.adapter))].join('; ') || null, timings_ms: timings,
+    outputs: { dir: outDir, grid: gridPath, raw: rawDir ? raw : null }, images };
+  delete summary.shard; delete summary.shard_run; delete summary.profile_ms;
+  const summaryPath = join(outDir, 'summary.json');
+  guard(summaryPath, () => writeFileSync(summaryPath, pretty(summary) + '\n'));
+  const reportPath = reportDir ? guard(join(reportDir, 'report.html'), () => writeExplainReport(reportDir, summary, reportRows)) : null;
+  out(table([
+    ['merged', `${shards.length} explain shards: ${images.length} images, ${rows} rows (image x target), ${methods.length} methods`],
+    ['outputs', `${summaryPath}, ${gridPath}, ${rows * methods.length} overlays in ${outDir}${rawDir ? `, ${Object.keys(raw).length} raw .npy in ${rawDir}` : ''}${reportPath ? `, ${reportPath}` : ''}`],
+  ]));
 }
 
 async function workerCommand(v: Values) {
@@ -786,8 +879,8 @@ async function workerCommand(v: Values) {
   const path = v.model as string, { graph: g } = loadGraph(path), bytes = readFile(path, 'model');
   const inShape = g.tensors.get(g.input)!.shape, side = sidecar(path, inShape, numel(g.tensors.get(logitsOf(g))!.shape));
   try { await ping(target); } catch (e) { throw new CliError((e as Error).message); }
-  const { gpu, model } = await loadTuned(g, path), hash = modelHash(bytes, side.path);
-  const w = await startWorker(target, { model, side, modelName: basename(path), modelHash: hash },
+  const { gpu, model, picks, tuned } = await loadTuned(g, path), hash = modelHash(bytes, side.path);
+  const w = await startWorker(target, { model, side, modelName: basename(path), modelHash: hash, tiles: picks, adapter: gpu.adapterInfo || '(unknown)', tuned },
     { lockMs: ms('lock-ms', 30000), stalledMs: ms('stalled-ms', 30000), maxStalled: ms('max-stalled', 2), log: (s) => out(s) });
   out(`worker on ${target.url}: ${basename(path)} (sha256 ${hash.slice(0, 12)}) on ${gpu.adapterInfo || 'unknown adapter'}; waiting for batches`);
   const stop = new Promise<string | null>((resolve) => { process.once('SIGTERM', () => resolve(null)); process.once('SIGINT', () => resolve(null)); });

@@ -73,7 +73,9 @@ export function readScenes(dir: string, classes = Infinity): Scene[] {
 }
 
 /** The settings that decide an evaluation's numbers, resolved (a single run, a shard and a queue job carry the same). */
-export interface EvalSettings { methods: Method[]; scenes: number; steps: number; aucN: number; batch: number; riseN?: number }
+export interface EvalSettings { methods: Method[]; scenes: number; steps: number; aucN: number; batch: number; riseN?: number;
+  /** the conv tile per layer shape (shard.ts convTiles) and the scene list's sha256 (scenesHash): set by the CLI, hashed */
+  tiles?: Record<string, string>; data?: string }
 /** One method's terms for one scene; aggregate() sums them in scene order. */
 export interface SceneTerms { drop: number; inc: number; del?: number; ins?: number; pg: number; en: number; inst?: number; nInst?: number }
 /**
@@ -84,8 +86,8 @@ export interface SceneRecord { index: number; file: string; correct: boolean; mu
   /** with EvalOptions.detail (single-process runs; in memory only): what the report shows of this scene */
   detail?: { scene: SceneResult; layer: string; layerShape: number[]; curves: Record<string, { deletion: Float32Array; insertion: Float32Array }>; gallery?: { view: Rgb; maps: Record<string, Float32Array> } } }
 
-export function evalSettings(o: EvalOptions, scenes: number): EvalSettings {
-  return { methods: [...o.methods], scenes, steps: o.steps ?? 224, aucN: Math.min(o.aucLimit ?? Infinity, scenes), batch: o.batch ?? 16, ...(o.riseN ? { riseN: o.riseN } : {}) };
+export function evalSettings(o: EvalOptions, scenes: number, ident: Pick<EvalSettings, 'tiles' | 'data'> = {}): EvalSettings {
+  return { methods: [...o.methods], scenes, steps: o.steps ?? 224, aucN: Math.min(o.aucLimit ?? Infinity, scenes), batch: o.batch ?? 16, ...(o.riseN ? { riseN: o.riseN } : {}), ...ident };
 }
 
 /** Scene index ranges [start, end) of the run's batches: the unit that a single run, a shard and a queue job explain at once. */
@@ -191,7 +193,8 @@ export function aggregate(all: SceneRecord[], st: EvalSettings, seconds: number)
     methods[m] = { avgDrop: (100 * a.drop) / n, increase: (100 * a.inc) / n, deletion: a.del / aucN, insertion: a.ins / aucN, pointing: a.pg / n,
       energy: a.en / n, instances: a.nInst ? a.inst / a.nInst : NaN, msPerImage: a.ms / n };
   }
-  return { scenes: n, multi, accuracy: correct / n, methods, steps: st.steps, aucScenes: aucN, seconds, ...(byIndex[0]?.detail ? { detail: details(byIndex as SceneRecord[], st) } : {}) };
+  const withDetail = (byIndex as SceneRecord[]).every((r) => r.detail); // a merge of shards, one of them without detail, has none
+  return { scenes: n, multi, accuracy: correct / n, methods, steps: st.steps, aucScenes: aucN, seconds, ...(withDetail ? { detail: details(byIndex as SceneRecord[], st) } : {}) };
 }
 
 /** The report's detail from the records (scene order): per-scene results, curves averaged over the AUC scenes, the gallery. */

@@ -12,11 +12,11 @@
 //   - nothing counted twice or lost: results are keyed by scene index; aggregate() refuses duplicates and gaps.
 import { hostname } from 'node:os';
 import type { Job, Worker } from 'bullmq';
-import { EvalRunner, EvalSettings, Scene, SceneRecord } from './eval.js';
-import { Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
+import { EvalRunner, EvalSettings, Scene } from './eval.js';
+import { CancelledError, Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import type { OutputTarget } from '../src/target.js';
-import { ENGINE, fromJson, settingsHash, toJson } from './shard.js';
+import { ENGINE, f32, fromJson, recordToWire, settingsHash, toJson, unf32 } from './shard.js';
 import { Model } from '../src/model.js';
 import { Sidecar } from './image.js';
 
@@ -58,21 +58,23 @@ export async function ping(t: QueueTarget, timeoutMs = 5000): Promise<number> {
 
 /** What every job carries besides its work: which run and batch, and what it must be computed with. */
 interface JobHead { run: string; batch: number; modelName: string; modelHash: string; settingsHash: string }
-export interface EvalJob extends JobHead { kind: 'eval'; settings: EvalSettings; first: number; scenes: Scene[]; images: string[] }
+/** An eval batch; `detail` (with `eval --report`): also the per-scene results, curves and gallery maps the report shows. */
+export interface EvalJob extends JobHead { kind: 'eval'; settings: EvalSettings; first: number; scenes: Scene[]; images: string[]; detail?: { gallery: number } }
 /** An explain batch: its input tensor (k,C,H,W) as the coordinator prepared it, the run's explain options. */
 export interface ExplainJob extends JobHead { kind: 'explain'; settings: ExplainSettings; x: string; count: number }
 /** What decides an explain run's numbers (its ExplainOptions less progress and profiling, targets as a rule). */
 export interface ExplainSettings {
   kind: 'explain'; methods: Method[]; layer: string; score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean;
   scorecam: 'pgc' | 'official'; riseN?: number; targets: { c: number } | { k: number };
+  /** the conv tile per layer shape (shard.ts convTiles) */ tiles: Record<string, string>;
   /** --target: a score at the output (replaces targets); plain JSON (a mask as numbers). */
   target?: OutputTarget;
 }
 export interface ExplainReply { worker: string; images: WireImage[]; timings: Record<string, number> }
 
 /** The eval job of batch k: its scenes and their image files. */
-export const evalJob = (settings: EvalSettings, first: number, scenes: Scene[], images: Uint8Array[]) =>
-  ({ kind: 'eval', settings, first, scenes, images: images.map((b) => Buffer.from(b).toString('base64')) });
+export const evalJob = (settings: EvalSettings, first: number, scenes: Scene[], images: Uint8Array[], detail?: { gallery: number }) =>
+  ({ kind: 'eval', settings, first, scenes, images: images.map((b) => Buffer.from(b).toString('base64')), ...(detail ? { detail } : {}) });
 export const explainJob = (settings: ExplainSettings, x: Float32Array, count: number) => ({ kind: 'explain', settings, x: f32(x), count });
 
 /** The explain() options of a settings record, for `count` images. */
@@ -81,16 +83,14 @@ export function explainOptions(s: ExplainSettings, count: number): ExplainOption
     ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.target ? { target: s.target } : { targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } }) };
 }
 
-// Float32Arrays travel as base64 of their bytes (exact; JSON numbers would be too, at 3x the size).
-const f32 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-const unf32 = (s: string) => { const b = Buffer.from(s, 'base64'), a = new Float32Array(b.length / 4); new Uint8Array(a.buffer).set(b); return a; };
 type WireImage = Omit<ImageResult, 'logits' | 'probs' | 'methods'> & { logits: string; probs: string; methods: Record<string, { map: string; raw: string; rawShape: number[]; weights?: string }> };
 const toWire = (r: ImageResult): WireImage => ({ ...r, logits: f32(r.logits), probs: f32(r.probs),
   methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: f32(v!.map), raw: f32(v!.raw), rawShape: v!.rawShape, ...(v!.weights ? { weights: f32(v!.weights) } : {}) }])) });
 export const fromWire = (r: WireImage): ImageResult => ({ ...r, logits: unf32(r.logits), probs: unf32(r.probs),
   methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: unf32(v.map), raw: unf32(v.raw), rawShape: v.rawShape, ...(v.weights ? { weights: unf32(v.weights) } : {}) }])) });
-/** What a worker sends back (as toJson text, so NaN survives): the records keyed by scene index, and who computed them. */
-export interface EvalReply { worker: string; records: SceneRecord[] }
+/** What a worker sends back (as toJson text, so NaN survives): the records keyed by scene index (shard.ts recordToWire's
+ *  form), who computed them, on which adapter and with which conv tiles (for the report's settings). */
+export interface EvalReply { worker: string; adapter: string; tuned: string; records: unknown[] }
 
 export interface QueueStats {
   jobs: number; workers: Record<string, number>; stalled: { batch: number; at: number }[]; retried: { batch: number; reason: string }[];
@@ -104,7 +104,7 @@ export interface QueueStats {
  */
 export async function runQueue<R extends { worker: string }>(t: QueueTarget, head: Omit<JobHead, 'batch' | 'run'>, what: string[],
   job: (batch: number) => Record<string, unknown>,
-  o: { attempts: number; onReply: (batch: number, r: R) => void; log: (s: string) => void }): Promise<QueueStats> {
+  o: { attempts: number; onReply: (batch: number, r: R) => void; log: (s: string) => void; signal?: AbortSignal }): Promise<QueueStats> {
   const now = await ping(t);
   const t0 = performance.now(), run = `${now.toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   const { Job, Queue, QueueEvents } = await import('bullmq');
@@ -112,7 +112,7 @@ export async function runQueue<R extends { worker: string }>(t: QueueTarget, hea
   const ids = what.map((_, k) => `${run}-${k}`), index = new Map(ids.map((id, k) => [id, k]));
   const pending = new Set(ids), stats: QueueStats = { jobs: ids.length, workers: {}, stalled: [], retried: [], refused: [], rerun: [], seconds: 0 };
   const stalledBatches = new Set<number>();
-  let poll: NodeJS.Timeout | undefined;
+  let poll: NodeJS.Timeout | undefined, failure: unknown = null, cancelled = false;
   try {
     await events.waitUntilReady();
     if (!ids.length) return stats;
@@ -150,23 +150,41 @@ export async function runQueue<R extends { worker: string }>(t: QueueTarget, hea
       });
       // a backstop for events missed while reconnecting: look at the jobs still pending every few seconds
       poll = setInterval(() => { for (const id of [...pending].slice(0, 64)) check(id).catch(reject); }, 3000);
+      // Ctrl-C (the CLI's STOP signal): stop waiting; the finally below takes the run's jobs off the queue
+      const stop = () => { cancelled = true; reject(new CancelledError('queue run cancelled')); };
+      if (o.signal?.aborted) return stop();
+      o.signal?.addEventListener('abort', stop, { once: true });
       queue.addBulk(what.map((_, k) => {
         const data = { ...job(k), run, batch: k, ...head };
         return { name: String((data as Record<string, unknown>).kind ?? 'job'), data, opts: { jobId: ids[k], attempts: o.attempts, backoff: { type: 'fixed', delay: 1000 } } };
-      })).catch(reject);
+      })).then(() => o.log(`${ids.length} batch${ids.length > 1 ? 'es' : ''} queued on ${t.url} (run ${run}); waiting for workers`), reject);
     });
-  } finally {
+  } catch (e) { failure = e; } finally {
     clearInterval(poll);
-    await Promise.allSettled(ids.map((id) => queue.remove(id)));
+    const left = [...pending], removed = await Promise.allSettled(ids.map((id) => queue.remove(id)));
     await events.close(); await queue.close();
+    if (cancelled) {
+      // a job a worker holds is locked (remove() refuses it): the worker finishes it, and its reply goes unread
+      const gone = left.filter((id) => { const r = removed[index.get(id)!]; return r.status === 'fulfilled' && r.value === 1; }).length;
+      failure = new CancelledError(`run ${run} on ${t.url}: ${gone} of its ${left.length} pending batch${left.length === 1 ? '' : 'es'} taken off the queue`
+        + (left.length > gone ? `; ${left.length - gone} in a worker's hands finish there and are discarded` : '') + `; ${ids.length - left.length} of ${ids.length} had come back`);
+    }
   }
+  if (failure) throw failure;
   stats.seconds = (performance.now() - t0) / 1000;
   return stats;
 }
 
 // ========================================================================================== worker
 
-export interface WorkerContext { model: Model; side: Sidecar; modelName: string; modelHash: string }
+/** The first layer shape whose conv tile differs between a run and this worker, as words, or ''. */
+function tileDiff(run: Record<string, string>, mine: Record<string, string>): string {
+  for (const k of [...new Set([...Object.keys(run), ...Object.keys(mine)])].sort()) if (run[k] !== mine[k]) return `layer ${k}: ${run[k] ?? 'none'} in the run, ${mine[k] ?? 'none'} here`;
+  return '';
+}
+
+/** tiles: this worker's conv tile per layer shape (its tuning cache's picks, else the rule); adapter, tuned: for replies. */
+export interface WorkerContext { model: Model; side: Sidecar; modelName: string; modelHash: string; tiles: Record<string, string>; adapter: string; tuned: string }
 export interface WorkerOptions { lockMs: number; stalledMs: number; maxStalled: number; log: (s: string) => void }
 
 /**
@@ -180,11 +198,13 @@ export async function startWorker(t: QueueTarget, ctx: WorkerContext, o: WorkerO
   const refused = new Promise<string>((r) => { refuse = r; });
   const worker = new Worker(t.name, async (job: Job, token?: string) => {
     const d = job.data as EvalJob | ExplainJob, where = `batch ${d.batch} of run ${d.run}`;
+    const tiles = d.modelHash === ctx.modelHash ? tileDiff(d.settings.tiles ?? {}, ctx.tiles) : '';
     const mismatch = d.modelHash !== ctx.modelHash ? `it is for model ${d.modelName} (sha256 ${d.modelHash.slice(0, 12)}), this worker has ${ctx.modelName} (sha256 ${ctx.modelHash.slice(0, 12)})`
+      : tiles ? `its conv tiles are not this worker's (${tiles}; this worker: ${ctx.tuned}); give every worker the coordinator's tuning cache (CAMGPU_TUNE_CACHE) or none`
       : settingsHash(ctx.modelHash, d.settings) !== d.settingsHash ? `its settings hash ${d.settingsHash.slice(0, 12)} is not that of its settings with this worker's model and ${ENGINE} (${settingsHash(ctx.modelHash, d.settings).slice(0, 12)}): another camgpu version made it`
       : d.kind !== 'eval' && d.kind !== 'explain' ? `unknown job kind '${(d as { kind: string }).kind}'` : '';
     if (mismatch) {
-      const why = `worker ${me} refused ${where}: ${mismatch}; start workers with the run's model (and sidecar)`;
+      const why = `worker ${me} refused ${where}: ${mismatch}${tiles ? '' : '; start workers with the run\'s model (and sidecar)'}`;
       await job.updateProgress({ refused: why }).catch(() => undefined);
       await job.moveToWait(token); // back in the queue for a matching worker; no attempt used
       refuse(why);
@@ -194,10 +214,12 @@ export async function startWorker(t: QueueTarget, ctx: WorkerContext, o: WorkerO
     const items = d.kind === 'eval' ? `scenes ${d.first}..${d.first + n - 1}` : `${n} images`;
     o.log(`worker ${me}: ${where} (${items}, attempt ${job.attemptsMade + 1}): start`);
     let reply: EvalReply | ExplainReply;
-    if (runner?.hash !== d.settingsHash) { runner?.destroy(); runner = null; }
+    const key = d.kind === 'eval' && d.detail ? `${d.settingsHash} gallery ${d.detail.gallery}` : d.settingsHash;
+    if (runner?.hash !== key) { runner?.destroy(); runner = null; }
     if (d.kind === 'eval') {
-      runner ??= { hash: d.settingsHash, eval: new EvalRunner(ctx.model, ctx.side, d.settings), destroy() { this.eval!.destroy(); } };
-      reply = { worker: me, records: await runner.eval!.run(d.first, d.scenes, d.images.map((b) => new Uint8Array(Buffer.from(b, 'base64')))) };
+      runner ??= { hash: key, eval: new EvalRunner(ctx.model, ctx.side, d.settings, d.detail ? { detail: d.detail } : {}), destroy() { this.eval!.destroy(); } };
+      const records = await runner.eval!.run(d.first, d.scenes, d.images.map((b) => new Uint8Array(Buffer.from(b, 'base64'))));
+      reply = { worker: me, adapter: ctx.adapter, tuned: ctx.tuned, records: records.map(recordToWire) };
     } else {
       runner ??= { hash: d.settingsHash, explain: new Explainer(ctx.model), destroy() { this.explain!.destroy(); } };
       const e = await runner.explain!.explain(unf32(d.x), explainOptions(d.settings, d.count));

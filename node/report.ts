@@ -1,5 +1,5 @@
 // HTML reports of `camgpu eval --report DIR` and `camgpu explain --report DIR`: one self-contained report.html each
-// (inline CSS, inline script, images as data: URIs, plots as hand-written inline SVG; no network, no framework).
+// (inline CSS, inline script, images as JPEG data: URIs, plots as hand-written inline SVG; no network, no framework).
 //   eval:    run settings, the metrics table (sortable), mean deletion / insertion curves per method, the pointing
 //            game per scene (hit / miss per method), a gallery of scenes with every method's map, the ground-truth
 //            boxes and the map's maximum drawn on it. DIR/eval.json holds the same numbers (and the curves, per-scene
@@ -10,11 +10,19 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EvalResult, MethodScores } from './eval.js';
-import { Rgb, encodePng } from './image.js';
+import jpeg from 'jpeg-js';
+import { Rgb } from './image.js';
 import { Colormap, lut, overlay } from './render.js';
 
 const esc = (v: unknown) => String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-const dataUri = (img: Rgb) => `data:image/png;base64,${Buffer.from(encodePng(img)).toString('base64')}`;
+/** Tiles as JPEG (jpeg-js, quality 90, no chroma subsampling): a quarter of the PNG's bytes for smooth heat maps; the
+ *  overlay PNGs of `explain --out` stay the exact pictures. */
+export const JPEG_QUALITY = 90;
+function dataUri(img: Rgb) {
+  const rgba = new Uint8Array(img.width * img.height * 4);
+  for (let p = 0; p < img.width * img.height; p++) { rgba.set(img.data.subarray(3 * p, 3 * p + 3), 4 * p); rgba[4 * p + 3] = 255; }
+  return `data:image/jpeg;base64,${Buffer.from(jpeg.encode({ width: img.width, height: img.height, data: rgba }, JPEG_QUALITY).data).toString('base64')}`;
+}
 /** A JSON island for the page's script (and for readers); '<' escaped so no text closes the script element. */
 const island = (id: string, v: unknown) => `<script type="application/json" id="${id}">${JSON.stringify(v).replace(/</g, '\\u003c')}</script>`;
 /** Distinct line colours (Tableau 10, then darker variants) by method index. */
@@ -100,6 +108,7 @@ const kv = (id: string, rows: [string, unknown][]) =>
 export interface EvalReportInfo {
   model: string; data: string; adapter: string; tuned: string; labels: string[];
   versions: Record<string, string>; options: Record<string, unknown>; colormap?: Colormap;
+  /** how it ran: one process, a queue run's workers, merged shards */ run?: string;
 }
 
 /** The metrics columns: key, heading, digits shown, which direction is better. */
@@ -174,7 +183,7 @@ export function writeEvalReport(dir: string, info: EvalReportInfo, r: EvalResult
   const settings = kv('settings', [
     ['model', info.model], ['data', info.data], ['scenes', `${r.scenes} (${r.multi} multi-instance)`], ['accuracy', `${(100 * r.accuracy).toFixed(1)}%`],
     ['layer', `${d.layer} (${d.layerShape.join('x')})`], ['input', d.input.join('x')], ['adapter', info.adapter], ['conv tiles', info.tuned],
-    ['deletion/insertion', `${r.steps} steps over the first ${r.aucScenes} scenes`], ['wall time', `${r.seconds.toFixed(1)} s`],
+    ['deletion/insertion', `${r.steps} steps over the first ${r.aucScenes} scenes`], ['wall time', `${r.seconds.toFixed(1)} s`], ...(info.run ? [['run', info.run] as [string, unknown]] : []),
     ...Object.entries(info.options).map(([k, v]) => [`--${k}`, v ?? 'default'] as [string, unknown]),
     ['versions', Object.entries(info.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
   ]);

@@ -19,7 +19,7 @@ const nativeNoise = (l: string) => l.trim() === '' || l.startsWith('Warning: ') 
 
 // A small subset of the committed scenes, single- and multi-instance: 8 + 4 scenes in batches of 2 (6 batches).
 const DATA = join(tmp, 'scenes');
-const EVAL = ['--model', 'weights/resnet.onnx', '--data', DATA, '--methods', 'gradcam,gradcam++,liftcam', '--steps', '4', '--auc-limit', '5', '--batch', '2'];
+const EVAL = ['--model', 'weights/resnet.onnx', '--data', DATA, '--methods', 'gradcam,gradcam++,liftcam', '--steps', '4', '--auc-limit', '5', '--batch', '2', '--gallery', '5'];
 // short locks so a dead worker's batch comes back within seconds
 const WORKER = ['--model', 'weights/resnet.onnx', '--lock-ms', '4000', '--stalled-ms', '1000'];
 
@@ -33,8 +33,8 @@ const children = new Set<ChildProcess>();
 
 interface Proc { child: ChildProcess; out: string; err: string; exit: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpExecArray> }
 /** A camgpu process running in the background; waitFor resolves on the first stdout+stderr match. */
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   const p: Proc = { child, out: '', err: '', exit: new Promise((r) => child.on('close', (code) => { children.delete(child); r(code); })), waitFor: () => Promise.reject() };
   const waiters: { re: RegExp; ok: (m: RegExpExecArray) => void }[] = [];
@@ -63,6 +63,30 @@ function metrics(file: string) {
   for (const m of Object.values(j.methods) as Record<string, unknown>[]) delete m.msPerImage;
   return j;
 }
+
+/**
+ * A report page with its timings taken out (wall time, how it ran, ms/image cells) and its JSON island apart: the rest,
+ * every number, tile image and curve point, must be the single run's byte for byte.
+ */
+function reportPage(dir: string) {
+  const html = readFileSync(join(dir, 'report.html'), 'utf8'), island = /<script type="application\/json" id="eval-data">(.*?)<\/script>/s.exec(html)!;
+  const page = html.replace(island[0], '').replace(/<td data-key="(wall time|run)">[^<]*<\/td>/g, '').replace(/<td data-key="msPerImage" data-value="[^"]*"[^>]*>[^<]*<\/td>/g, '');
+  const data = JSON.parse(island[1]);
+  delete data.seconds;
+  for (const m of Object.values(data.methods) as Record<string, unknown>[]) delete m.msPerImage;
+  assert.equal(JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8')).perScene, data.perScene, 'eval.json = the page\'s island');
+  return { page, data, run: /<td data-key="run">([^<]*)<\/td>/.exec(html)![1], tiles: (html.match(/src="data:image\//g) ?? []).length };
+}
+/** An explain report page less its timings table, its adapter cell (a queue run's coordinator has none) and its JSON island. */
+const xpage = (d: string) => readFileSync(join(tmp, d, 'report.html'), 'utf8').replace(/<table id="timings">.*?<\/table>/s, '')
+  .replace(/<td data-key="adapter">[^<]*<\/td>/, '').replace(/<script type="application\/json" id="summary-data">.*?<\/script>/s, '');
+const sameReport = (dir: string, what: string) => {
+  const a = reportPage(dir), b = reportPage(join(tmp, 'r-single'));
+  assert.equal(a.data, b.data, `${what}: the report's numbers (curves, per-scene results, metrics) = the single run's`);
+  assert.is(a.tiles, 5 * 4, `${what}: 5 gallery scenes x (image + 3 methods)`);
+  assert.ok(a.page === b.page, `${what}: report.html (timings aside) = the single run's byte for byte`);
+  return a.run;
+};
 
 const freePort = () => new Promise<number>((ok, fail) => {
   const s = createServer().once('error', fail).listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => ok(p)); });
@@ -104,8 +128,9 @@ test.after(async () => {
 const single = join(tmp, 'single.json');
 
 test('the single-process run (the oracle)', () => {
-  run(['eval', ...EVAL, '--json', single]);
+  run(['eval', ...EVAL, '--json', single, '--report', join(tmp, 'r-single')]);
   const j = metrics(single);
+  assert.is(reportPage(join(tmp, 'r-single')).run, 'one process');
   assert.is(j.scenes, 12); assert.is(j.multi, 4); assert.is(j.aucScenes, 5);
   assert.equal(Object.keys(j.methods), ['gradcam', 'gradcam++', 'liftcam']);
 });
@@ -114,13 +139,14 @@ test('three workers, one killed with SIGKILL mid-batch: its batch runs again els
   const url = `redis://127.0.0.1:${port}/camgpu-test`, json = join(tmp, 'queue.json');
   const workers = [0, 1, 2].map(() => start(['worker', '--queue', url, ...WORKER]));
   await Promise.all(workers.map((w) => w.waitFor(/waiting for batches/)));
-  const coord = start(['eval', ...EVAL, '--queue', url, '--json', json]);
+  const coord = start(['eval', ...EVAL, '--queue', url, '--json', json, '--report', join(tmp, 'r-queue')]);
   // the victim dies the moment it has started its first batch (a lock held, the batch half done)
   const m = await workers[0].waitFor(/batch (\d+) of run \S+ \(scenes (\d+)\.\.(\d+), attempt 1\): start/);
   workers[0].child.kill('SIGKILL');
   const victimBatch = Number(m[1]);
   assert.is(await coord.exit, 0, `eval --queue: ${coord.err}`);
   assert.equal(metrics(json), metrics(single));
+  assert.match(sameReport(join(tmp, 'r-queue'), 'eval --queue --report'), /^6 batches through redis:\/\/127\.0\.0\.1:\d+\/camgpu-test on [12] workers/);
   // the coordinator saw the stall and names who ran the batch again
   // (on a loaded machine a live worker may also miss a lock renewal: its batch then runs twice, and is counted once)
   const stats = /through redis:\/\/127\.0\.0\.1:\d+\/camgpu-test, ([12]) workers .*, (\d+) stalled, 0 failed attempts/.exec(coord.out);
@@ -131,10 +157,11 @@ test('three workers, one killed with SIGKILL mid-batch: its batch runs again els
   assert.not.match(workers[0].out, new RegExp(`batch ${victimBatch} of run \\S+: done`), 'the victim never finished it');
   // explain through the same queue (the two survivors): overlays, grid and raw .npy byte for byte as a local run
   const qo = join(tmp, 'x-queue');
-  run([...X, '--out', XLOCAL, '--raw', join(XLOCAL, 'raw')]);
+  run([...X, '--out', XLOCAL, '--raw', join(XLOCAL, 'raw'), '--report', join(tmp, 'x-local-report')]);
   const lo = XLOCAL, x = X;
-  const xq = start([...x, '--out', qo, '--raw', join(qo, 'raw'), '--queue', url]);
+  const xq = start([...x, '--out', qo, '--raw', join(qo, 'raw'), '--queue', url, '--report', join(tmp, 'x-queue-report')]);
   assert.is(await xq.exit, 0, xq.err);
+  assert.ok(xpage('x-queue-report') === xpage('x-local-report'), 'explain --queue report.html = the local run\'s (timings, adapter aside)');
   assert.match(xq.out, /queue +redis:\/\/127\.0\.0\.1:\d+\/camgpu-test: 2 batches, /);
   const outputs = readdirSync(lo, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort();
   assert.is(outputs.length, 3 * 2 * 3 + 1 + 2 * 2 + 1 + 1, outputs.join(' ')); // overlays, grid, CAM maps + weights, saliency, logits
@@ -172,10 +199,11 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   // 6 batches of 2 over 3 shards: 2 batches (4 scenes) each
   shards.forEach((s, i) => assert.match(s.out, new RegExp(`shard ${i}/3: 2 of 6 batches, 4 of 12 scenes`)));
   const merged = join(tmp, 'merged.json');
-  run(['merge', ...files, '--json', merged]);
+  run(['merge', ...files, '--json', merged, '--report', join(tmp, 'r-merged')]);
   assert.equal(metrics(merged), metrics(single));
+  assert.is(sameReport(join(tmp, 'r-merged'), 'merge --report'), '3 shards merged (camgpu merge)');
   // explain --shard: each shard's overlays are the single run's files, byte for byte, and together they are all of them
-  const xs = [0, 1].map((i) => start([...X, '--shard', `${i}/2`, '--out', join(tmp, `x-shard${i}`)]));
+  const xs = [0, 1].map((i) => start([...X, '--shard', `${i}/2`, '--out', join(tmp, `x-shard${i}`), '--raw', join(tmp, `x-shard${i}`, 'raw')]));
   for (const s of xs) assert.is(await s.exit, 0, s.err);
   const pngs = (d: string) => readdirSync(d).filter((f) => f.endsWith('.png') && f !== 'grid.png').sort();
   const got = [0, 1].map((i) => pngs(join(tmp, `x-shard${i}`)));
@@ -183,6 +211,27 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   assert.equal([...got[0], ...got[1]].sort(), pngs(XLOCAL));
   got.forEach((fs, i) => fs.forEach((f) => assert.ok(readFileSync(join(tmp, `x-shard${i}`, f)).equals(readFileSync(join(XLOCAL, f))), `shard ${i}: ${f} differs`)));
   assert.equal(JSON.parse(readFileSync(join(tmp, 'x-shard1', 'summary.json'), 'utf8')).shard, [1, 2]);
+  // camgpu merge of the explain shards: the single run's overlays, grid.png, raw .npy and summary.json (timings aside)
+  const xm = join(tmp, 'x-merged'), sums = [0, 1].map((i) => join(tmp, `x-shard${i}`, 'summary.json'));
+  run(['merge', sums[1], sums[0], '--out', xm, '--raw', join(xm, 'raw'), '--report', join(tmp, 'x-merged-report')]);
+  const outs = readdirSync(XLOCAL, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort();
+  assert.equal(readdirSync(xm, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort(), outs);
+  for (const f of outs) assert.ok(readFileSync(join(xm, f)).equals(readFileSync(join(XLOCAL, f))), `merged ${f} differs from the single run's`);
+  const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; return j; };
+  assert.equal(summary(xm), summary(XLOCAL), 'summary.json: every image once, in run order, the same numbers and paths');
+  // the explain report: the single run's page byte for byte, but for its timings table and its JSON island (summary.json)
+  assert.is((xpage('x-merged-report').match(/class="scene"/g) ?? []).length, 3 * 2, 'the report: a section per image and target');
+  assert.ok(xpage('x-merged-report') === xpage('x-local-report'), 'merged explain report.html = the single run\'s (timings aside)');
+  // refused, one line each: a shard missing, a shard given twice, a shard of another run (other --methods)
+  const other = join(tmp, 'x-other');
+  run([...X.map((a) => (a === 'gradcam,liftcam,saliency' ? 'gradcam,liftcam' : a)), '--shard', '1/2', '--out', other]);
+  for (const [args, re] of [[[sums[0]], /^camgpu: shard 1\/2 missing \(1 of 2 files given\)$/], [[sums[0], sums[0]], /^camgpu: .*summary\.json: shard 0\/2 is also .*summary\.json$/],
+    [[sums[0], join(other, 'summary.json')], /^camgpu: .*x-other\/summary\.json: its settings or image list differ from .*summary\.json's \(methods: \["gradcam","liftcam"\] vs \["gradcam","liftcam","saliency"\]\)$/]] as [string[], RegExp][]) {
+    const r = spawnSync(process.execPath, [CLI, 'merge', ...args, '--out', join(tmp, 'x-bad')], { encoding: 'utf8' });
+    assert.is(r.status, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => !nativeNoise(l));
+    assert.is(lines.length, 1, lines.join(' | ')); assert.match(lines[0], re);
+  }
   // a merge that lacks a shard, or counts one twice, is refused naming it
   const r = spawnSync(process.execPath, [CLI, 'merge', files[0], files[2], files[2]], { encoding: 'utf8' });
   assert.is(r.status, 1);
@@ -190,6 +239,44 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   const r2 = spawnSync(process.execPath, [CLI, 'merge', files[0], files[1]], { encoding: 'utf8' });
   assert.is(r2.status, 1);
   assert.match(r2.stderr, /camgpu: shard 2\/3 missing \(2 of 3 files given\)/);
+});
+
+test('a worker whose tuning cache picks another conv tile refuses the job (one line naming the layer shape); Ctrl-C on eval --queue and explain --queue takes the run\'s jobs off the queue and exits 130', async () => {
+  const url = `redis://127.0.0.1:${port}/camgpu-tiles`, name = 'camgpu-tiles';
+  // the run's picks, as the shard files of the test before recorded them, and one layer shape given another tile
+  const picks: Record<string, string> = JSON.parse(readFileSync(join(tmp, 'shard0.json'), 'utf8')).settings.tiles, shape = Object.keys(picks)[0];
+  assert.ok(Object.keys(picks).length >= 3, 'resnet has conv layers');
+  const other = picks[shape] === '8x8' ? { TK: 16, TP: 8 } : { TK: 8, TP: 8 }, cache = join(tmp, 'tiles.json');
+  const adapter = JSON.parse(readFileSync(join(tmp, 'r-single', 'eval.json'), 'utf8')).adapter;
+  writeFileSync(cache, JSON.stringify({ version: 1, adapters: { [adapter]: { [shape]: other } } }));
+  const wrong = start(['worker', '--queue', url, ...WORKER], { CAMGPU_TUNE_CACHE: cache });
+  await wrong.waitFor(/waiting for batches/);
+  const coord = start(['eval', '--model', 'weights/resnet.onnx', '--data', DATA, '--limit', '4', '--methods', 'gradcam', '--steps', '4', '--auc-limit', '0', '--batch', '2', '--queue', url]);
+  assert.is(await wrong.exit, 1);
+  const lines = errLines(wrong);
+  assert.is(lines.length, 1, lines.join(' | '));
+  const esc = shape.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.match(lines[0], new RegExp(`^camgpu: worker \\S+ refused batch \\d of run \\S+: its conv tiles are not this worker's \\(layer ${esc}: ${picks[shape]} in the run, ${other.TK}x${other.TP} here; this worker: conv tiles tuned for 1 of \\d+ layer shapes \\(${cache.replace(/[.]/g, '\\.')}\\)\\); give every worker the coordinator's tuning cache \\(CAMGPU_TUNE_CACHE\\) or none$`));
+  await coord.waitFor(/refused batch/);
+  // nobody will take the jobs now: Ctrl-C cancels the run, its 2 waiting batches leave the queue
+  const m = /\((run \S+)\); waiting for workers/.exec(coord.err)!;
+  coord.child.kill('SIGINT');
+  assert.is(await coord.exit, 130, coord.err);
+  assert.match(errLines(coord).at(-1)!, new RegExp(`^camgpu: cancelled: ${m[1]} on ${url.replace(/[./]/g, '\\$&')}: 2 of its 2 pending batches taken off the queue; 0 of 2 had come back$`));
+  const IORedis = (await import('ioredis')).default, r = new IORedis({ host: '127.0.0.1', port });
+  try {
+    const left = async (run: string) => (await r.keys(`bull:${name}:*`)).filter((k) => k.includes(run));
+    assert.equal(await left(m[1].slice(4)), [], 'no key of the run is left in Redis');
+    assert.is(await r.llen(`bull:${name}:wait`), 0, 'nothing waits');
+    // explain --queue likewise
+    const xq = start([...X, '--out', join(tmp, 'x-cancel'), '--queue', url]);
+    const xm = await xq.waitFor(/\((run \S+)\); waiting for workers/);
+    xq.child.kill('SIGINT');
+    assert.is(await xq.exit, 130, xq.err);
+    assert.match(errLines(xq).at(-1)!, /^camgpu: cancelled: run \S+ on .*: 2 of its 2 pending batches taken off the queue; 0 of 2 had come back$/);
+    assert.equal(await left(xm[1].slice(4)), []);
+    assert.is(await r.llen(`bull:${name}:wait`), 0);
+  } finally { r.disconnect(); }
 });
 
 test.run();
