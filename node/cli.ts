@@ -2,7 +2,7 @@
 // .npy). Options are parsed with node:util parseArgs, no framework. Every failure ends as ONE line
 // `camgpu: <reason>` on stderr; exit status 0 = done, 1 = the work failed (file, model, data, GPU),
 // 2 = the command line is wrong. CAMGPU_DEBUG=1 adds the stack of unexpected (internal) errors.
-// `info` and `layers` never touch the GPU; the other commands create the Dawn device once and always release it.
+// `info`, `layers` and `plan` never touch the GPU; the other commands create the Dawn device once and always release it.
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +20,7 @@ import { METHOD_NAMES, Method } from '../src/methods.js';
 import { OutputTarget, parseTarget, targetSeed } from '../src/target.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
+import { planReport } from './plan.js';
 import { EvalError, EvalResult, SceneRecord, accuracy, aggregate, evalBatches, evalSettings, markdown, readScenes, sceneBatches } from './eval.js';
 import { EvalShard, ExplainShardRun, ExplainSummary, ShardReport, convTiles, explainShards, evalJson, mergeEval, modelHash, parseShard, recordFromWire, recordToWire, scenesHash, settingsHash, shardBatches, toJson } from './shard.js';
 import { EvalReply, ExplainReply, ExplainSettings, QueueStats, QueueTarget, evalJob, explainJob, explainOptions, fromWire, parseQueueUrl, ping, runQueue, span, startWorker } from './queue.js';
@@ -225,7 +226,34 @@ const COMMANDS: Record<string, Command> = {
     },
     run: async (v, [path]) => layers(path, v['input-shape'] as string | undefined),
   },
+  plan: {
+    summary: 'print the plans explain builds: every dispatch, buffer and lifetime, and the peak memory (no GPU)',
+    usage: '--model MODEL.onnx [--methods LIST|fast|all] [--batch B] [--layer NAME]',
+    about: 'Runs the planner (src/planner.ts) as explain would for these methods and prints each plan: its dispatches in\n'
+      + 'replay order (label, pipeline with override constants, workgroups, bindings by buffer id), its buffers (bytes,\n'
+      + 'the dispatches that bind them), the model buffers and the peak memory. Asks for no adapter: limits are\n'
+      + 'WebGPU\'s defaults (128 MiB per storage binding) unless --max-binding is given.',
+    positionals: [],
+    options: {
+      model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and MODEL.json, its sidecar, if present)', required: true },
+      methods: { type: 'string', arg: 'LIST', help: 'comma-separated methods, fast (default) or all' },
+      batch: { type: 'string', arg: 'B', help: 'images per run (default: explain\'s choice for 16 or more images)' },
+      layer: { type: 'string', arg: 'NAME', help: 'target layer (default: the sidecar\'s, else the last 4-D activation before the head)' },
+      'max-binding': { type: 'string', arg: 'BYTES', help: 'the storage binding limit to plan for (default 134217728)' },
+      'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions' },
+    },
+    run: async (v) => planCommand(v),
+  },
 };
+
+async function planCommand(v: Values) {
+  const path = v.model as string, { graph: g } = loadGraph(path, v['input-shape'] as string | undefined);
+  const shape = g.tensors.get(g.input)!.shape, side = shape.length === 3 ? sidecar(path, shape, classes(g)) : null;
+  const layer = resolveLayer(g, (v.layer as string | undefined) ?? side?.layer);
+  out(planReport(g, basename(path), { methods: methodsArg(v, 'plan', 'fast'), layer,
+    batch: v.batch === undefined ? undefined : posInt('--batch', v.batch as string),
+    maxBinding: v['max-binding'] === undefined ? undefined : posInt('--max-binding', v['max-binding'] as string) }));
+}
 
 // ================================================================================================= info
 
@@ -578,6 +606,7 @@ async function explainCommand(v: Values, files: string[]) {
   }
 
   const summaryPath = join(a.outDir, 'summary.json');
+  const compiled = local ? { ...local.gpu.compiled } : null; // every pipeline this process compiled (cold: the driver's JIT too)
   const summary = {
     versions: { camgpu: version(), node: process.versions.node, webgpu: pkgVersion('webgpu'), pngjs: pkgVersion('pngjs'), 'jpeg-js': pkgVersion('jpeg-js') },
     adapter: local ? local.gpu.adapterInfo || null : null,
@@ -590,6 +619,7 @@ async function explainCommand(v: Values, files: string[]) {
     options: { class: (v.class as string | undefined) ?? 'top1', score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
       rise_n: a.riseN ?? null, colormap: a.colormap, alpha: a.alpha, batch: a.batch },
     timings_ms: Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms * 100) / 100])),
+    compile: compiled ? { pipelines: compiled.count, ms: Math.round(compiled.ms * 100) / 100 } : null, // this process's, none in a pass's time
     ...(profile ? { profile_ms: profile.map((p) => ({ dispatch: p.label, phase: p.phase, ms: Math.round(p.ms * 1000) / 1000 })) } : {}),
     outputs: { dir: a.outDir, grid: gridPath, raw: a.rawDir ? Object.fromEntries([...raws].map(([n, w]) => [join(a.rawDir!, n), w.shape])) : null },
     images,
@@ -615,7 +645,8 @@ async function explainCommand(v: Values, files: string[]) {
     ['summary', summaryPath],
     ...(reportPath ? [['report', reportPath]] : []),
     ...[...raws.values()].map((w, i) => [i ? '' : 'raw', `${w.path} (${w.shape})`]),
-    ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
+    ['time', `${secs(performance.now() - t0)} in all; ` + Object.entries(timings).filter(([key]) => key !== 'total' && key !== 'compile').map(([key, ms]) => `${key} ${secs(ms)}`).join(', ')],
+    ...(compiled ? [['compile', `compiled ${compiled.count} pipelines in ${secs(compiled.ms)} (not in the times above)`]] : []),
   ]));
   if (profile) printProfile(g, profile, `gradient pass (forward, backward to ${layer}, CAM epilogue) over ${runs} call${runs > 1 ? 's' : ''}`);
 }

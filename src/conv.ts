@@ -14,7 +14,9 @@ export const tileName = (t: Tile) => `${t.TK}x${t.TP}${t.wino ? ` F${t.wino}` : 
  *  for 1x1). Wider ones did not pay on lavapipe (64 x 8, 64 x 16 no faster than 32 x 16). */
 export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 16 }, { TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 },
   ...[2, 4].flatMap((wino) => [{ TK: 16, TP: 16 }, { TK: 32, TP: 8 }, { TK: 32, TP: 16 }].map((t) => ({ ...t, wino: wino as 2 | 4 })))];
-/** The untuned tile of a conv: 16 x 16 where the layer fills it (1.3-1.5x faster than 8 x 8 on lavapipe), else smaller;
+/** The untuned tile of a conv: 16 x 8 where the layer fills it, else 8 x 8. 16 x 16 runs up to 1.3x faster on large
+ *  layers, but lavapipe compiles it (at its first dispatch) in ~15 s cold against ~1 s for 16 x 8, which a first run
+ *  never earns back; `camgpu tune` still picks 16 x 16 and wider tiles per layer where they pay;
  *  Winograd for 3x3 stride-1 layers with at least 32 channels in and out (fewer leave the transforms too large a
  *  share): F(4x4, 3x3) where it makes >= 16 output tiles (on lavapipe 1.5-2.5x faster than F(2x2), which is 1.1-2.3x
  *  faster than the best direct tile, for ResNet-50's and VGG16's layers from 14x14 up), else F(2x2, 3x3) (7x7:
@@ -22,7 +24,7 @@ export const TILES: Tile[] = [{ TK: 8, TP: 8 }, { TK: 16, TP: 8 }, { TK: 8, TP: 
 export function defaultTile(g: Graph, n: Node): Tile {
   const op = n.op as ConvOp, [C] = g.tensors.get(n.inputs[0])!.shape, [K, OH, OW] = g.tensors.get(n.output)!.shape;
   const wino = Math.ceil(OH / 4) * Math.ceil(OW / 4) >= 16 ? 4 : 2;
-  return { TK: K >= 16 ? 16 : 8, TP: OH * OW >= 256 ? 16 : 8, ...(winogradFits(op) && C >= 32 && K >= 32 ? { wino: wino as 2 | 4 } : {}) };
+  return { TK: K >= 16 ? 16 : 8, TP: 8, ...(winogradFits(op) && C >= 32 && K >= 32 ? { wino: wino as 2 | 4 } : {}) };
 }
 
 /** A conv layer's shape as tuning results are keyed: "CxHxW->K k3x3 s1x1 p1,1,1,1 d1x1 g1". */

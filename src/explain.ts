@@ -159,7 +159,7 @@ export class Explainer {
   constructor(readonly model: Model) { this.generation = model.generation; }
 
   async explain(images: Float32Array, o: ExplainOptions = {}): Promise<Explanation> {
-    const m = this.model, g = m.graph, t0 = now();
+    const m = this.model, g = m.graph, t0 = now(), compiled0 = m.gpu.compiled.ms;
     const methods = parseMethods(o.methods);
     await m.ready(); // after a device loss: a new device, the weights uploaded again
     if (this.generation !== m.generation) this.invalidate();
@@ -192,7 +192,13 @@ export class Explainer {
     // masked inputs of the perturbation methods: forward only, so about a third of the memory per image
     const PB = Math.max(1, Math.min(o.batch ?? Math.min(64, 3 * fits), m.maxBatch()));
     const timings: Record<string, number> = {};
-    const time = async <T>(k: string, f: () => Promise<T>) => { const s = now(); const r = await f(); timings[k] = (timings[k] ?? 0) + now() - s; return r; };
+    // a phase's time leaves out pipeline compilation (plans built inside it), which timings.compile has
+    const time = async <T>(k: string, f: () => Promise<T>) => {
+      const s = now(), c = m.gpu.compiled.ms;
+      const r = await f();
+      timings[k] = (timings[k] ?? 0) + now() - s - (m.gpu.compiled.ms - c);
+      return r;
+    };
     const results: ImageResult[] = [];
     const camMethods = methods.filter((x) => METHODS[x].slot !== undefined);
     const needCamSlots = [...camMethods]; if (methods.includes('guided-gradcam') && !needCamSlots.includes('gradcam')) needCamSlots.push('gradcam');
@@ -271,6 +277,7 @@ export class Explainer {
         o.onProgress?.(Math.min(r0 + B, rows.length), rows.length, 'images');
       } finally { unlock(); }
     }
+    timings.compile = m.gpu.compiled.ms - compiled0; // pipelines compiled for this call's plans (shared with overlapping calls)
     timings.total = now() - t0;
     const mem = m.memory();
     const memory = { model: mem.total, weights: mem.weights, plans: mem.total - mem.weights, gpuLive: m.gpu.liveBytes };

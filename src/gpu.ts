@@ -251,10 +251,18 @@ export class Gpu {
     return l;
   }
 
+  /** Pipelines compiled so far, and the wall-clock ms during which at least one compile was in flight (compiles
+   *  overlap: createComputePipelineAsync). Callers time phases by differences of this, never inside a pass. */
+  readonly compiled = { count: 0, ms: 0 };
+  private compiling = 0;
+  private compileSince = 0;
+
+  /** A compute pipeline, compiled once per (family, entry, constants) on first use. */
   pipeline(f: Family, entry: string, constants: Record<string, number> = {}): Promise<GPUComputePipeline> {
     const key = `${f}:${entry}:${JSON.stringify(constants)}`;
     let p = this.pipelines.get(key);
     if (!p) {
+      if (this.compiling++ === 0) this.compileSince = performance.now();
       let module = this.modules.get(f);
       if (!module) { module = this.device.createShaderModule({ label: `${f}.wgsl`, code: FAMILIES[f].code }); this.modules.set(f, module); }
       // the sync calls get their own scope (pushed and popped with no await between, so overlapping builds cannot
@@ -263,10 +271,35 @@ export class Gpu {
       p = this.scopedSync(key, () => this.device.createComputePipelineAsync({
         label: key, layout: this.device.createPipelineLayout({ label: key, bindGroupLayouts: [this.layout(f)] }),
         compute: { module: mod, entryPoint: entry, constants: { WG: FAMILIES[f].wg, ...constants } },
-      })).catch((e: Error) => { throw e instanceof GpuError ? e : new GpuError(`${key}: ${e.message}`); });
+      })).then((pipe) => this.warm(f, key, pipe))
+        .catch((e: Error) => { throw e instanceof GpuError ? e : new GpuError(`${key}: ${e.message}`); });
       this.pipelines.set(key, p);
+      const done = () => {
+        this.compiled.count++;
+        if (--this.compiling === 0) this.compiled.ms += performance.now() - this.compileSince;
+      };
+      p.then(done, done);
     }
     return p;
+  }
+
+  /** One workgroup of a new pipeline over all-zero Params (every entry point's bounds guard then returns at once) and
+   *  16-byte buffers: drivers that compile at the first dispatch (Mesa's lavapipe JITs there, 0.1-15 s a variant cold)
+   *  then do it here, counted as compile time, instead of inside the first pass that uses it. */
+  private async warm(f: Family, key: string, pipe: GPUComputePipeline): Promise<GPUComputePipeline> {
+    const dev = this.device, r = this.reflection(f), mem = this.ledger(`${key}: warm-up`, 'scratch'); // freed when done
+    try {
+      await this.scopedSync(`${key}: warm-up`, () => {
+        const buf = (usage: number, size: number) => mem.buffer(`${key}.warm`, size, usage);
+        const entries = r.bindings.map((s) => ({ binding: s.index, resource: { buffer: s.access === 'uniform' ? buf(GPUBufferUsage.UNIFORM, r.size) : buf(GPUBufferUsage.STORAGE, 16) } }));
+        const bind = dev.createBindGroup({ label: `${key}.warm`, layout: this.layout(f), entries });
+        const enc = dev.createCommandEncoder({ label: `${key}.warm` }), pass = enc.beginComputePass({ label: `${key}.warm` });
+        pass.setPipeline(pipe); pass.setBindGroup(0, bind); pass.dispatchWorkgroups(1, 1); pass.end();
+        dev.queue.submit([enc.finish()]);
+      });
+      await dev.queue.onSubmittedWorkDone();
+    } finally { mem.destroy(); }
+    return pipe;
   }
 
   /**

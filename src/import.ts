@@ -1,7 +1,10 @@
 // ONNX ModelProto -> camgpu Graph: op normalisation, BN folding, static shape inference and validation.
 // Every error names the node, its op and the shapes involved.
 import { parseOnnx, attrTypeName, dataTypeName, OnnxAttr, OnnxModel, OnnxNode, OnnxTensor } from './onnx.js';
-import { Graph, batchMultiple, ModelError, Node, Op, Shape, Tensor } from './graph.js';
+import { Graph, batchMultiple, ModelError, Node, Op, Shape, Tensor, numel } from './graph.js';
+
+/** Values per sample of any one tensor: 2^28 float32 = 1 GiB, past every adapter's largest storage binding. */
+export const MAX_TENSOR_ELEMS = 2 ** 28;
 import { CONST_FIRST, ONNX_IMPORTS, inferShape } from './ops/index.js';
 import { CTensor, FOLD, FoldError } from './fold.js';
 import { BatchAxis, batchOf, handles, importBatchAware, onnxDims, showDims } from './batchaxis.js';
@@ -198,6 +201,9 @@ export class Importer {
   emit(node: OnnxNode, op: Op, inputs: string[], shape?: Shape, out = node.outputs[0], name = node.name) {
     const n: Node = { name, source: node.opType, op, inputs: inputs.map((i) => this.name(i)), output: out };
     const s = shape ?? inferShape(n, n.inputs.map((i) => this.g.tensors.get(i)!.shape));
+    // a tensor no GPU buffer could hold is refused here, by name, before anything is sized from it (a mutated pad or
+    // stride must not reach an allocation as a 5e9-element typed array)
+    if (numel(s) > MAX_TENSOR_ELEMS) throw new ModelError(`node '${name}' (${node.opType}): output '${out}' would have shape (N,${s.join(',')}), ${numel(s).toExponential(2)} values per sample; the limit is ${MAX_TENSOR_ELEMS} (1 GiB of float32)`);
     this.g.tensors.set(out, { name: out, shape: s });
     this.g.nodes.push(n);
   }

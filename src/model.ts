@@ -1,40 +1,18 @@
-// A loaded model (weights on the GPU, pipelines compiled) and its static plans: buffers, bind groups and
-// dispatches made once per (batch, outputs, gradients, mode) and replayed with one submit per request.
-import { Graph, ModelError, Node, consumers, fmt, isConst, logitsOf, numel, producers } from './graph.js';
+// A loaded model (weights on the GPU) and the executor of its plans: src/planner.ts decides the dispatches and
+// buffers (no GPU); a Plan here allocates them, makes bind groups and uniforms once per (batch, outputs, gradients,
+// mode), compiles the pipelines they use and replays them with one submit per request.
+import { Graph, ModelError, Node, fmt, logitsOf, numel } from './graph.js';
 import { DeviceLostError, Family, FAMILIES, Gpu, GpuError, Ledger, grid } from './gpu.js';
 import { importOnnx } from './import.js';
-import { ConvKernels, Tile, convKP, convKernels, convShape, transposedConv, winogradWeights } from './conv.js';
-import { OPS, opDef } from './ops/index.js';
-import { ConvEnc, convForward } from './ops/conv.js';
-import type { Back, Enc, Mode, PipeSpec, Step, Weights } from './ops/types.js';
+import type { Tile } from './conv.js';
+import { Limits, PlanDesc, PlanOptions, Planner, Read } from './planner.js';
+import type { Buf, Dispatch, Step } from './ops/types.js';
 import type { Binding, ParamValues } from './reflect.js';
 
 export type { Mode, Step } from './ops/types.js';
+export type { Backward, PlanOptions } from './planner.js';
+export { candidates } from './planner.js';
 
-/** One forward dispatch: a node, or a conv fused with the residual add and/or activation that alone read its output
- *  (inputs: what the unit reads from outside itself). */
-interface Unit { nodes: Node[]; inputs: string[]; output: string }
-
-/** One backward pass: gradients (or DeepLIFT multipliers) of the seed w.r.t. the named tensors. */
-export interface Backward {
-  grads: string[];
-  mode?: Mode;
-  /** DeepLIFT reference: a reference input image (given to run()), or zeros at a named tensor (default: 'input'). */
-  reference?: 'input' | { zeroAt: string };
-}
-export interface PlanOptions {
-  batch: number;
-  /** Tensors whose forward values to read back (the logits always are). */
-  read?: string[];
-  /** Backward passes, all seeded at the same place and run after one forward (at most one DeepLIFT pass). */
-  backward?: Backward[];
-  /** Shorthand for a single backward pass. */
-  grads?: string[]; mode?: Mode; reference?: 'input' | { zeroAt: string };
-  /** Where the backward seed is placed (default: the logits, i.e. the input of a final Softmax). */
-  seedAt?: string;
-  /** Target score for seeds chosen on the GPU from classes (run({ classes })): the logit or the softmax probability. */
-  score?: 'logit' | 'prob';
-}
 export interface RunOptions {
   /** Seed at seedAt, (k, numel) values; or */
   seed?: Float32Array;
@@ -43,6 +21,8 @@ export interface RunOptions {
   refInput?: Float32Array;
   /** Time every dispatch on the GPU with timestamp queries (the device needs 'timestamp-query'); see RunResult.profile. */
   profile?: boolean;
+  /** Record every dispatch as encoded (RunResult.trace), to check the executor against its plan description. */
+  trace?: boolean;
 }
 /** GPU time of one dispatch (timestamp queries around it, alone in its compute pass). */
 export interface ProfileEntry { label: string; phase: 'forward' | 'backward'; ms: number }
@@ -60,6 +40,8 @@ export interface RunResult {
   extra: Map<string, Float32Array>;
   /** With run({ profile: true }): every dispatch in order (forward, reference, seed, backward, epilogue). */
   profile?: ProfileEntry[];
+  /** With run({ trace: true }): every dispatch encoded, in order (bind group label, pipeline label, workgroups). */
+  trace?: { label: string; pipeline: string; groups: [number, number] }[];
 }
 
 export interface LoadOptions {
@@ -76,8 +58,7 @@ export interface LoadOptions {
 }
 
 export class Model {
-  private weights = new Map<string, Weights>();
-  private consts = new Map<string, GPUBuffer>();
+  private statics = new Map<Buf, GPUBuffer>(); // model buffers on the GPU (weights, constants, Winograd, transposed)
   private plans = new Set<Plan>();
   private heads = new Set<Model>(); // head() sub-models: their plans count in gpuBytes and go with this model
   private parent: Model | null = null;
@@ -86,46 +67,42 @@ export class Model {
   private reuploading: Promise<void> | null = null;
   /** Times the weights were uploaded again onto a new device after a loss (plans made before are stale). */
   reuploads = 0;
-  readonly limits: { binding: number; buffer: number; maxDim: number };
-
   private source: { bytes: Uint8Array; opts: LoadOptions } | null = null; // to load the same ONNX at another input size
   private shapes = new Map<string, Promise<Model>>();
   private owner = true; // a head() shares its parent's weight buffers and does not free them
-  tiles: Record<string, Tile> = {}; // tuned forward conv tiles by convShape
-  winogradScratch = 32 * 2 ** 20;
-  private wino = new Map<string, GPUBuffer>(); // Winograd weights by conv node
-  private transposedNodes = new Map<string, Node>(); // backward-as-forward convs by conv node (transposed())
 
-  private constructor(readonly gpu: Gpu, readonly graph: Graph, readonly name: string) {
-    const l = gpu.device.limits;
-    this.own = gpu.ledger(`${name}: weights`, 'weights');
+  private constructor(readonly gpu: Gpu, readonly planner: Planner) {
+    this.own = gpu.ledger(`${planner.name}: weights`, 'weights');
     this.uploaded = gpu.generation;
-    this.limits = { binding: l.maxStorageBufferBindingSize, buffer: l.maxBufferSize, maxDim: l.maxComputeWorkgroupsPerDimension };
   }
 
-  /** Loads an ONNX file (bytes) or a builder Graph: uploads weights and compiles every pipeline it can need. */
+  /** The device's limits, capped by LoadOptions.maxBinding. */
+  static limitsOf(device: GPUDevice, opts: LoadOptions = {}): Limits {
+    const l = device.limits;
+    return { binding: Math.min(l.maxStorageBufferBindingSize, opts.maxBinding ?? Infinity), buffer: l.maxBufferSize, maxDim: l.maxComputeWorkgroupsPerDimension };
+  }
+
+  /** Loads an ONNX file (bytes) or a builder Graph and uploads its weights; pipelines compile when a plan first uses them. */
   static async load(device: GPUDevice | Gpu, source: Uint8Array | Graph, name = 'model', opts: LoadOptions = {}): Promise<Model> {
     const gpu = device instanceof Gpu ? device : new Gpu(device);
     await gpu.ready();
     const graph = source instanceof Uint8Array ? importOnnx(source, { inputShape: opts.inputShape }) : source;
-    const m = new Model(gpu, graph, name);
+    const m = new Model(gpu, new Planner(graph, name, Model.limitsOf(gpu.device, opts)));
     if (source instanceof Uint8Array && opts.inputShape) m.source = { bytes: source, opts }; // kept only for a model loaded at a chosen size
-    if (opts.maxBinding) m.limits.binding = Math.min(m.limits.binding, opts.maxBinding);
     if (opts.tiles) m.tiles = opts.tiles;
     if (opts.winogradScratch) m.winogradScratch = opts.winogradScratch;
-    try {
-      await gpu.scoped(`${name}: weights`, () => m.upload());
-      await m.compile();
-    } catch (e) { m.destroy(); throw e; } // what was uploaded before the error
+    try { await gpu.scoped(`${name}: weights`, () => m.upload()); }
+    catch (e) { m.destroy(); throw e; } // what was uploaded before the error
     return m;
   }
 
-  private compile() { return Promise.all(this.pipelinesNeeded().map(([f, e, c]) => this.gpu.pipeline(f, e, c))); }
+  /** Every model buffer described so far onto the GPU. */
+  private upload() { for (const b of this.planner.statics) this.gpuOf(b); }
 
   /**
    * A live device with this model's weights on it. After a device loss (Gpu.ready puts a new device in place) the
-   * plans made on the old one are destroyed, the weights are uploaded again from the host copies the graph keeps and
-   * the pipelines compiled again, once however many calls wait; a head defers to the model it came from.
+   * plans made on the old one are destroyed and the model buffers are uploaded again from the planner's host copies,
+   * once however many calls wait (pipelines compile again as plans use them); a head defers to the model it came from.
    */
   async ready(): Promise<void> {
     if (this.parent) return this.parent.ready();
@@ -137,7 +114,6 @@ export class Model {
         this.clearWeights();
         const gen = this.gpu.generation;
         await this.gpu.scoped(`${this.name}: weights (re-upload after device loss)`, () => this.upload());
-        await this.compile();
         this.uploaded = gen;
         this.reuploads++;
       } finally { this.reuploading = null; }
@@ -166,101 +142,55 @@ export class Model {
   /** The sub-model from `tensor` (a 4-D activation) to the output, sharing this model's GPU weights: the head
    *  that Ablation-CAM re-runs. Throws when a head node reads anything computed before `tensor`. */
   head(tensor: string): Model {
-    const g = this.graph, down = new Set([tensor]), nodes: Node[] = [];
-    if (!g.tensors.has(tensor)) throw new ModelError(`'${tensor}' is not a tensor of this model`);
-    for (const n of g.nodes) {
-      if (!n.inputs.some((i) => down.has(i))) continue;
-      const other = n.inputs.find((i) => !down.has(i) && !isConst(g, i));
-      if (other) throw new ModelError(`the head after '${tensor}' also reads '${other}' (node '${n.name}'), so it cannot be re-run from '${tensor}' alone`);
-      down.add(n.output); nodes.push(n);
-    }
-    if (!down.has(g.output)) throw new ModelError(`'${tensor}' does not lead to the output`);
-    const tensors = new Map([...g.tensors].filter(([k, t]) => down.has(k) || t.data));
-    const h = new Model(this.gpu, { input: tensor, output: g.output, tensors, nodes }, `${this.name}:head`);
-    h.weights = this.weights; h.consts = this.consts; h.owner = false; h.tiles = this.tiles; h.winogradScratch = this.winogradScratch; h.wino = this.wino; h.transposedNodes = this.transposedNodes;
+    const h = new Model(this.gpu, this.planner.head(tensor));
+    h.statics = this.statics; h.owner = false;
     h.parent = this;
     this.heads.add(h);
     return h;
   }
 
+  get name() { return this.planner.name; }
+  get graph() { return this.planner.graph; }
+  get limits() { return this.planner.limits; }
+  get tiles() { return this.planner.tiles; }
+  set tiles(t: Record<string, Tile>) { this.planner.tiles = t; }
+  get winogradScratch() { return this.planner.winogradScratch; }
+  set winogradScratch(v: number) { this.planner.winogradScratch = v; }
   get device() { return this.gpu.device; }
   get logits() { return logitsOf(this.graph); }
   get inputShape() { return this.graph.tensors.get(this.graph.input)!.shape; }
   get numClasses() { return numel(this.graph.tensors.get(this.logits)!.shape); }
 
-  /** Uploads a node's weights through its op record (conv: transposed for vec4 loads; linear: row chunks that fit one
-   *  storage binding) and any constant operand it reads. */
-  private uploadNode(n: Node) {
-    const binding = this.limits.binding;
-    const buffer = (label: string, data: Float32Array) => {
-      if (data.byteLength > binding) throw new ModelError(`node '${n.name}' (${n.source}): ${label} needs ${data.byteLength} bytes, over this device's storage binding limit of ${binding}`);
-      return this.mem.buffer(label, data.byteLength, GPUBufferUsage.STORAGE, data);
-    };
-    const w = opDef(n.op).upload?.({ buffer, binding }, n, n.op);
-    if (w) this.weights.set(n.name, w);
-    for (const i of n.inputs) {
-      const t = this.graph.tensors.get(i);
-      if (t?.data && !this.consts.has(i)) this.consts.set(i, this.mem.buffer(`${i}.const`, t.data.byteLength, GPUBufferUsage.STORAGE, t.data));
+  /** A model buffer on the GPU, uploaded on first use (weights at load; Winograd and transposed weights when a
+   *  plan first binds them). The planner keeps its host copy, to upload again after a device loss. */
+  gpuOf(b: Buf): GPUBuffer {
+    let g = this.statics.get(b);
+    if (!g) {
+      g = this.mem.buffer(b.label, b.bytes, GPUBufferUsage.STORAGE, b.data);
+      this.statics.set(b, g);
     }
+    return g;
   }
 
-  /** The backward to a stride-1 conv's input as a forward conv (conv.ts transposedConv), weights uploaded on first
-   *  use; null where that does not apply. */
-  transposed(n: Node): Node | null {
-    let t = this.transposedNodes.get(n.name);
-    if (!t) {
-      const made = transposedConv(n);
-      if (!made) return null;
-      this.uploadNode(made); this.transposedNodes.set(n.name, made); t = made;
-    }
-    return t;
-  }
+  /** The backward to a stride-1 conv's input as a forward conv (conv.ts transposedConv); null where that does not apply. */
+  transposed(n: Node): Node | null { return this.planner.transposed(n); }
+  bytesPerSample(): number { return this.planner.bytesPerSample(); }
+  maxBatch(): number { return this.planner.maxBatch(); }
+  isAlias(t: string) { return this.planner.isAlias(t); }
+  weightsOf(n: Node) { return this.planner.weightsOf(n); }
+  /** A conv's kernels with its tuned forward tile (LoadOptions.tiles), else the default. */
+  convKernels(n: Node) { return this.planner.convKernels(n); }
 
-  private upload() {
-    for (const n of this.graph.nodes) this.uploadNode(n);
-  }
-
-  /** [family, entry, constants] of every pipeline the graph can use, forward and backward in every mode. */
-  private pipelinesNeeded(): PipeSpec[] {
-    const seeds: PipeSpec[] = [['seed', 'seed_forward', { PROB: 0 }], ['seed', 'seed_forward', { PROB: 1 }]];
-    return [...seeds, ...this.graph.nodes.flatMap((n) => opDef(n.op).pipelines(this, n, n.op))];
-  }
-
-  /** Bytes of activation memory one sample needs (every tensor, gradients and reference pass excluded). */
-  bytesPerSample(): number {
-    let s = 0;
-    for (const [name, t] of this.graph.tensors) if (!t.data && !this.isAlias(name)) s += numel(t.shape) * 4;
-    return s;
-  }
-  /** Largest batch whose biggest activation fits one storage binding. */
-  maxBatch(): number {
-    let big = 0;
-    for (const t of this.graph.tensors.values()) if (!t.data) big = Math.max(big, numel(t.shape) * 4);
-    return Math.max(1, Math.floor(this.limits.binding / big));
-  }
-  isAlias(t: string) { return producers(this.graph).get(t)?.op.kind === 'alias'; }
-
+  /** Plans (GPU-free, src/planner.ts), then allocates, binds and compiles what the plan dispatches. */
   async plan(o: PlanOptions): Promise<Plan> {
     await this.ready();
-    const p = new Plan(this, o);
+    const p = new Plan(this, this.planner.plan(o));
     this.plans.add(p);
     try { await this.gpu.scoped(`${this.name}: plan batch=${o.batch}`, () => p.build()); }
     catch (e) { p.destroy(); throw e; } // free what was allocated before the error
     return p;
   }
 
-  weightsOf(n: Node) { return this.weights.get(n.name)!; }
-  /** U = G g G^T of a 3x3 conv for F(m x m, 3x3) (conv.ts winogradWeights), made on first use. */
-  winogradWeights(n: Node, m: 2 | 4): GPUBuffer {
-    const key = `${n.name} F${m}`;
-    let u = this.wino.get(key);
-    if (!u) { const U = winogradWeights(n, m); u = this.mem.buffer(`${n.name}.winograd${m}`, U.byteLength, GPUBufferUsage.STORAGE, U); this.wino.set(key, u); }
-    return u;
-  }
-
-  /** A conv's kernels with its tuned forward tile (LoadOptions.tiles), else the default. */
-  convKernels(n: Node) { return convKernels(this.graph, n, this.tiles[convShape(this.graph, n)]); }
-  constOf(t: string) { return this.consts.get(t); }
   forget(p: Plan) { this.plans.delete(p); }
   /** Plans this model holds (built and not destroyed). */
   get planCount() { return this.plans.size; }
@@ -278,7 +208,7 @@ export class Model {
   private clearWeights() {
     this.own.destroy();
     this.own = this.gpu.ledger(`${this.name}: weights`, 'weights');
-    this.weights.clear(); this.consts.clear(); this.wino.clear(); this.transposedNodes.clear();
+    this.statics.clear();
   }
 
   /** Frees every GPU byte this model holds: its plans, its heads' plans, its weights (a head frees only its plans). */
@@ -292,14 +222,17 @@ export class Model {
   }
 }
 
-/** One static execution plan. */
-export class Plan implements Enc {
+/** A GPU read-back: source and mapped stage. */
+interface GpuRead { name: string; kind: Read['kind']; pass: number; src: GPUBuffer; stage: GPUBuffer; bytes: number; perRow: boolean }
+
+/** The executor of one planned plan (PlanDesc): its buffers allocated, every dispatch's uniform and bind group made
+ *  once, replayed into one command encoder with one submit and one read-back per request. */
+export class Plan {
   readonly batch: number;
-  readonly passes: Required<Backward>[];
-  private bufs = new Map<string, GPUBuffer>();      // activation buffers by root tensor
-  private refs = new Map<string, GPUBuffer>();      // reference-pass buffers (DeepLIFT) by root tensor
-  private grads: Map<string, GPUBuffer>[] = [];     // per backward pass: gradient buffers by root tensor
-  private idx = new Map<string, GPUBuffer>();       // maxpool argmax by output root (and `ref:` for the reference pass)
+  readonly passes: PlanDesc['passes'];
+  readonly seedAt: string;
+  readonly counts: PlanDesc['counts'];
+  private gpuBufs = new Map<Buf, GPUBuffer>();     // plan buffers on the GPU
   private mem: Ledger;
   private readonly generation: number; // gpu.generation this plan's buffers and bind groups belong to
   private forward: Step[] = [];
@@ -307,27 +240,20 @@ export class Plan implements Enc {
   private backward: Step[] = [];
   private post: Step[] = [];
   private seedStep: Step | null = null;
-  private classBuf!: GPUBuffer; private chosenBuf!: GPUBuffer;
-  private reads: { name: string; kind: 'value' | 'grad' | 'ref' | 'extra' | 'targets'; pass: number; src: GPUBuffer; stage: GPUBuffer; bytes: number; perRow: boolean }[] = [];
-  private zero: string | null = null;
-  private refInputNeeded = false;
-  readonly seedAt: string;
+  private reads: GpuRead[] = [];
   private queue: Promise<unknown> = Promise.resolve();
-  private placeholders = new Map<number, GPUBuffer>(); // per binding index: what an unnamed binding gets
-  private winoScratch: [GPUBuffer, GPUBuffer] | null = null; private winoZero: GPUBuffer | null = null;
-  readonly counts = { forward: 0, fused: 0, reference: 0, backward: 0, epilogue: 0 };
+  private placeholders = new Map<number, GPUBuffer>(); // epilogue bindings not named, past the planned placeholders
 
-  constructor(readonly model: Model, readonly o: PlanOptions) {
-    this.batch = o.batch;
-    this.seedAt = o.seedAt ?? model.logits;
-    this.mem = model.gpu.ledger(`${model.name}: plan batch=${o.batch}`, 'plan');
+  constructor(readonly model: Model, readonly desc: PlanDesc) {
+    this.batch = desc.batch;
+    this.passes = desc.passes;
+    this.seedAt = desc.seedAt;
+    this.counts = desc.counts;
+    this.mem = model.gpu.ledger(`${model.name}: plan batch=${desc.batch}`, 'plan');
     this.generation = model.gpu.generation;
-    if (!Number.isInteger(o.batch) || o.batch < 1) throw new ModelError(`batch must be a positive integer, got ${o.batch}`);
-    const passes = o.backward ?? (o.grads?.length ? [{ grads: o.grads, mode: o.mode, reference: o.reference }] : []);
-    this.passes = passes.map((b) => ({ grads: b.grads, mode: b.mode ?? 'grad', reference: b.reference ?? 'input' }));
-    if (this.passes.filter((b) => b.mode === 'deeplift').length > 1) throw new ModelError('a plan takes at most one DeepLIFT pass (one reference); use two plans');
   }
 
+  get o() { return this.desc.o; }
   get g() { return this.model.graph; }
   /** GPU bytes of this plan's buffers (activations, gradients, read-back stages, uniforms, scratch). */
   get bytes() { return this.mem.bytes; }
@@ -339,170 +265,61 @@ export class Plan implements Enc {
     if (this.generation !== gpu.generation) throw new DeviceLostError('GPU device lost: this plan was built on a device that has since been replaced (build it again)');
     if (this.destroyed) throw new GpuError('this plan was destroyed');
   }
-  root(t: string): string { const p = producers(this.g).get(t); return p?.op.kind === 'alias' ? this.root(p.inputs[0]) : t; }
-  private size(t: string) { return this.batch * numel(this.g.tensors.get(t)!.shape) * 4; }
+
+  /** Allocates the planned buffers, makes every dispatch's Step and compiles the pipelines they use. */
+  async build() {
+    for (const b of this.desc.buffers) this.gpuBufs.set(b, this.alloc(b.label, b.bytes, b.usage === 'read' ? GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST : undefined));
+    const steps = (ds: Dispatch[]) => ds.map((d) => this.stepOf(d));
+    this.forward = steps(this.desc.forward);
+    this.refForward = steps(this.desc.refForward);
+    this.backward = steps(this.desc.backward);
+    this.seedStep = this.desc.seed && this.stepOf(this.desc.seed);
+    for (const r of this.desc.reads) this.reads.push({ ...r, src: this.gpuOf(r.src), stage: this.gpuOf(r.stage) });
+    await this.resolve();
+  }
+
+  /** The GPU buffer of a planned buffer (a model buffer is uploaded on first use). */
+  gpuOf(b: Buf): GPUBuffer { return b.owner === 'model' ? this.model.gpuOf(b) : this.gpuBufs.get(b)!; }
   alloc(label: string, bytes: number, usage?: number, data?: ArrayBufferView) {
     if (bytes > this.model.limits.binding) throw new ModelError(`${label} needs ${bytes} bytes at batch ${this.batch}, over this device's storage binding limit of ${this.model.limits.binding}; use a batch of at most ${this.model.maxBatch()}`);
     return this.mem.buffer(label, bytes, usage, data);
   }
-  private known(t: string, what: string) {
-    if (!this.g.tensors.has(t)) throw new ModelError(`${what} '${t}' is not a tensor of this model; 4-D candidates: ${candidates(this.g).join(', ')}`);
-    if (isConst(this.g, t)) throw new ModelError(`${what} '${t}' is a constant, not an activation`);
-  }
 
   /** Activation buffer of a tensor in the actual (ref=false) or reference pass. */
-  buf(t: string, ref = false): GPUBuffer {
-    const c = this.model.constOf(t); if (c) return c;
-    const r = this.root(t);
-    if (ref && this.refs.has(r)) return this.refs.get(r)!;
-    return this.bufs.get(r)!;
-  }
+  buf(t: string, ref = false): GPUBuffer { return this.gpuOf(this.desc.buf(t, ref)); }
   /** Gradient buffer of a tensor in backward pass `pass`. */
-  gradBuf(t: string, pass = 0): GPUBuffer {
-    const b = this.grads[pass]?.get(this.root(t));
-    if (!b) throw new ModelError(`no gradient of '${t}' in backward pass ${pass}`);
-    return b;
+  gradBuf(t: string, pass = 0): GPUBuffer { return this.gpuOf(this.desc.gradBuf(t, pass)); }
+
+  private stepOf(d: Dispatch): Step {
+    const bind = Object.fromEntries(Object.entries(d.bind).map(([k, b]) => [k, this.gpuOf(b)]));
+    return this.makeStep(d.family, d.entry, d.consts, d.label, d.params, bind, d.groups);
   }
 
-  async build() {
-    const g = this.g, m = this.model;
-    for (const t of [...(this.o.read ?? []), ...this.passes.flatMap((p) => p.grads)]) this.known(t, 'tensor');
-    this.known(this.seedAt, 'seed tensor');
-    const needs = this.passes.map((pass) => this.gradientPath(pass.grads));
-    this.allocateWinograd(needs);
-    const units = this.units(needs);
-    this.allocateActivations(units);
-    for (const u of units) this.forward.push(...(u.nodes.length > 1 ? this.encodeFused(u) : this.encodeForward(u.nodes[0], false)));
-    this.counts.forward = this.forward.length;
-    this.counts.fused = units.filter((u) => u.nodes.length > 1).length;
-
-    this.passes.forEach((pass, k) => {
-      const need = needs[k], grads = new Map<string, GPUBuffer>();
-      this.grads.push(grads);
-      if (pass.mode === 'deeplift') this.buildReference(need, pass.reference);
-      for (const t of need) { const r = this.root(t); if (!grads.has(r)) grads.set(r, this.alloc(`${r}.grad${k}`, this.size(r))); }
-      const written = new Set<string>([this.root(this.seedAt)]);
-      for (const n of [...g.nodes].reverse()) {
-        if (n.op.kind === 'alias' || !need.has(n.output)) continue;
-        const back: Back = {
-          pass: k, mode: pass.mode, label: `${n.name}.backward${k}`, need, dy: grads.get(this.root(n.output))!,
-          dx: (t) => grads.get(this.root(t))!,
-          acc: (t) => { const r = this.root(t), a = written.has(r) ? 1 : 0; written.add(r); return a; },
-        };
-        this.backward.push(...opDef(n.op).backward(this, n, n.op, back));
-      }
-    });
-    this.counts.backward = this.backward.length;
-    if (this.passes.length) {
-      const F = numel(g.tensors.get(this.seedAt)!.shape);
-      this.classBuf = this.alloc('classes', this.batch * 4);
-      this.chosenBuf = this.alloc('targets', this.batch * 4);
-      this.seedStep = this.step('seed', 'seed_forward', { PROB: this.o.score === 'prob' ? 1 : 0 }, 'seed', { N: this.batch, F },
-        { logits: this.buf(this.seedAt), cls: this.classBuf, seed: this.gradBuf(this.seedAt, 0), chosen: this.chosenBuf }, this.batch);
-      this.readBack('targets', 'targets', this.chosenBuf, this.batch * 4);
-    }
-    for (const t of new Set([this.seedAt, m.logits, ...(this.o.read ?? [])])) this.readBack(t, 'value', this.buf(t), this.size(t));
-    this.passes.forEach((p, k) => { for (const t of p.grads) this.readBack(t, 'grad', this.gradBuf(t, k), this.size(t), k); });
-    if (this.refs.size) this.readBack(this.seedAt, 'ref', this.buf(this.seedAt, true), this.size(this.seedAt));
-    await this.resolve();
+  /** A dispatch with its own uniform buffer and bind group, made once: Params by field name, buffers by WGSL binding
+   *  name; a binding not named gets this plan's placeholder for that index (never read by the entry point). For
+   *  epilogues (the CAM kernels) that run after the planned dispatches. */
+  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, threads: number): Step {
+    return this.makeStep(f, entry, consts, label, params, bind, grid(threads, FAMILIES[f].wg, this.model.limits.maxDim));
   }
 
-  /** Winograd's transformed input and GEMM output (one pair for every Winograd conv: they run one after another),
-   *  and the zero bias its GEMM reads. */
-  private allocateWinograd(needs: Set<string>[]) {
-    let v = 0, mm = 0, kp = 0;
-    const convs = this.g.nodes.filter((n) => n.op.kind === 'conv');
-    const back = convs.filter((n) => needs.some((s) => s.has(n.inputs[0]))).map((n) => this.model.transposed(n)).filter((t) => t !== null);
-    for (const n of [...convs, ...back]) {
-      if (n.op.kind !== 'conv') continue;
-      const k = this.convKernels(n);
-      if (!k.wino) continue;
-      const [C] = this.g.tensors.get(n.inputs[0])!.shape, K = n.op.cout, T4 = this.winogradChunk(n, k.wino), E = (k.wino.m + 2) ** 2;
-      v = Math.max(v, this.batch * E * C * T4 * 4); mm = Math.max(mm, this.batch * E * K * T4 * 4); kp = Math.max(kp, convKP(K) * 4);
-    }
-    if (v) this.winoScratch = [this.alloc('winograd.V', v), this.alloc('winograd.M', mm)], this.winoZero = this.alloc('winograd.zero-bias', kp);
-  }
-
-  /**
-   * Activation buffers. A plan with a backward pass keeps every activation (the backward reads them). A forward-only
-   * plan reuses buffers by lifetime: a tensor's buffer returns to a pool after the last node that reads it, and a
-   * node's output takes the smallest pooled buffer that is large enough (the input, the read-back tensors and the
-   * logits are never released), so peak memory is a few activations instead of all of them.
-   */
-  private allocateActivations(units: Unit[]) {
-    const g = this.g, inner = new Set(units.flatMap((u) => u.nodes.slice(0, -1).map((n) => this.root(n.output))));
-    const roots = [...g.tensors].filter(([n, t]) => !t.data && this.root(n) === n && !inner.has(n)).map(([n]) => n);
-    if (this.passes.length) { for (const r of roots) this.bufs.set(r, this.alloc(r, this.size(r))); return; }
-    const keep = new Set([g.input, this.seedAt, this.model.logits, ...(this.o.read ?? [])].map((t) => this.root(t)));
-    const last = new Map<string, number>();
-    units.forEach((u, i) => { for (const t of u.inputs) if (!isConst(g, t)) last.set(this.root(t), i); });
-    const pool: GPUBuffer[] = [];
-    const take = (r: string) => {
-      if (keep.has(r)) return this.alloc(r, this.size(r));
-      const need = this.size(r), i = pool.reduce((b, x, j) => (x.size >= need && (b < 0 || x.size < pool[b].size) ? j : b), -1);
-      return i >= 0 ? pool.splice(i, 1)[0] : this.alloc(`activation[${this.bufs.size}]`, need);
+  private makeStep(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, groups: [number, number]): Step {
+    const gpu = this.model.gpu;
+    const u = this.mem.uniform(`${label}.params`, f, params);
+    const fill = (b: Binding) => {
+      const planned = this.desc.placeholders.get(b.index);
+      if (planned) return this.gpuOf(planned);
+      let p = this.placeholders.get(b.index);
+      if (!p) { p = this.alloc(`placeholder[${b.index}]`, 16); this.placeholders.set(b.index, p); }
+      return p;
     };
-    this.bufs.set(g.input, this.alloc(g.input, this.size(g.input)));
-    units.forEach((u, i) => {
-      const r = this.root(u.output);
-      if (!this.bufs.has(r)) this.bufs.set(r, take(r));
-      for (const t of new Set(u.inputs.map((x) => this.root(x)))) if (last.get(t) === i && !keep.has(t) && this.bufs.has(t)) pool.push(this.bufs.get(t)!);
-    });
+    return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, u, bind, fill), groups };
   }
 
-  /**
-   * The forward pass as dispatch units, in order. A conv fuses with the residual add (y = conv + r, r of the same
-   * shape) and/or the relu / clip / leaky relu that alone read its output, when no one else needs the tensors in
-   * between: they are not read back, not the seed, not on a backward pass's path or read by its nodes, and not
-   * used by a DeepLIFT reference pass. The unit runs where its last node was (the residual is ready by then).
-   */
-  private units(needs: Set<string>[]): Unit[] {
-    const g = this.g, cons = consumers(g), keep = new Set<string>();
-    const hold = (t: string) => keep.add(this.root(t));
-    [g.input, this.seedAt, this.model.logits, ...(this.o.read ?? [])].forEach(hold);
-    this.passes.forEach((pass, k) => {
-      const used = new Set(needs[k]);
-      if (pass.mode === 'deeplift') for (const t of this.downstream(pass.reference === 'input' ? g.input : pass.reference.zeroAt)) used.add(t);
-      for (const n of g.nodes) if (used.has(n.output)) { hold(n.output); n.inputs.forEach(hold); }
-    });
-    const sole = (t: string) => { const c = cons.get(t) ?? []; return c.length === 1 && !keep.has(this.root(t)) ? c[0] : undefined; };
-    const same = (a: string, b: string) => fmt(g.tensors.get(a)!.shape) === fmt(g.tensors.get(b)!.shape);
-    const groups = new Map<Node, Node[]>(), inner = new Set<Node>();
-    for (const c of g.nodes) {
-      if (c.op.kind !== 'conv') continue;
-      const group = [c]; let next = sole(c.output);
-      if (next && (inner.has(next) || groups.has(next))) continue; // claimed by the conv on the add's other side
-      if (next?.op.kind === 'add' && next.inputs[0] !== next.inputs[1]) {
-        const r = next.inputs.find((i) => i !== c.output)!;
-        if (!isConst(g, r) && same(r, c.output)) { group.push(next); next = sole(next.output); }
-      }
-      if (next && opDef(next.op).convEpilogue?.(next.op) !== undefined) group.push(next);
-      if (group.length === 1) continue;
-      groups.set(group.at(-1)!, group); group.slice(0, -1).forEach((n) => inner.add(n));
-    }
-    const units: Unit[] = [];
-    for (const n of g.nodes) {
-      if (inner.has(n)) continue;
-      const nodes = groups.get(n) ?? [n], made = new Set(nodes.map((m) => m.output));
-      units.push({ nodes, inputs: [...new Set(nodes.flatMap((m) => m.inputs))].filter((t) => !made.has(t)), output: n.output });
-    }
-    return units;
-  }
-
-  /** Tensors computed from `start` (itself included). */
-  private downstream(start: string): Set<string> {
-    const down = new Set([start]);
-    for (const n of this.g.nodes) if (n.inputs.some((i) => down.has(i))) down.add(n.output);
-    return down;
-  }
-
-  private readBack(name: string, kind: Plan['reads'][number]['kind'], src: GPUBuffer, bytes: number, pass = 0, perRow = true) {
-    this.reads.push({ name, kind, pass, src, bytes, perRow, stage: this.alloc(`${name}.${kind}${pass}.read`, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST) });
-  }
-
-  /** Pipelines were compiled at load; this only awaits the cached promises. */
+  /** Awaits the pipelines of every step (gpu.pipeline compiles each once, concurrently, on first use). */
   private async resolve() {
-    for (const s of [this.seedStep, ...this.forward, ...this.refForward, ...this.backward, ...this.post]) if (s) s.pipeline = await s.pipe;
+    const all = [this.seedStep, ...this.forward, ...this.refForward, ...this.backward, ...this.post].filter((s) => s !== null);
+    const pipes = await Promise.all(all.map((s) => s.pipe));
+    all.forEach((s, i) => { s.pipeline = pipes[i]; });
   }
 
   /** Appends dispatches that run after the backward passes in the same submit (the CAM epilogue), and their
@@ -510,94 +327,9 @@ export class Plan implements Enc {
   async epilogue(steps: Step[], reads: { name: string; src: GPUBuffer; bytes: number; perRow?: boolean }[]) {
     this.post.push(...steps);
     this.counts.epilogue = this.post.length;
-    for (const r of reads) this.readBack(r.name, 'extra', r.src, r.bytes, 0, r.perRow ?? true);
+    for (const r of reads) this.reads.push({ name: r.name, kind: 'extra', pass: 0, src: r.src, bytes: r.bytes, perRow: r.perRow ?? true,
+      stage: this.alloc(`${r.name}.extra0.read`, r.bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST) });
     await this.resolve();
-  }
-
-  /** Non-constant tensors that lie between a requested gradient target and the seed. */
-  private gradientPath(targets: string[]): Set<string> {
-    const g = this.g, prod = producers(g), cons = consumers(g);
-    const up = new Set<string>(), stack = [this.seedAt];
-    while (stack.length) { const t = stack.pop()!; if (up.has(t) || isConst(g, t)) continue; up.add(t); const p = prod.get(t); if (p) stack.push(...p.inputs); }
-    const need = new Set<string>(), q = [...targets];
-    for (const t of targets) if (!up.has(t)) throw new ModelError(`gradient target '${t}' does not lead to the seed tensor '${this.seedAt}'`);
-    while (q.length) { const t = q.pop()!; if (need.has(t) || !up.has(t)) continue; need.add(t); for (const n of cons.get(t) ?? []) q.push(n.output); }
-    return need;
-  }
-
-  /** DeepLIFT reference pass: the whole net on a reference input, or the nodes after a tensor set to zero. */
-  private buildReference(need: Set<string>, ref: 'input' | { zeroAt: string }) {
-    const g = this.g;
-    const start = ref === 'input' ? g.input : ref.zeroAt;
-    this.known(start, 'DeepLIFT reference tensor');
-    const down = this.downstream(start);
-    if (!need.has(start) && start !== g.input) throw new ModelError(`DeepLIFT reference '${start}' is not on the path from the gradient targets to '${this.seedAt}'`);
-    for (const t of down) { const r = this.root(t); if (!this.refs.has(r)) this.refs.set(r, this.alloc(`ref:${r}`, this.size(r))); }
-    if (ref !== 'input') this.zero = this.root(start); else this.refInputNeeded = true;
-    for (const n of g.nodes) if (down.has(n.output) && n.output !== start) this.refForward.push(...this.encodeForward(n, true));
-    this.counts.reference = this.refForward.length;
-  }
-
-  /** A dispatch with its own uniform buffer and bind group, made once: Params by field name, buffers by WGSL binding
-   *  name; a binding not named gets this plan's placeholder for that index (never read by the entry point). */
-  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, threads: number): Step {
-    const gpu = this.model.gpu;
-    const u = this.mem.uniform(`${label}.params`, f, params);
-    const fill = (b: Binding) => {
-      let p = this.placeholders.get(b.index);
-      if (!p) { p = this.alloc(`placeholder[${b.index}]`, 16); this.placeholders.set(b.index, p); }
-      return p;
-    };
-    return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, u, bind, fill), groups: grid(threads, FAMILIES[f].wg, this.model.limits.maxDim) };
-  }
-
-  weights(n: Node): Weights { return this.model.weightsOf(n); }
-
-  /** The conv record's view of this plan (ops/conv.ts ConvEnc). */
-  readonly conv: ConvEnc = {
-    kernels: (n) => this.convKernels(n),
-    chunk: (n, w) => this.winogradChunk(n, w),
-    scratch: () => ({ V: this.winoScratch![0], M: this.winoScratch![1], zero: this.winoZero! }),
-    winogradWeights: (n, m) => this.model.winogradWeights(n, m),
-    transposed: (n) => this.model.transposed(n),
-  };
-
-  /** A fused unit: the conv's kernel with the residual and activation in its epilogue, writing the unit's output. */
-  private encodeFused(u: Unit): Step[] {
-    const [c, ...rest] = u.nodes;
-    if (c.op.kind !== 'conv') throw new Error(`internal: fused unit starts with '${c.name}', not a conv`);
-    const add = rest.find((n) => n.op.kind === 'add'), a = rest.find((n) => n.op.kind === 'act')?.op;
-    const act = a?.kind === 'act' ? { id: OPS.act.convEpilogue!(a)!, alpha: a.alpha, beta: a.beta } : undefined;
-    const res = add?.inputs.find((i) => i !== c.output);
-    return convForward(this, c, u.nodes.map((n) => n.name).join('+'), this.buf(c.inputs[0]), res ? this.buf(res) : null, this.buf(u.output), act);
-  }
-
-  /** Winograd tiles per dispatch (a multiple of 16): as many as keep its scratch, N x (m+2)^2 x max(C, K) floats a
-   *  tile, within LoadOptions.winogradScratch and one binding; 0 when not even 16 fit (the layer then runs a direct kernel). */
-  winogradChunk(n: Node, w: { m: number; T: number }): number {
-    const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape, tiles = w.T;
-    const perTile = this.batch * (w.m + 2) ** 2 * Math.max(C, K) * 4, fit = Math.floor(Math.min(this.model.winogradScratch, this.model.limits.binding) / perTile / 16) * 16;
-    return Math.min(fit, Math.ceil(tiles / 16) * 16);
-  }
-
-  /** The model's kernels for a conv, but the direct kernel where not even 16 Winograd tiles fit the scratch at this
-   *  batch, and in plans with a DeepLIFT pass from a reference input: its rescale rule divides by the difference of
-   *  two forward passes, which amplifies Winograd's larger rounding (F(4x4): 2.7e-6 of the max vs 2.6e-7 direct) and
-   *  broke summation-to-delta on the vgg fixture (2.5e-4 vs 1.3e-4). */
-  convKernels(n: Node): ConvKernels {
-    const k = this.model.convKernels(n);
-    if (!k.wino) return k;
-    const exact = this.passes.some((p) => p.mode === 'deeplift' && p.reference === 'input');
-    return !exact && this.winogradChunk(n, k.wino) >= 16 ? k : convKernels(this.g, n, { TK: k.forwardConsts.TK, TP: k.forwardConsts.TP });
-  }
-
-  private encodeForward(n: Node, ref: boolean): Step[] { return opDef(n.op).forward(this, n, n.op, ref); }
-
-  /** A max-pool's argmax buffer, per output tensor and pass. */
-  argmax(t: string, ref: boolean): GPUBuffer {
-    const key = (ref ? 'ref:' : '') + t;
-    if (!this.idx.has(key)) this.idx.set(key, this.alloc(`${key}.argmax`, this.size(t)));
-    return this.idx.get(key)!;
   }
 
   /** Runs forward (and backward) for x (k <= batch images, NCHW, normalised); one submit, one read-back. */
@@ -613,14 +345,14 @@ export class Plan implements Enc {
     const inShape = g.tensors.get(g.input)!.shape, per = numel(inShape), k = x.length / per;
     if (!Number.isInteger(k) || k < 1 || k > this.batch)
       throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(inShape)}`);
-    dev.queue.writeBuffer(this.bufs.get(g.input)!, 0, own(x));
+    dev.queue.writeBuffer(this.buf(g.input), 0, own(x));
     const F = numel(g.tensors.get(this.seedAt)!.shape);
     if (this.passes.length) {
       if (o.classes) {
         if (o.classes.length !== k) throw new ModelError(`classes has ${o.classes.length} entries for ${k} images`);
         for (const c of o.classes) if (c >= F || c < -F) throw new ModelError(`class ${c >= 0 ? c : `rank ${-c}`} is out of range for ${F} classes`);
         const cls = new Int32Array(this.batch); cls.set(o.classes);
-        dev.queue.writeBuffer(this.classBuf, 0, cls);
+        dev.queue.writeBuffer(this.gpuOf(this.desc.classes!), 0, cls);
       } else {
         const seed = o.seed ?? new Float32Array(F * k).fill(1);
         if (seed.length !== F * k && seed.length !== F * this.batch)
@@ -629,22 +361,24 @@ export class Plan implements Enc {
         dev.queue.writeBuffer(this.gradBuf(this.seedAt, 0), 0, full);
       }
     }
-    if (this.refInputNeeded) {
+    if (this.desc.refInputNeeded) {
       if (!o.refInput || o.refInput.length !== x.length) throw new ModelError(`DeepLIFT with a reference input needs refInput with ${x.length} values`);
-      dev.queue.writeBuffer(this.refs.get(g.input)!, 0, own(o.refInput));
+      dev.queue.writeBuffer(this.buf(g.input, true), 0, own(o.refInput));
     }
     const enc = dev.createCommandEncoder({ label: 'camgpu.run' });
-    if (this.zero) enc.clearBuffer(this.refs.get(this.zero)!);
+    if (this.desc.zero) enc.clearBuffer(this.gpuOf(this.desc.zero));
     const phases = [[...this.forward, ...this.refForward, ...(o.classes && this.seedStep ? [this.seedStep] : [])], [...this.backward, ...this.post]];
     const timer = o.profile ? this.timer(phases.flat().length) : null;
+    const trace: RunResult['trace'] = o.trace ? [] : undefined;
     phases.forEach((steps, i) => {
-      if (i === 1) for (let p = 1; p < this.passes.length; p++) enc.copyBufferToBuffer(this.gradBuf(this.seedAt, 0), 0, this.gradBuf(this.seedAt, p), 0, this.size(this.seedAt));
+      if (i === 1) for (let p = 1; p < this.passes.length; p++) enc.copyBufferToBuffer(this.gradBuf(this.seedAt, 0), 0, this.gradBuf(this.seedAt, p), 0, this.desc.size(this.seedAt));
       const label = i === 0 ? 'camgpu.forward' : 'camgpu.backward';
       let pass = timer ? null : enc.beginComputePass({ label });
       for (const s of steps) {
         // profiling: one pass per dispatch, timestamps written at its start and end
         if (timer) pass = enc.beginComputePass({ label, timestampWrites: { querySet: timer.set, beginningOfPassWriteIndex: timer.n, endOfPassWriteIndex: timer.n + 1 } });
         pass!.setPipeline(s.pipeline!); pass!.setBindGroup(0, s.bind); pass!.dispatchWorkgroups(s.groups[0], s.groups[1]);
+        trace?.push({ label: s.bind.label, pipeline: s.pipeline!.label, groups: s.groups });
         if (timer) { pass!.end(); timer.n += 2; timer.labels.push([s.bind.label, i === 0 ? 'forward' : 'backward']); }
       }
       if (!timer) pass!.end();
@@ -678,6 +412,7 @@ export class Plan implements Enc {
     res.grads = res.passes[0] ?? new Map();
     res.logits = res.values.get(m.logits)!;
     res.profile = profile;
+    res.trace = trace;
     return res;
   }
 
@@ -727,13 +462,3 @@ export class Plan implements Enc {
 
 /** A copy when the data lives in shared memory (Dawn's writeBuffer rejects wasm/shared buffers). */
 const own = (a: Float32Array): Float32Array<ArrayBuffer> => (a.buffer instanceof ArrayBuffer ? a as Float32Array<ArrayBuffer> : a.slice());
-
-/** 4-D activations with spatial size > 1 that lie on the path to the logits: the candidate CAM target layers. */
-export function candidates(g: Graph): string[] {
-  const prod = producers(g), up = new Set<string>(), stack = [logitsOf(g)];
-  while (stack.length) { const t = stack.pop()!; if (up.has(t)) continue; up.add(t); const p = prod.get(t); if (p) stack.push(...p.inputs); }
-  return g.nodes.map((n) => n.output).filter((t) => {
-    const s = g.tensors.get(t)!.shape;
-    return up.has(t) && s.length === 3 && s[1] * s[2] > 1;
-  });
-}

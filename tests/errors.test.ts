@@ -170,6 +170,13 @@ imp('strict Conv attributes: bias length, dilations/strides >= 1 and of length 2
   assert.equal(importOnnx(oneConv({ kernel_shape: [3, 3] })).tensors.get('y')!.shape, [4, 6, 6], 'the control imports');
 });
 
+imp('a tensor past 2^28 values per sample is refused at import, by node and shape (fuzz: a mutated pad of 8e7)', () => {
+  // pads 82733805 on W: W_out = 8 + 2*82733805 - 2 = 165467616, 4 * 6 * 165467616 = 3.97e9 values per sample
+  throwsWith(() => importOnnx(oneConv({ pads: [0, 82733805, 0, 82733805] })), ModelError, "node 'conv0' (Conv): output 'y' would have shape (N,4,6,165467616)", 'the limit is 268435456');
+  // just under the limit imports: 4 * 6 * W_out = 2^28 - 16 -> W_out = 11184810 (pad 5592402)
+  assert.equal(importOnnx(oneConv({ pads: [0, 5592402, 0, 5592402] })).tensors.get('y')!.shape, [4, 6, 11184810]);
+});
+
 const vggBytes = () => new Uint8Array(readFileSync('tests/fixtures/vgg/model.onnx'));
 
 imp('truncated file: vgg fixture cut to half its bytes -> truncated protobuf', () => {

@@ -64,7 +64,9 @@ export function cliCase(args: string[], limitMs = 30_000, maxBytes = 2 * 2 ** 30
       if (killed) return r(killed, `${killed === 'hang' ? `over ${limitMs} ms` : `over ${maxBytes} bytes`}`);
       if (signal) return r('internal', `killed by ${signal}`);
       if (code === 0) return r('ok', 'exit 0');
-      const one = lines.length === 1 && lines[0].startsWith('camgpu: ') && !/internal error|undefined|NaN\b|Cannot read prop|Invalid typed array|ENOENT|\bat .*\.(js|ts):\d+/.test(lines[0]);
+      // the user's own argument quoted back ("got 'NaN'") is not engine text: drop quoted arguments before the check
+      const said = lines.length ? args.reduce((t, a) => (a ? t.split(`'${a}'`).join("'<arg>'") : t), lines[0]) : '';
+      const one = lines.length === 1 && said.startsWith('camgpu: ') && !/internal error|undefined|NaN\b|Cannot read prop|Invalid typed array|ENOENT|\bat .*\.(js|ts):\d+/.test(said);
       return r(one && (code === 1 || code === 2) ? 'clean' : 'internal', `exit ${code}: ${lines.join(' | ').slice(0, 300)}`);
     });
   });

@@ -5,7 +5,7 @@ import { ModelError, Node, Shape, numel } from '../graph.js';
 import type { Importer } from '../import.js';
 import type { OnnxNode } from '../onnx.js';
 import { ACTS, ActFn } from './acts.js';
-import { Enc, MODE_ID, OnnxImport, OpDef, PipeSpec } from './types.js';
+import { Buf, Enc, MODE_ID, OnnxImport, OpDef } from './types.js';
 
 export type { ActFn } from './acts.js';
 /**
@@ -25,7 +25,7 @@ const consts = (op: ActOp) => ({ FN: ACTS[op.fn].id, PER: op.alphas ? 1 : 0 });
 function actArgs(e: Enc, n: Node, op: ActOp) {
   const E = e.batch * numel(e.g.tensors.get(n.inputs[0])!.shape);
   const params = { E, alpha: op.alpha, beta: op.beta, C: op.alphas?.length ?? 0, HW: op.inner ?? 0 };
-  const alphas: Record<string, GPUBuffer> = op.alphas ? { alphas: e.weights(n).w[0] } : {};
+  const alphas: Record<string, Buf> = op.alphas ? { alphas: e.weights(n).w[0] } : {};
   return { E, params, alphas };
 }
 
@@ -34,10 +34,6 @@ export const act: OpDef<ActOp> = {
   reference: 'actF, actD',
   shape: (_n, op, [x], bad) => (!op.alphas || numel(x) % (op.alphas.length * op.inner!) === 0 ? x.slice()
     : bad(`${op.alphas.length} values of alpha (stride ${op.inner}) do not tile the input`)),
-  pipelines(_m, _n, op) {
-    const c = consts(op);
-    return [['act', 'act_forward', c], ...[0, 1, 2].map((MODE): PipeSpec => ['act', 'act_backward', { ...c, MODE }])];
-  },
   upload: (u, n, op) => ({ w: op.alphas ? [u.buffer(`${n.name}.alphas`, op.alphas)] : [], b: [], rows: [] }), // PRelu's slope, Pow's exponents
   // y (E) = f(x (E))
   forward(e, n, op, ref) {
@@ -59,7 +55,6 @@ export const affine: OpDef<AffineOp> = {
   kind: 'affine',
   reference: 'nodeForward/nodeBackward case affine',
   shape: (_n, op, [x], bad) => (x.length >= 1 && x[0] === op.scale.length ? x.slice() : bad(`${op.scale.length} channels on input of ${x[0]}`)),
-  pipelines: () => [['act', 'affine_forward', {}], ['act', 'affine_backward', {}]],
   upload: (u, n, op) => ({ w: [u.buffer(`${n.name}.scale`, op.scale)], b: [u.buffer(`${n.name}.shift`, op.shift)], rows: [] }),
   // y (N,C,...) = x * scale[c] + shift[c]
   forward(e, n, _op, ref) {

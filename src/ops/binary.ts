@@ -57,8 +57,6 @@ const binaryDef = (kind: Kind): OpDef<BinaryOp> => ({
   kind,
   reference: 'nodeForward/nodeBackward case binary',
   shape: (_n, _op, [a, b], bad) => broadcast(a, b) ?? bad('shapes do not broadcast'),
-  pipelines: () => [['binary', 'binary_forward', { OP: OP_ID[kind] }],
-    ...[0, 2].flatMap((MODE) => [0, 1].map((WRT): ['binary', string, Record<string, number>] => ['binary', 'binary_backward', { OP: OP_ID[kind], MODE, WRT }]))],
   // y (o) = g(a[o . sa], b[o . sb]) over the coalesced view
   forward(e, n, _op, ref) {
     const [a, b] = n.inputs, { o, sa, sb } = view(e.g, e.batch, n);

@@ -3,7 +3,7 @@
 // Reference: tests/ref.ts convForward / convBackward (convMacs).
 import { Node, Shape, numel, windowOut } from '../graph.js';
 import { ConvKernels, convKP } from '../conv.js';
-import type { Enc, OnnxImport, OpDef, Step } from './types.js';
+import type { Buf, Enc, OnnxImport, OpDef, Dispatch } from './types.js';
 
 /** Convolution: w (cout, cin/group, kh, kw), b (cout); pads [top, left, bottom, right]. */
 export interface ConvOp { kind: 'conv'; w: Float32Array; b: Float32Array; cout: number; kh: number; kw: number;
@@ -17,8 +17,8 @@ export interface ConvEnc {
   /** Winograd tiles per dispatch at this batch (a multiple of 16). */
   chunk(n: Node, w: { m: number; T: number }): number;
   /** Winograd's transformed input V, GEMM output M and the zero bias its GEMMs read. */
-  scratch(): { V: GPUBuffer; M: GPUBuffer; zero: GPUBuffer };
-  winogradWeights(n: Node, m: 2 | 4): GPUBuffer;
+  scratch(): { V: Buf; M: Buf; zero: Buf };
+  winogradWeights(n: Node, m: 2 | 4): Buf;
   /** The backward to n's input as a forward conv node (weights uploaded), or null. */
   transposed(n: Node): Node | null;
 }
@@ -36,12 +36,12 @@ const gemmOp = (K: number): ConvOp => ({ kind: 'conv', w: new Float32Array(0), b
 
 /** A conv's forward dispatches, X (N,C,H,W) -> Y (N,K,OH,OW) [+ R, act]: one conv2d kernel, or Winograd's three per
  *  chunk of tiles (input transform, the (m+2)^2 GEMMs, output transform). Fused units call it too. */
-export function convForward(e: Enc, n: Node, L: string, X: GPUBuffer, R: GPUBuffer | null, Y: GPUBuffer, act?: ConvAct, acc = 0): Step[] {
+export function convForward(e: Enc, n: Node, L: string, X: Buf, R: Buf | null, Y: Buf, act?: ConvAct, acc = 0): Dispatch[] {
   const op = n.op as ConvOp, N = e.batch, k = e.conv.kernels(n), w = e.weights(n);
   const xs = e.g.tensors.get(n.inputs[0])!.shape, ys = e.g.tensors.get(n.output)!.shape, [C] = xs, [K] = ys;
-  const r: Record<string, GPUBuffer> = R ? { r: R } : {};
+  const r: Record<string, Buf> = R ? { r: R } : {};
   if (!k.wino) return [e.step('conv2d', k.forward, k.forwardConsts, L, params(op, xs, ys, N, acc, act, !!R), { x: X, w: w.w[0], b: w.b[0], ...r, y: Y }, N * k.forwardThreads)];
-  const { m, TW } = k.wino, E = (m + 2) ** 2, { TK, TP } = k.forwardConsts, { V, M, zero } = e.conv.scratch(), chunk = e.conv.chunk(n, k.wino), steps: Step[] = [];
+  const { m, TW } = k.wino, E = (m + 2) ** 2, { TK, TP } = k.forwardConsts, { V, M, zero } = e.conv.scratch(), chunk = e.conv.chunk(n, k.wino), steps: Dispatch[] = [];
   for (let t0 = 0; t0 < k.wino.T; t0 += chunk) { // the image's m x m tiles, a chunk at a time through the scratch
     const T = Math.min(chunk, k.wino.T - t0), T4 = Math.ceil(T / 16) * 16, j = steps.length;
     const wp = params(op, xs, ys, N, acc, act, !!R, { TW, T, T4, t0 });
@@ -68,13 +68,6 @@ export const conv: OpDef<ConvOp> = {
     return [op.cout, oh, ow];
   },
   macs: (op, out) => numel(out) * (op.w.length / op.cout),
-  pipelines(m, n) {
-    const k = m.convKernels(n);
-    const forward: [string, Record<string, number>][] = k.wino
-      ? [[`${k.forward}_input`, {}], ['conv2d_forward_1x1', k.forwardConsts], [`${k.forward}_output`, {}]]
-      : [[k.forward, k.forwardConsts]];
-    return [...forward, [k.backward, {}] as [string, Record<string, number>]].map(([entry, c]) => ['conv2d', entry, c]);
-  },
   /** w (K, C/G, KH, KW) -> (C/G, KH, KW, KP): output channels side by side for vec4 loads, zero-padded to KP; b zero-padded. */
   upload(u, n, op) {
     const per = op.w.length / op.cout, KP = convKP(op.cout), wt = new Float32Array(per * KP);

@@ -36,7 +36,6 @@ export const convtranspose: OpDef<ConvTransposeOp> = {
   },
   // every input element meets cout/group x kh x kw weights once (x per output: divide by the strides' area)
   macs: (op, out) => Math.round(numel(out) * (op.w.length / op.cout) / (op.stride[0] * op.stride[1])),
-  pipelines: () => [['convtranspose', 'convtranspose_forward', {}], ['convtranspose', 'convtranspose_backward', {}]],
   upload: (u, n, op) => ({ w: [u.buffer(`${n.name}.w`, op.w)], b: [u.buffer(`${n.name}.b`, op.b)], rows: [] }),
   // y (N,K,OH,OW) = b[k] + sum over c in k's group and taps (i, j) with oh = ih s - pt + i d of x[n,c,ih,iw] w[c,k',i,j]
   forward(e, n, op, ref) {

@@ -10,7 +10,7 @@
 import { BATCH, Node, Shape, numel } from '../graph.js';
 import type { Importer } from '../import.js';
 import type { OnnxNode } from '../onnx.js';
-import type { Enc, OnnxImport, OpDef } from './types.js';
+import type { Buf, Enc, OnnxImport, OpDef } from './types.js';
 
 /** y axis d = x axis perm[d]. */
 export interface TransposeOp { kind: 'transpose'; perm: number[] }
@@ -91,7 +91,6 @@ const layoutDef = <O extends LayoutOp>(kind: O['kind']): OpDef<O> => ({
     const s = outShape(op, x);
     return typeof s === 'string' ? bad(s) : s;
   },
-  pipelines: (_m, _n, op) => [['layout', 'layout_forward', { MAP: mapOf(op) }], ['layout', 'layout_backward', { MAP: mapOf(op) }]],
   upload: kind === 'gather'
     ? (u, n, op) => ({ w: [u.buffer(`${n.name}.indices`, new Float32Array(Uint32Array.from((op as GatherOp).indices).buffer))], b: [], rows: [] }) // u32 bits
     : undefined,
@@ -113,7 +112,7 @@ const layoutDef = <O extends LayoutOp>(kind: O['kind']): OpDef<O> => ({
 
 /** The node's view at this plan, and its gather indices' buffer. */
 function encoding(e: Enc, n: Node, op: LayoutOp) {
-  const idx: Record<string, GPUBuffer> = op.kind === 'gather' ? { idx: e.weights(n).w[0] } : {};
+  const idx: Record<string, Buf> = op.kind === 'gather' ? { idx: e.weights(n).w[0] } : {};
   return { ...view(op, e.g.tensors.get(n.inputs[0])!.shape, e.g.tensors.get(n.output)!.shape), idx };
 }
 

@@ -6,7 +6,7 @@
 import { type Node, numel } from '../graph.js';
 import type { Importer } from '../import.js';
 import type { OnnxNode } from '../onnx.js';
-import type { Enc, OnnxImport, OpDef } from './types.js';
+import type { Buf, Enc, OnnxImport, OpDef } from './types.js';
 
 /** y = x w^T + b over the last axis of x: w (out, in), b (out). */
 export interface LinearOp { kind: 'linear'; w: Float32Array; b: Float32Array; out: number; in: number }
@@ -22,10 +22,9 @@ export const linear: OpDef<LinearOp> = {
   shape: (_n, op, [x], bad) => (x.length >= 1 && x[x.length - 1] === op.in ? [...x.slice(0, -1), op.out]
     : bad(`expects a (N,${op.in}) input, or (N, ..., ${op.in}) (over its last axis)`)),
   macs: (op, out) => numel(out) * op.in,
-  pipelines: (_m, _n, op) => { const k = kernels(op.in); return [['linear', k.forward, {}], ['linear', k.backward, {}]]; },
   upload(u, n, op) {
     const rowsPer = Math.max(1, Math.floor(u.binding / (op.in * 4)));
-    const w: GPUBuffer[] = [], b: GPUBuffer[] = [], rows: number[] = [];
+    const w: Buf[] = [], b: Buf[] = [], rows: number[] = [];
     for (let o0 = 0; o0 < op.out; o0 += rowsPer) {
       const oc = Math.min(rowsPer, op.out - o0), c = w.length;
       w.push(u.buffer(`${n.name}.w[${c}]`, op.w.subarray(o0 * op.in, (o0 + oc) * op.in)));

@@ -47,7 +47,6 @@ export const matmul: OpDef<MatmulOp> = {
     const s = outShape(a, b);
     return typeof s === 'string' ? bad(s) : s;
   },
-  pipelines: () => [['matmul', 'matmul_forward', {}], ...[0, 2].flatMap((MODE) => [0, 1].map((WRT): ['matmul', string, Record<string, number>] => ['matmul', 'matmul_backward', { MODE, WRT }]))],
   // y (N, ..., M, P) = a b
   forward(e, n, _op, ref) {
     const [A, B] = n.inputs, p = params(e, n);

@@ -21,8 +21,6 @@ export interface NormOp { kind: 'norm'; axis: number; eps: number; scale: Float3
  *  [axis, rank); from 13 end = axis + 1). */
 export interface SoftmaxOp { kind: 'softmax'; axis: number; end: number; log: boolean }
 
-const MODES = [0, 2];
-
 export const norm: OpDef<NormOp> = {
   kind: 'norm',
   reference: 'normForward, normBackward',
@@ -32,7 +30,6 @@ export const norm: OpDef<NormOp> = {
     if (op.bias.length !== L || !(op.stride >= 1) || numel(x) % (L * op.stride) !== 0) bad(`${L} scale values of stride ${op.stride} do not tile the input`);
     return x.slice();
   },
-  pipelines: () => [['norm', 'norm_forward', {}], ...MODES.map((MODE): ['norm', string, Record<string, number>] => ['norm', 'norm_backward', { MODE }])],
   upload: (u, n, op) => ({ w: [u.buffer(`${n.name}.scale`, op.scale)], b: [u.buffer(`${n.name}.bias`, op.bias)], rows: [] }),
   // y (N, G, M) row-wise from x (N, G, M): G rows of M elements per sample
   forward(e, n, op, ref) {
@@ -67,10 +64,6 @@ export const softmax: OpDef<SoftmaxOp> = {
   shape(_n, op, [x], bad) {
     if (!(op.axis >= 0 && op.axis < op.end && op.end <= x.length)) bad(`axes [${op.axis}, ${op.end}) outside per-sample rank ${x.length}`);
     return x.slice();
-  },
-  pipelines: (_m, _n, op) => {
-    const LOG = op.log ? 1 : 0;
-    return [['softmax', 'softmax_forward', { LOG }], ...MODES.map((MODE): ['softmax', string, Record<string, number>] => ['softmax', 'softmax_backward', { LOG, MODE }])];
   },
   // y = softmax (log-softmax) of x along the rows
   forward(e, n, op, ref) {

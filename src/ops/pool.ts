@@ -1,7 +1,7 @@
 // Pooling: max (argmax saved by the forward), average (PyTorch's divisor rules) and global average: shaders/pool.wgsl.
 // Reference: tests/ref.ts poolWindows, argmaxes and nodeForward/nodeBackward cases maxpool, avgpool, gap.
 import { Node, Shape, numel, windowOut } from '../graph.js';
-import type { Enc, OnnxImport, OpDef } from './types.js';
+import type { Buf, Enc, OnnxImport, OpDef } from './types.js';
 import type { ParamValues } from '../reflect.js';
 
 export interface PoolOp { kind: 'maxpool' | 'avgpool'; kh: number; kw: number; stride: [number, number];
@@ -22,9 +22,6 @@ function poolDef<O extends PoolOp | GapOp>(kind: O['kind'], shape: OpDef<O>['sha
   return {
     kind, shape,
     reference: `poolWindows${max ? ', argmaxes' : ''}, nodeForward/nodeBackward case ${kind}`,
-    pipelines: () => (max
-      ? [['pool', 'maxpool_forward', {}], ['pool', 'maxpool_backward', { MODE: 0 }], ['pool', 'maxpool_backward', { MODE: 2 }]]
-      : [['pool', `${kind}_forward`, {}], ['pool', `${kind}_backward`, {}]]),
     // y (N,C,OH,OW) from x (N,C,H,W); max-pool writes its argmax (h*W+w) to oidx
     forward(e, n, op, ref) {
       const [xs, ys] = shapes(e, n);
@@ -36,7 +33,7 @@ function poolDef<O extends PoolOp | GapOp>(kind: O['kind'], shape: OpDef<O>['sha
       const x = n.inputs[0];
       if (!b.need.has(x)) return [];
       const [xs, ys] = shapes(e, n), dl = b.mode === 'deeplift';
-      const bind: Record<string, GPUBuffer> = max
+      const bind: Record<string, Buf> = max
         ? { x: e.buf(x), xr: dl ? e.buf(x, true) : e.buf(x), idx: e.argmax(n.output, false), idxr: e.argmax(n.output, dl), dy: b.dy, out: b.dx(x) }
         : { dy: b.dy, out: b.dx(x) };
       return [e.step('pool', `${kind}_backward`, max ? { MODE: dl ? 2 : 0 } : {}, b.label, params(op, xs, ys, e.batch, b.acc(x)), bind, e.batch * numel(xs))];

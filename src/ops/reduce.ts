@@ -7,7 +7,7 @@
 import { Node, Shape, fmt, numel } from '../graph.js';
 import type { Importer } from '../import.js';
 import type { OnnxNode } from '../onnx.js';
-import type { Enc, OnnxImport, OpDef } from './types.js';
+import type { Buf, Enc, OnnxImport, OpDef } from './types.js';
 
 export type ReduceFn = 'sum' | 'mean' | 'max' | 'min' | 'l2' | 'l1' | 'sumsquare';
 /** y = fn over the per-sample axes `axes` (sorted, distinct) of x; keep: those axes stay with size 1. max / min: the
@@ -58,13 +58,9 @@ export const reduce: OpDef<ReduceOp> = {
     const s = outShape(op, x);
     return typeof s === 'string' ? bad(s) : s;
   },
-  pipelines: (_m, _n, op) => {
-    const FN = FN_ID[op.fn], back = ARG(op.fn) ? 'reduce_backward_arg' : 'reduce_backward';
-    return [['reduce', 'reduce_forward', { FN }], ['reduce', back, { FN, MODE: 0 }], ['reduce', back, { FN, MODE: 2 }]];
-  },
   // y (N, kept) = fn over the reduced groups of x (N, xs); max / min also write their argmax (offset in the sample)
   forward(e, n, op, ref) {
-    const p = params(e, n, op), arg: Record<string, GPUBuffer> = ARG(op.fn) ? { oidx: e.argmax(n.output, ref) } : {};
+    const p = params(e, n, op), arg: Record<string, Buf> = ARG(op.fn) ? { oidx: e.argmax(n.output, ref) } : {};
     return [e.step('reduce', 'reduce_forward', { FN: FN_ID[op.fn] }, (ref ? 'ref:' : '') + n.name, p,
       { x: e.buf(n.inputs[0], ref), out: e.buf(n.output, ref), ...arg }, e.batch * p.YS)];
   },
@@ -73,7 +69,7 @@ export const reduce: OpDef<ReduceOp> = {
     const x = n.inputs[0];
     if (!b.need.has(x)) return [];
     const dl = b.mode === 'deeplift', p = params(e, n, op, b.acc(x)), arg = ARG(op.fn);
-    const bind: Record<string, GPUBuffer> = arg
+    const bind: Record<string, Buf> = arg
       ? { x: e.buf(x), xr: e.buf(x, dl), idx: e.argmax(n.output, false), idxr: e.argmax(n.output, dl), dy: b.dy, out: b.dx(x) }
       : { x: e.buf(x), xr: e.buf(x, dl), y: e.buf(n.output), yr: e.buf(n.output, dl), dy: b.dy, out: b.dx(x) };
     return [e.step('reduce', arg ? 'reduce_backward_arg' : 'reduce_backward', { FN: FN_ID[op.fn], MODE: dl ? 2 : 0 }, b.label, p, bind, e.batch * p.XS)];

@@ -101,7 +101,6 @@ export const resize: OpDef<ResizeOp> = {
     return r >= 3 ? [...x.slice(0, r - 2), ...op.outSize] : [...x.slice(0, r - 1), op.outSize[1]];
   },
   macs: (op, out) => numel(out) * (op.mode === 'nearest' ? 1 : op.mode === 'linear' ? 4 : 16),
-  pipelines: () => [['resize', 'resize_forward', {}], ['resize', 'resize_backward', {}]],
   upload(u, n, op) {
     const t = tables(op);
     return { w: [u.buffer(`${n.name}.taps_u32`, new Float32Array(t.u.buffer))], b: [u.buffer(`${n.name}.taps_f32`, t.f)], rows: [] };

@@ -17,7 +17,6 @@ export const concat: OpDef<ConcatOp> = {
     for (const s of ins) if (s.length !== x.length || s.some((d, i) => i !== a && d !== x[i])) bad(`inputs differ outside axis ${a}`);
     return x.map((d, i) => (i === a ? ins.reduce((t, s) => t + s[a], 0) : d));
   },
-  pipelines: () => [['copy', 'concat_forward', {}], ['copy', 'concat_backward', {}]],
   // y (N*O, sum R_k) gets x_k (N*O, R_k) at column offset Y0 = sum_{j<k} R_j: O blocks per sample (the axes before the
   // concat axis), R_k = x_k's size from the concat axis on; a constant (one for every sample, O = 1) has XS = 0
   forward(e, n, op, ref) {
@@ -46,7 +45,6 @@ export const alias: OpDef<AliasOp> = {
   kind: 'alias',
   reference: 'nodeForward case alias (a copy), nodeBackward (the gradient passes through)',
   shape: (_n, _op, [x]) => x.slice(), // the importer sets the new shape
-  pipelines: () => [],
   forward: () => [],
   backward: () => [],
 };

@@ -10,24 +10,39 @@ import type { Importer } from '../import.js';
 export type Mode = 'grad' | 'guided' | 'deeplift';
 export const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2 };
 
-/** One dispatch as the plan replays it. */
+/** A buffer as the planner names it (no GPU object): a model's (weights, constants; data uploaded once) or a plan's
+ *  (activations, gradients, scratch, read-backs). bytes as asked; the GPU buffer is rounded up to 16 (size). */
+export interface Buf {
+  id: number; owner: 'model' | 'plan'; label: string; bytes: number; size: number;
+  /** storage (read/write, copy source and target), read (a mapped read-back stage). */
+  usage: 'storage' | 'read';
+  /** Model buffers: the values to upload (dropped once uploaded). */
+  data?: Float32Array | Int32Array | Uint32Array;
+  /** Plan buffers: the first and last dispatch (index in the plan's order) that binds it; -1 when none does. */
+  first: number; last: number;
+}
+/** One planned dispatch: a pipeline (family, entry point, override constants), Params by field name, every binding
+ *  by its WGSL name, and the workgroup counts. */
+export interface Dispatch {
+  family: Family; entry: string; consts: Record<string, number>; label: string;
+  params: ParamValues; bind: Record<string, Buf>; groups: [number, number];
+}
+/** One dispatch as the executor replays it (src/model.ts Plan). */
 export interface Step { pipe: Promise<GPUComputePipeline>; pipeline?: GPUComputePipeline; bind: GPUBindGroup; groups: [number, number] }
-/** Weights of one node on the GPU; linear weights are split into row chunks that fit one storage binding. */
-export interface Weights { w: GPUBuffer[]; b: GPUBuffer[]; rows: number[] }
-/** A pipeline a graph may need: family, entry point, override constants. */
-export type PipeSpec = [Family, string, Record<string, number>];
+/** Weights of one node; linear weights are split into row chunks that fit one storage binding. */
+export interface Weights { w: Buf[]; b: Buf[]; rows: number[] }
 
-/** What a record's encoders get from the plan (src/model.ts Plan implements it). */
+/** What a record's encoders get from the planner (src/planner.ts PlanBuilder implements it). */
 export interface Enc {
   readonly batch: number;
   readonly g: Graph;
   /** Activation buffer of a tensor (a constant's buffer for constants), in the reference pass when ref. */
-  buf(t: string, ref?: boolean): GPUBuffer;
+  buf(t: string, ref?: boolean): Buf;
   /** A dispatch: Params by field name, buffers by WGSL binding name (unnamed bindings get placeholders). */
-  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, GPUBuffer>, threads: number): Step;
+  step(f: Family, entry: string, consts: Record<string, number>, label: string, params: ParamValues, bind: Record<string, Buf>, threads: number): Dispatch;
   weights(n: Node): Weights;
   /** A max-pool's argmax buffer (per output tensor, per pass). */
-  argmax(t: string, ref: boolean): GPUBuffer;
+  argmax(t: string, ref: boolean): Buf;
   /** The conv record's view of the plan (Winograd scratch, kernel choice at this batch). */
   readonly conv: import('./conv.js').ConvEnc;
 }
@@ -37,9 +52,9 @@ export interface Back {
   /** Tensors that need a gradient in this pass. */
   need: Set<string>;
   /** Gradient of the node's output. */
-  dy: GPUBuffer;
+  dy: Buf;
   /** Gradient buffer of input t. */
-  dx(t: string): GPUBuffer;
+  dx(t: string): Buf;
   /** 1 when t's gradient already holds a contribution (add to it), 0 for the first writer; marks t written. */
   acc(t: string): number;
 }
@@ -52,20 +67,16 @@ export interface OpDef<O extends { kind: string }> {
   shape(n: Node, op: O, ins: Shape[], bad: (why: string) => never): Shape;
   /** Multiply-adds per sample of one forward pass (for `info` and GFLOP/s). */
   macs?(op: O, out: Shape): number;
-  /** Every pipeline a node may use, forward and backward in every mode (compiled at load). */
-  pipelines(m: PipeCtx, n: Node, op: O): PipeSpec[];
   /** Uploads the node's weights (Weights for Enc.weights). */
   upload?(u: UploadCtx, n: Node, op: O): Weights;
   /** Forward dispatches reading the node's inputs (ref: the DeepLIFT reference pass). */
-  forward(e: Enc, n: Node, op: O, ref: boolean): Step[];
+  forward(e: Enc, n: Node, op: O, ref: boolean): Dispatch[];
   /** Backward dispatches: gradients of the inputs in b.need from b.dy, in mode b.mode. */
-  backward(e: Enc, n: Node, op: O, b: Back): Step[];
+  backward(e: Enc, n: Node, op: O, b: Back): Dispatch[];
   /** When a conv's epilogue can apply this op (conv2d.wgsl p.act id), for fusion. */
   convEpilogue?(op: O): number | undefined;
 }
-/** What pipelines() may ask of the model (tuned conv kernels). */
-export interface PipeCtx { convKernels(n: Node): import('../conv.js').ConvKernels }
-export interface UploadCtx { buffer(label: string, data: Float32Array): GPUBuffer; binding: number }
+export interface UploadCtx { buffer(label: string, data: Float32Array): Buf; binding: number }
 
 /** An ONNX importer for one op type: reads the node, validates it, emits IR nodes through the Importer. */
 export type OnnxImport = (im: Importer, n: OnnxNode) => void;
