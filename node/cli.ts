@@ -16,7 +16,7 @@ import { Tile, convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
 import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
-import { METHOD_NAMES, Method } from '../src/methods.js';
+import { FAST_METHODS, METHODS, METHOD_NAMES, Method } from '../src/methods.js';
 import { OutputTarget, parseTarget, targetSeed } from '../src/target.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
@@ -100,7 +100,7 @@ const COMMANDS: Record<string, Command> = {
       + 'method) and summary.json; under --raw: <method>.npy raw maps (rows, feature-resolution pre-ReLU map, or a pixel\n'
       + 'method\'s attribution), <method>.weights.npy (rows, K) channel weights, logits.npy (rows, classes). Rows are\n'
       + 'image-target pairs in input order. A progress bar shows on stderr when it is a terminal.\n'
-      + `Methods: ${METHOD_NAMES.slice(0, 9).join(', ')},\n  ${METHOD_NAMES.slice(9).join(', ')}.`,
+      + `Methods (fast: ${FAST_METHODS.join(', ')}):\n${methodList()}`,
     positionals: ['IMAGE...'],
     variadic: true,
     options: {
@@ -119,6 +119,13 @@ const COMMANDS: Record<string, Command> = {
       'no-relu': { type: 'boolean', help: 'keep negative evidence (no ReLU on the raw map)' },
       scorecam: { type: 'string', arg: 'pgc|official', help: 'Score-CAM variant: pytorch-grad-cam\'s (default) or the official code\'s' },
       'rise-n': { type: 'string', arg: 'N', help: 'RISE masks (default 4000)' },
+      seed: { type: 'string', arg: 'N', help: 'seed of randomcam, smoothgrad, vargrad and gradientshap (default 0)' },
+      'ig-steps': { type: 'string', arg: 'N', help: 'integrated-gradients steps (default 50)' },
+      'ig-rule': { type: 'string', arg: 'RULE', help: 'gausslegendre (default), riemann_trapezoid, riemann_left, riemann_right or riemann_middle' },
+      'noise-n': { type: 'string', arg: 'N', help: 'smoothgrad / vargrad / gradientshap samples (default 16)' },
+      'noise-sigma': { type: 'string', arg: 'S', help: 'their noise standard deviation in normalised input units (default 0.15)' },
+      'occlusion-window': { type: 'string', arg: 'N', help: 'occlusion window in pixels (default 8)' },
+      'occlusion-stride': { type: 'string', arg: 'N', help: 'occlusion stride in pixels (default 4)' },
       profile: { type: 'boolean', help: 'time every dispatch of the gradient pass on the GPU (timestamp queries); printed and in summary.json' },
       'max-megapixels': { type: 'string', arg: 'MP', help: `refuse images (as decoded, and as resized before the crop) above MP megapixels (default ${DEFAULT_MAX_MEGAPIXELS})` },
       'allow-nonfinite': { type: 'boolean', help: 'accept NaN and infinite values in .npy inputs (refused by default)' },
@@ -420,6 +427,7 @@ interface ExplainArgs {
   target?: ReturnType<typeof parseTarget>;
   layer?: string; outDir: string; rawDir?: string; colormap: Colormap; alpha: number; batch: number;
   score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean; scorecam: 'pgc' | 'official'; riseN?: number;
+  sampling?: ExplainSettings['sampling'];
 }
 
 /** The command line of explain, checked before any file is read (errors exit 2). */
@@ -450,6 +458,7 @@ function explainArgs(v: Values, files: string[]): ExplainArgs {
     score: pick('score', ['logit', 'prob'] as const, 'logit'), normalize: pick('normalize', ['before', 'after', 'none'] as const, 'before'),
     relu: !v['no-relu'], scorecam: pick('scorecam', ['pgc', 'official'] as const, 'pgc'),
     riseN: v['rise-n'] === undefined ? undefined : posInt('--rise-n', v['rise-n'] as string),
+    sampling: samplingArgs(v),
   };
 }
 
@@ -537,8 +546,8 @@ async function explainCommand(v: Values, files: string[]) {
   // what decides the numbers: a local run and the queue's workers explain each batch with these same options
   const local = target ? null : await loadTuned(g, a.model), progress = new Progress(items.length);
   const settings: ExplainSettings = { kind: 'explain', methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
-    ...(a.riseN ? { riseN: a.riseN } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k }, tiles: local ? local.picks : (await runTiles(g)).picks,
-    ...(outTarget ? { target: outTarget } : {}) };
+    ...(a.riseN ? { riseN: a.riseN } : {}), ...(a.sampling ? { sampling: a.sampling } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k },
+    tiles: local ? local.picks : (await runTiles(g)).picks, ...(outTarget ? { target: outTarget } : {}) };
   const explainer = local ? new Explainer(local.model) : null;
   const remote = target ? explainQueue(target, a.model, settings, items, a.batch, inShape, side, (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); }, v.attempts === undefined ? 3 : posInt('--attempts', v.attempts as string), limits) : null;
   const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
@@ -730,6 +739,30 @@ class Progress {
 }
 
 // ================================================================================================= eval
+
+/** --seed, --ig-*, --noise-*, --occlusion-*: the sampling and path methods' options (undefined when none is given). */
+function samplingArgs(v: Values): ExplainSettings['sampling'] {
+  const int = (f: string) => (v[f] === undefined ? undefined : posInt(`--${f}`, v[f] as string));
+  const rules = ['gausslegendre', 'riemann_trapezoid', 'riemann_left', 'riemann_right', 'riemann_middle'] as const;
+  const rule = v['ig-rule'] as (typeof rules)[number] | undefined;
+  if (rule !== undefined && !rules.includes(rule)) throw new UsageError(`--ig-rule must be one of ${rules.join(', ')}, got '${rule}'`);
+  const sigma = v['noise-sigma'] === undefined ? undefined : Number(v['noise-sigma']);
+  if (sigma !== undefined && !(sigma >= 0 && Number.isFinite(sigma))) throw new UsageError(`--noise-sigma must be a number >= 0, got '${v['noise-sigma']}'`);
+  const seed = v.seed === undefined ? undefined : Number(v.seed);
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new UsageError(`--seed must be an integer in 0..2^32-1, got '${v.seed}'`);
+  const s: NonNullable<ExplainSettings['sampling']> = {};
+  if (seed !== undefined) s.seed = seed;
+  if (int('ig-steps') !== undefined || rule) s.ig = { steps: int('ig-steps'), rule };
+  if (int('noise-n') !== undefined || sigma !== undefined) s.noise = { n: int('noise-n'), sigma };
+  if (int('occlusion-window') !== undefined || int('occlusion-stride') !== undefined) s.occlusion = { window: int('occlusion-window'), stride: int('occlusion-stride') };
+  return Object.keys(s).length ? s : undefined;
+}
+
+/** The help's method list, one line per kind, from the method table. */
+function methodList(): string {
+  const kinds = { gradient: 'gradient CAMs', perturbation: 'perturbation', pixel: 'pixel' } as const;
+  return Object.entries(kinds).map(([k, what]) => `  ${what}: ${METHOD_NAMES.filter((m) => METHODS[m].kind === k).join(', ')}.`).join('\n');
+}
 
 /** --methods: a comma-separated list, fast or all; a bad name is a usage error listing the methods. */
 function methodsArg(v: Values, cmd: string, dflt: string): Method[] {

@@ -66,6 +66,8 @@ export interface ExplainJob extends JobHead { kind: 'explain'; settings: Explain
 export interface ExplainSettings {
   kind: 'explain'; methods: Method[]; layer: string; score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean;
   scorecam: 'pgc' | 'official'; riseN?: number; targets: { c: number } | { k: number };
+  /** The sampling and path methods' options (--seed, --ig-*, --noise-*, --occlusion-*), when given. */
+  sampling?: Pick<ExplainOptions, 'seed' | 'ig' | 'noise' | 'occlusion'>;
   /** the conv tile per layer shape (shard.ts convTiles) */ tiles: Record<string, string>;
   /** --target: a score at the output (replaces targets); plain JSON (a mask as numbers). */
   target?: OutputTarget;
@@ -80,7 +82,8 @@ export const explainJob = (settings: ExplainSettings, x: Float32Array, count: nu
 /** The explain() options of a settings record, for `count` images. */
 export function explainOptions(s: ExplainSettings, count: number): ExplainOptions {
   return { methods: s.methods, layer: s.layer, score: s.score, normalize: s.normalize, relu: s.relu, scorecam: s.scorecam,
-    ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.target ? { target: s.target } : { targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } }) };
+    ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.sampling ?? {}),
+    ...(s.target ? { target: s.target } : { targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } }) };
 }
 
 type WireImage = Omit<ImageResult, 'logits' | 'probs' | 'methods'> & { logits: string; probs: string; methods: Record<string, { map: string; raw: string; rawShape: number[]; weights?: string }> };

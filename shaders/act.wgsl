@@ -8,6 +8,7 @@
 //   act_forward:  y = f(x)
 //   act_backward (MODE override): 0 gradient dx = dy * f'(x) (PyTorch's conventions at the kinks: the table's `kink`);
 //                 1 guided (relu only) dx = dy * [x>0] * [dy>0], every other f its gradient;
+//                 3 deconvnet (relu only) dx = relu(dy) (the forward's gate is ignored), every other f its gradient;
 //                 2 DeepLIFT rescale dx = dy * (f(x) - f(xr)) / (x - xr), or dy * f'(x) where |x - xr| < 1e-10
 //                   (the secant is evaluated without float32 cancellation, see secant()).
 // Bindings: x, xr (reference input, = x outside DeepLIFT), dy (all (E)), alphas (C), out (E): y or dx. E = numel.
@@ -239,6 +240,8 @@ fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   var d: f32;
   if (MODE == 1u && FN == 0u) {
     d = select(0.0, g, v > 0.0 && g > 0.0);
+  } else if (MODE == 3u && FN == 0u) {
+    d = max(g, 0.0);
   } else if (MODE == 2u && abs(v - xr[i]) >= 1e-10) {
     d = g * secant(v, xr[i], a, p.beta);
   } else {

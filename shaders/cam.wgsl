@@ -1,12 +1,16 @@
 // The fused CAM epilogue. A (N,K,h,w) target activation, g = dy/dA, m = DeepLIFT multipliers at A (zero reference);
-// Z = h*w. Weight rows (N,R,K), R = 8: 0 Grad-CAM, 1 counterfactual Grad-CAM, 2 Grad-CAM++, 3 XGrad-CAM, 4 LIFT-CAM,
-// 5 CAM, 6 Score-CAM, 7 Ablation-CAM (6 and 7 are written by the perturbation runs). Raw slots (N,S,Z), S = 11:
-// 0..7 = sum_k w_rk A_k, 8 LayerCAM, 9 HiResCAM, 10 Eigen-CAM (written by the host).
-//   cam_weights (one invocation per (n,k), one read of A_k, g_k, m_k):
+// Z = h*w. R weight rows and S raw slots are override constants from the method table (src/methods.ts), whose rows
+// and slots must follow this kernel's order (checked by checkCamLayout in src/explain/cam.ts):
+//   weight rows (N,R,K): 0 Grad-CAM, 1 counterfactual Grad-CAM, 2 Grad-CAM++, 3 XGrad-CAM, 4 LIFT-CAM, 5 CAM, 6 FEM
+//     (computed here); rows 7..R-1 are written by the host (Score-CAM, Ablation-CAM, RandomCAM).
+//   raw slots (N,S,Z): r < R: sum_k w_rk A_k; R LayerCAM, R+1 HiResCAM, R+2 Grad-CAM element-wise (computed here);
+//     slots from R+3 are written by the host (Eigen-CAM). S <= MAXS.
+//   cam_weights (one invocation per (n,k), two reads of A_k, g_k, one of m_k):
 //     gradcam mean(g); counterfactual mean(-g); Grad-CAM++ sum a*relu(g), a = g^2/(2g^2 + S_k g^3 + 1e-6), S_k = sum A_k,
 //     a = 0 where g = 0 (PPNORM=1: a / sum_ij a, the authors' renormalisation); XGrad-CAM sum(g A)/(sum A + 1e-7);
-//     LIFT-CAM sum(m A); CAM sum(g) (= W_fc[c,k] on a GAP -> linear head, checked by the host).
-//   cam_raw (one invocation per (n,ij), one read of A_:ij and g_:ij): every slot's raw map.
+//     LIFT-CAM sum(m A); CAM sum(g) (= W_fc[c,k] on a GAP -> linear head, checked by the host);
+//     FEM mean_ij [A > mu_k + 2 sigma_k], mu_k, sigma_k the mean and population std of A_k (two-pass).
+//   cam_raw (one invocation per (n,ij), one read of A_:ij and g_:ij): every computed slot's raw map.
 //   cam_minmax (one workgroup per (n,selected slot)): min and max of ReLU?(map) over the raw map (SRC 0) or the
 //     resized map (SRC 1).
 //   cam_resize (one invocation per output pixel): bilinear resize of ReLU?(raw) to (H,W), half-pixel centres
@@ -24,8 +28,9 @@ struct Params { N: u32, K: u32, Z: u32, h: u32, w: u32, H: u32, W: u32, NSEL: u3
 @group(0) @binding(6) var<storage, read_write> raw: array<f32>;  // (N,S,Z)
 @group(0) @binding(7) var<storage, read_write> maps: array<f32>; // (N,NSEL,H,W), then (N,NSEL,2) stats at the end
 
-const R = 8u;
-const S = 11u;
+const MAXS = 16u;
+override R: u32 = 10u;
+override S: u32 = 14u;
 override WG: u32 = 64;
 override PPNORM: u32 = 0u;
 override RELU: u32 = 1u;
@@ -46,23 +51,30 @@ fn cam_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let a = A[base + i]; let d = g[base + i];
     sg += d; sa += a; sga += d * a; sma += m[base + i] * a;
   }
-  var pp = 0.0; var asum = 0.0;
+  let Zf = f32(p.Z);
+  let mu = sa / Zf;
+  var pp = 0.0; var asum = 0.0; var ss = 0.0;
   for (var i = 0u; i < p.Z; i++) {
     let d = g[base + i];
     if (d != 0.0) {
       let a = d * d / (2.0 * d * d + sa * d * d * d + 1e-6);
       pp += a * max(d, 0.0); asum += a;
     }
+    let e = A[base + i] - mu;
+    ss += e * e;
   }
+  let th = mu + 2.0 * sqrt(ss / Zf);
+  var hits = 0u;
+  for (var i = 0u; i < p.Z; i++) { hits += select(0u, 1u, A[base + i] > th); }
   if (PPNORM == 1u && asum != 0.0) { pp = pp / asum; }
   let o = n * R * p.K + k;
-  let Zf = f32(p.Z);
   wts[o] = sg / Zf;
   wts[o + p.K] = -sg / Zf;
   wts[o + 2u * p.K] = pp;
   wts[o + 3u * p.K] = sga / (sa + 1e-7);
   wts[o + 4u * p.K] = sma;
   wts[o + 5u * p.K] = sg;
+  wts[o + 6u * p.K] = f32(hits) / Zf;
 }
 
 @compute @workgroup_size(WG)
@@ -70,16 +82,17 @@ fn cam_raw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   let t = index(gid, nwg);
   if (t >= p.N * p.Z) { return; }
   let n = t / p.Z; let i = t % p.Z;
-  var acc: array<f32, 10>;
+  var acc: array<f32, MAXS>;
   for (var k = 0u; k < p.K; k++) {
     let j = (n * p.K + k) * p.Z + i;
     let a = A[j]; let d = g[j];
     let wr = n * R * p.K + k;
     for (var r = 0u; r < R; r++) { acc[r] += wts[wr + r * p.K] * a; }
-    acc[8] += max(d, 0.0) * a;
-    acc[9] += d * a;
+    acc[R] += max(d, 0.0) * a;
+    acc[R + 1u] += d * a;
+    acc[R + 2u] += max(d * a, 0.0);
   }
-  for (var r = 0u; r < 10u; r++) { raw[(n * S + r) * p.Z + i] = acc[r]; }
+  for (var r = 0u; r < R + 3u; r++) { raw[(n * S + r) * p.Z + i] = acc[r]; }
 }
 
 var<workgroup> lo: array<f32, 64>;

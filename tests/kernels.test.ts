@@ -45,8 +45,8 @@ function distinct(r: Rand, n: number): Float32Array {
 }
 
 /** Worst errors per op family, printed as a table at the end. */
-type Col = 'forward' | 'grad' | 'guided' | 'deeplift' | 'fd';
-const COLS: Col[] = ['forward', 'grad', 'guided', 'deeplift', 'fd'];
+type Col = 'forward' | 'grad' | 'guided' | 'deeplift' | 'deconv' | 'fd';
+const COLS: Col[] = ['forward', 'grad', 'guided', 'deeplift', 'deconv', 'fd'];
 const worst = new Map<string, Partial<Record<Col, { e: number; at: string }>>>();
 function note(family: string, col: Col, e: number, at: string) {
   if (!worst.has(family)) worst.set(family, {});
@@ -303,7 +303,7 @@ const ACTS: [ActFn, number | undefined, number | undefined, number[]][] = [
 ];
 for (const [fn, alpha, beta, kinks] of ACTS) {
   const cfg = alpha === undefined ? 'defaults' : `alpha=${+alpha.toFixed(4)} beta=${beta ?? 0}`;
-  const name = `act ${fn} x=[2,3,10,10] ${cfg}, kinks ${f(kinks)} planted: forward, grad, guided, deeplift`;
+  const name = `act ${fn} x=[2,3,10,10] ${cfg}, kinks ${f(kinks)} planted: forward, grad, guided, deeplift, deconvnet`;
   test(name, () => {
     const r = mulberry32(hash(name)), N = 2, E = N * 300;
     const b = new GraphBuilder([3, 10, 10]);
@@ -316,11 +316,13 @@ for (const [fn, alpha, beta, kinks] of ACTS) {
       if (i % 7 === 0) xr[i] = x[i];
       else if (i % 11 === 0) xr[i] = kinks[(i / 11) % kinks.length];
     }
-    return check({ family: 'act', name, g, N, x, xr, modes: ['grad', 'guided', 'deeplift'] }, ({ res, errs }) => {
-      const grad = res.passes[0].get(g.input)!, guided = res.passes[1].get(g.input)!;
-      const same = grad.every((v, i) => v === guided[i]);
-      if (fn === 'relu' && same) errs.push('guided relu equals the gradient: the case where it differs was not exercised');
-      if (fn !== 'relu' && !same) errs.push(`guided ${fn} differs from its gradient (only relu changes)`);
+    return check({ family: 'act', name, g, N, x, xr, modes: ['grad', 'guided', 'deeplift', 'deconv'] }, ({ res, errs }) => {
+      const grad = res.passes[0].get(g.input)!;
+      for (const [k, what] of [[1, 'guided'], [3, 'deconvnet']] as const) {
+        const other = res.passes[k].get(g.input)!, same = grad.every((v, i) => v === other[i]);
+        if (fn === 'relu' && same) errs.push(`${what} relu equals the gradient: the case where it differs was not exercised`);
+        if (fn !== 'relu' && !same) errs.push(`${what} ${fn} differs from its gradient (only relu changes)`);
+      }
     });
   });
 }

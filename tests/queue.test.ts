@@ -211,13 +211,13 @@ test('eval --shard i/n in three processes side by side, then camgpu merge: equal
   assert.equal([...got[0], ...got[1]].sort(), pngs(XLOCAL));
   got.forEach((fs, i) => fs.forEach((f) => assert.ok(readFileSync(join(tmp, `x-shard${i}`, f)).equals(readFileSync(join(XLOCAL, f))), `shard ${i}: ${f} differs`)));
   assert.equal(JSON.parse(readFileSync(join(tmp, 'x-shard1', 'summary.json'), 'utf8')).shard, [1, 2]);
-  // camgpu merge of the explain shards: the single run's overlays, grid.png, raw .npy and summary.json (timings aside)
+  // camgpu merge of the explain shards: the single run's overlays, grid.png, raw .npy and summary.json (timings and the compile line aside: each shard compiled its own pipelines)
   const xm = join(tmp, 'x-merged'), sums = [0, 1].map((i) => join(tmp, `x-shard${i}`, 'summary.json'));
   run(['merge', sums[1], sums[0], '--out', xm, '--raw', join(xm, 'raw'), '--report', join(tmp, 'x-merged-report')]);
   const outs = readdirSync(XLOCAL, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort();
   assert.equal(readdirSync(xm, { recursive: true }).map(String).filter((f) => /\.(png|npy)$/.test(f)).sort(), outs);
   for (const f of outs) assert.ok(readFileSync(join(xm, f)).equals(readFileSync(join(XLOCAL, f))), `merged ${f} differs from the single run's`);
-  const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; return j; };
+  const summary = (d: string) => { const j = JSON.parse(readFileSync(join(d, 'summary.json'), 'utf8').replaceAll(d, 'DIR')); assert.ok(Object.keys(j.timings_ms).length > 0); delete j.timings_ms; delete j.compile; return j; };
   assert.equal(summary(xm), summary(XLOCAL), 'summary.json: every image once, in run order, the same numbers and paths');
   // the explain report: the single run's page byte for byte, but for its timings table and its JSON island (summary.json)
   assert.is((xpage('x-merged-report').match(/class="scene"/g) ?? []).length, 3 * 2, 'the report: a section per image and target');

@@ -6,7 +6,7 @@
 
 import { ActOp, BinaryOp, ConcatOp, ConvOp, Graph, LayoutOp, LinearOp, Node, NormOp, PoolOp, ReduceOp, ResizeOp, ConvTransposeOp, Shape, SoftmaxOp, fmt, isConst, numel } from '../src/graph';
 
-export type Mode = 'grad' | 'guided' | 'deeplift';
+export type Mode = 'grad' | 'guided' | 'deeplift' | 'deconv';
 type Vals = Map<string, Float64Array>;
 
 /** Below this |x - x'| DeepLIFT falls back to the gradient (the LIFT-CAM code's threshold). */
@@ -704,6 +704,7 @@ function nodeBackward(g: Graph, node: Node, v: Vals, dy: Float64Array, N: number
       for (let i = 0; i < dx.length; i++) {
         const a = alphaAt(op, i);
         if (mode === 'guided' && op.fn === 'relu') dx[i] = x[i] > 0 && dy[i] > 0 ? dy[i] : 0;
+        else if (mode === 'deconv' && op.fn === 'relu') dx[i] = Math.max(dy[i], 0);
         else if (xr && Math.abs(x[i] - xr[i]) >= DL_EPS) dx[i] = dy[i] * (actF(op, x[i], a) - actF(op, xr[i], a)) / (x[i] - xr[i]);
         else dx[i] = dy[i] * actD(op, x[i], a);
       }

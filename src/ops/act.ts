@@ -40,7 +40,7 @@ export const act: OpDef<ActOp> = {
     const { E, params, alphas } = actArgs(e, n, op);
     return [e.step('act', 'act_forward', consts(op), (ref ? 'ref:' : '') + n.name, params, { x: e.buf(n.inputs[0], ref), ...alphas, out: e.buf(n.output, ref) }, E)];
   },
-  // dx (E) = dy * f'(x), guided: relu gates on dy > 0 too, DeepLIFT: dy * secant(x, x')
+  // dx (E) = dy * f'(x), guided: relu gates on dy > 0 too, deconvnet: relu passes relu(dy), DeepLIFT: dy * secant(x, x')
   backward(e, n, op, b) {
     const x = n.inputs[0];
     if (!b.need.has(x)) return [];

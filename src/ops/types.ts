@@ -7,8 +7,9 @@ import type { ParamValues } from '../reflect.js';
 import type { OnnxNode } from '../onnx.js';
 import type { Importer } from '../import.js';
 
-export type Mode = 'grad' | 'guided' | 'deeplift';
-export const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2 };
+/** Backward modes: the gradient, guided backprop, DeepLIFT multipliers, deconvnet (ReLU passes relu(dy)). */
+export type Mode = 'grad' | 'guided' | 'deeplift' | 'deconv';
+export const MODE_ID: Record<Mode, number> = { grad: 0, guided: 1, deeplift: 2, deconv: 3 };
 
 /** A buffer as the planner names it (no GPU object): a model's (weights, constants; data uploaded once) or a plan's
  *  (activations, gradients, scratch, read-backs). bytes as asked; the GPU buffer is rounded up to 16 (size). */
