@@ -17,6 +17,7 @@ import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
 import { CancelledError, ExplainOptions, Explainer, Explanation, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
 import { FAST_METHODS, METHODS, METHOD_NAMES, Method } from '../src/methods.js';
+import { OutputTarget, parseTarget, targetSeed } from '../src/target.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
 import { planReport } from './plan.js';
@@ -92,7 +93,7 @@ const COMMANDS: Record<string, Command> = {
   },
   explain: {
     summary: 'explain images: heat-map overlays, a comparison grid, raw maps (.npy) and a JSON summary',
-    usage: 'IMAGE... --model MODEL.onnx [--methods LIST|fast|all] [--class N|top1|topK] [--layer NAME] [--out DIR] [--raw DIR] [options]',
+    usage: 'IMAGE... --model MODEL.onnx [--methods LIST|fast|all] [--class N|top1|topK | --target SPEC] [--layer NAME] [--out DIR] [--raw DIR] [options]',
     about: 'IMAGE: PNG (8/16-bit, gray, palette, alpha dropped) or JPEG files, or .npy float32 (N,C,H,W) tensors already\n'
       + 'normalised. Images are prepared as torchvision does: shorter side resized (bilinear, antialiased when shrinking)\n'
       + 'to H*256/224, centre crop (H,W), mean/std normalisation (ImageNet\'s by default). A sidecar MODEL.json next to\n'
@@ -109,6 +110,7 @@ const COMMANDS: Record<string, Command> = {
       model: { type: 'string', arg: 'MODEL.onnx', help: 'the ONNX model (and MODEL.json, its sidecar, if present)', required: true },
       methods: { type: 'string', arg: 'LIST', help: 'comma-separated methods, fast (default: one forward + backward each) or all' },
       class: { type: 'string', arg: 'N|top1|topK', help: 'class to explain: N for every image, the top-1 (default) or top-K classes (K rows per image)' },
+      target: { type: 'string', arg: 'SPEC', help: 'a score at the model output instead of --class: class=C (a segmentation map: summed over the map), class=C,box=X0:Y0:X1:Y1 (x1, y1 exclusive), class=C,mask=FILE.npy ((H,W) weights, as pytorch-grad-cam\'s SemanticSegmentationTarget) or element=I:J:... (one element of the per-sample output)' },
       layer: { type: 'string', arg: 'NAME', help: 'target layer, a tensor or node name (default: the sidecar\'s, else the last 4-D activation before the head)' },
       out: { type: 'string', arg: 'DIR', help: 'where overlays, grid.png and summary.json go (default out/)' },
       raw: { type: 'string', arg: 'DIR', help: 'also write raw maps, channel weights and logits as .npy' },
@@ -440,6 +442,8 @@ interface ExplainArgs {
   model: string; files: string[]; methods: Method[];
   /** A fixed class for every image, or the top-k classes (k rows per image). */
   cls: { c: number } | { k: number };
+  /** --target: a score at the output (one row per image); maskFile is read by explainCommand. */
+  target?: ReturnType<typeof parseTarget>;
   layer?: string; outDir: string; rawDir?: string; colormap: Colormap; alpha: number; batch: number;
   score: 'logit' | 'prob'; normalize: 'before' | 'after' | 'none'; relu: boolean; scorecam: 'pgc' | 'official'; riseN?: number;
   sampling?: ExplainSettings['sampling'];
@@ -455,14 +459,18 @@ function explainArgs(v: Values, files: string[]): ExplainArgs {
   };
   const methods = methodsArg(v, 'explain', 'fast');
   const c = (v.class as string | undefined) ?? 'top1';
-  let cls: ExplainArgs['cls'];
-  if (/^\d+$/.test(c)) cls = { c: Number(c) };
+  let cls: ExplainArgs['cls'], target: ExplainArgs['target'];
+  if (v.target !== undefined && v.class !== undefined) throw new UsageError('explain: --class and --target are two ways to pick the score; give one');
+  if (v.target !== undefined) {
+    try { target = parseTarget(v.target as string); } catch (e) { throw new UsageError((e as Error).message); }
+    cls = { k: 1 };
+  } else if (/^\d+$/.test(c)) cls = { c: Number(c) };
   else if (/^top[1-9]\d*$/.test(c)) cls = { k: Number(c.slice(3)) };
   else throw new UsageError(`--class must be a class index N, top1 or topK (e.g. top3), got '${c}'`);
   const alpha = v.alpha === undefined ? 0.5 : Number(v.alpha);
   if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha must be a number in [0, 1], got '${v.alpha}'`);
   return {
-    model: v.model as string, files, methods, cls, layer: v.layer as string | undefined,
+    model: v.model as string, files, methods, cls, target, layer: v.layer as string | undefined,
     outDir: (v.out as string | undefined) ?? 'out', rawDir: v.raw as string | undefined,
     colormap: pick('colormap', COLORMAP_NAMES, 'jet'), alpha,
     batch: v.batch === undefined ? 8 : posInt('--batch', v.batch as string),
@@ -550,6 +558,7 @@ async function explainCommand(v: Values, files: string[]) {
   if (a.rawDir) makeDir(a.rawDir, 'raw output folder');
   const [, H, W] = inShape, layerShape = g.tensors.get(layer)!.shape, cmap = lut(a.colormap);
 
+  const outTarget = outputTarget(a.target, g);
   let target: QueueTarget | undefined;
   try { if (v.queue !== undefined) target = parseQueueUrl(v.queue as string); } catch (e) { throw new UsageError((e as Error).message); }
   if (target && v.profile) throw new UsageError('explain: --profile times this machine\'s GPU; it does not go with --queue');
@@ -557,7 +566,7 @@ async function explainCommand(v: Values, files: string[]) {
   const local = target ? null : await loadTuned(g, a.model), progress = new Progress(items.length);
   const settings: ExplainSettings = { kind: 'explain', methods: a.methods, layer, score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
     ...(a.riseN ? { riseN: a.riseN } : {}), ...(a.sampling ? { sampling: a.sampling } : {}), targets: 'c' in a.cls ? { c: a.cls.c } : { k: a.cls.k },
-    tiles: local ? local.picks : (await runTiles(g)).picks };
+    tiles: local ? local.picks : (await runTiles(g)).picks, ...(outTarget ? { target: outTarget } : {}) };
   const explainer = local ? new Explainer(local.model) : null;
   const remote = target ? explainQueue(target, a.model, settings, items, a.batch, inShape, side, (s) => { progress.end(); process.stderr.write(`camgpu: ${s}\n`); }, v.attempts === undefined ? 3 : posInt('--attempts', v.attempts as string), limits) : null;
   const gridPath = join(a.outDir, 'grid.png'), raws = new Map<string, NpyWriter>();
@@ -1067,6 +1076,15 @@ function sidecarInput(model: string): number[] | undefined {
     const v = JSON.parse(new TextDecoder().decode(readRegular(sidecarPath(model), 'sidecar', 2 ** 24))).input;
     return Array.isArray(v) && v.every((d) => Number.isInteger(d) && d > 0) ? v : undefined;
   } catch { return undefined; }
+}
+
+/** --target as explain() takes it: the mask file read as (H,W) weights, checked against the output's shape. */
+function outputTarget(t: ExplainArgs['target'], g: Graph): OutputTarget | undefined {
+  if (!t) return undefined;
+  const out = g.tensors.get(logitsOf(g))!.shape;
+  const spec: OutputTarget = 'maskFile' in t && t.maskFile ? { class: t.class, mask: Array.from(readNpy(t.maskFile).data) } : t;
+  try { targetSeed(spec, out, 1); } catch (e) { if (e instanceof ModelError) throw new CliError(`--target: ${e.message}`); throw e; }
+  return spec;
 }
 
 function readNpy(path: string) {

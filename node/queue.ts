@@ -15,6 +15,7 @@ import type { Job, Worker } from 'bullmq';
 import { EvalRunner, EvalSettings, Scene } from './eval.js';
 import { CancelledError, Delta, Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
 import { Method } from '../src/methods.js';
+import type { OutputTarget } from '../src/target.js';
 import { ENGINE, f32, fromJson, recordToWire, settingsHash, toJson, unf32 } from './shard.js';
 import { Model } from '../src/model.js';
 import { Sidecar } from './image.js';
@@ -68,7 +69,8 @@ export interface ExplainSettings {
   /** The sampling and path methods' options (--seed, --ig-*, --noise-*, --occlusion-*), when given. */
   sampling?: Pick<ExplainOptions, 'seed' | 'ig' | 'noise' | 'occlusion'>;
   /** the conv tile per layer shape (shard.ts convTiles) */ tiles: Record<string, string>;
-
+  /** --target: a score at the output (replaces targets); plain JSON (a mask as numbers). */
+  target?: OutputTarget;
 }
 export interface ExplainReply { worker: string; images: WireImage[]; timings: Record<string, number> }
 
@@ -80,7 +82,8 @@ export const explainJob = (settings: ExplainSettings, x: Float32Array, count: nu
 /** The explain() options of a settings record, for `count` images. */
 export function explainOptions(s: ExplainSettings, count: number): ExplainOptions {
   return { methods: s.methods, layer: s.layer, score: s.score, normalize: s.normalize, relu: s.relu, scorecam: s.scorecam,
-    ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.sampling ?? {}), targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } };
+    ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.sampling ?? {}),
+    ...(s.target ? { target: s.target } : { targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } }) };
 }
 
 // float arrays as base64 float32 (exact); a method's completeness record (delta: plain numbers) travels as it is

@@ -15,6 +15,8 @@ export type { Graph, Node, Op, Shape, Tensor } from './graph.js';
 export { explain, Explainer, CancelledError, defaultLayer, resolveLayer, parseMethods, eigenCam, resize, normMap, softmax } from './explain.js';
 export type { ExplainOptions, Explanation, ImageResult, MethodResult, Targets } from './explain.js';
 export { METHODS, METHOD_NAMES, FAST_METHODS } from './methods.js';
+export { targetSeed, parseTarget } from './target.js';
+export type { OutputTarget } from './target.js';
 export type { Method, MethodInfo } from './methods.js';
 export { browserGpu, loadModel, modelBytes, imageToTensor, imagePixels, pixelsToTensor, cropRect, mapToImageData, mapToCanvas } from './browser.js';
 export type { ModelSource, ImageSource, TensorOptions, OverlayOptions } from './browser.js';

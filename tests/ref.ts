@@ -455,6 +455,39 @@ function matmulBackward(a: Float64Array, b: Float64Array, ar: Float64Array, br: 
   return { da, db };
 }
 
+// ---------- Einsum by its definition: y[out letters] = sum over the other letters of prod of the operands ----------
+// (independent of src/ops/einsum.ts's lowering: every assignment of every letter is visited; terms include the batch
+// letter, shapes are full (N first))
+
+/** Calls fn(i_0, ..., iy) for every assignment of the letters: flat indices into each operand and into y. */
+function einsumTerms(terms: string[], out: string, shapes: Shape[], fn: (ix: number[], iy: number) => void) {
+  const size = new Map<string, number>();
+  terms.forEach((t, k) => [...t].forEach((c, i) => size.set(c, shapes[k][i])));
+  const letters = [...size.keys()], dims = letters.map((c) => size.get(c)!);
+  const flat = (t: string, at: number[]) => [...t].reduce((f, c) => f * size.get(c)! + at[letters.indexOf(c)], 0);
+  const at = letters.map(() => 0);
+  for (let j = 0; j < numel(dims); j++) {
+    for (let d = letters.length - 1, r = j; d >= 0; d--) { at[d] = r % dims[d]; r = Math.floor(r / dims[d]); }
+    fn(terms.map((t) => flat(t, at)), flat(out, at));
+  }
+}
+
+/** y = einsum(terms -> out) of the operands xs with full shapes; returns y and its shape. */
+export function einsumForward(terms: string[], out: string, xs: Float64Array[], shapes: Shape[]) {
+  const size = new Map<string, number>();
+  terms.forEach((t, k) => [...t].forEach((c, i) => size.set(c, shapes[k][i])));
+  const ys = [...out].map((c) => size.get(c)!), y = new Float64Array(numel(ys));
+  einsumTerms(terms, out, shapes, (ix, iy) => { y[iy] += ix.reduce((p, i, k) => p * xs[k][i], 1); });
+  return { y, ys };
+}
+
+/** d sum(dy * y) / d operand k: dx_k[i_k] = sum of dy[iy] times the other operands, over every assignment. */
+export function einsumBackward(terms: string[], out: string, xs: Float64Array[], shapes: Shape[], dy: Float64Array): Float64Array[] {
+  const dx = xs.map((x) => new Float64Array(x.length));
+  einsumTerms(terms, out, shapes, (ix, iy) => ix.forEach((i, k) => { dx[k][i] += dy[iy] * ix.reduce((p, j, q) => (q === k ? p : p * xs[q][j]), 1); }));
+  return dx;
+}
+
 // ---------- transposed conv: ONNX ConvTranspose, w (C, K/g, kh, kw) ----------
 
 /** Every (input element, output element, weight) term, visited by scattering each input tap: y[n, k, ih s - pt + i d,

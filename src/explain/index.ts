@@ -3,7 +3,8 @@
 // head-only DeepLIFT pass, when a requested method needs them) and the fused CAM epilogue, in one submit. Runners
 // then add weight rows or raw slots (re-mapped on the same plan's buffers) and the batched pixel and perturbation
 // results. Definitions: docs/METHODS.md.
-import { ModelError, numel } from '../graph.js';
+import { ModelError, Shape, logitsOf, numel } from '../graph.js';
+import { targetSeed } from '../target.js';
 import { Model, Plan, ProfileEntry, addProfiles } from '../model.js';
 import { CAM_ROWS, CAM_SLOTS, FAST_METHODS, METHODS, METHOD_NAMES, Method, Pass } from '../methods.js';
 import { CamEpilogue, checkCamLayout } from './cam.js';
@@ -29,8 +30,9 @@ export function parseMethods(m: ExplainOptions['methods']): Method[] {
 }
 
 /** The request's rows: (image, class spec) pairs (top-k makes k rows per image; cls -1 = top-1, -(r+1) the r-th). */
-function targetRows(o: ExplainOptions, nImages: number, C: number) {
-  const rows: { image: number; cls: number }[] = [], t = o.targets ?? 'top1';
+function targetRows(o: ExplainOptions, nImages: number, C: number, out: Shape) {
+  if (o.target && o.targets) throw new ModelError('explain takes targets or target, not both');
+  const rows: { image: number; cls: number }[] = [], t = o.target ? targetSeed(o.target, out, nImages) : o.targets ?? 'top1';
   if (t === 'top1') for (let i = 0; i < nImages; i++) rows.push({ image: i, cls: -1 });
   else if (Array.isArray(t)) {
     if (t.length !== nImages) throw new ModelError(`targets has ${t.length} classes for ${nImages} images`);
@@ -85,7 +87,7 @@ export class Explainer {
     const A = resolveLayer(g, o.layer), aShape = g.tensors.get(A)!.shape;
     if (methods.includes('cam')) checkCamHead(g, A);
     const C = m.numClasses, [, H, W] = inShape, [K, h, w] = aShape, Z = h * w;
-    const { rows, seedRows } = targetRows(o, nImages, C);
+    const { rows, seedRows } = targetRows(o, nImages, C, g.tensors.get(logitsOf(g))!.shape);
     // activations, gradients and the LIFT-CAM head pass: about 3x the forward activations per image
     const fits = Math.floor((o.memoryBudget ?? 2 ** 30) / (3 * m.bytesPerSample()));
     const B = Math.max(1, Math.min(o.batch ?? Math.min(16, fits), rows.length, m.maxBatch()));

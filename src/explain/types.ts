@@ -1,5 +1,6 @@
 // The public shapes of explain(): options, per-method results, and the context a method's runner receives.
 import type { Model, Plan, PlanOptions, RunResult } from '../model.js';
+import type { OutputTarget } from '../target.js';
 import type { Method } from '../methods.js';
 
 export type Targets = 'top1' | number[] | { topk: number } | Float32Array;
@@ -8,6 +9,9 @@ export type IgRule = 'gausslegendre' | 'riemann_trapezoid' | 'riemann_left' | 'r
 export interface ExplainOptions {
   /** One class per image, 'top1' (default), { topk: k } (k rows per image), or seed vectors (N, classes) at the logits. */
   targets?: Targets;
+  /** Instead of targets: a score at the model's output (src/target.ts), one for every image or one per image: a class
+   *  (summed over a box or weighted by a mask on a segmentation map) or one element of any output. */
+  target?: OutputTarget | OutputTarget[];
   /** Target layer: an ONNX tensor (or node) name; default: the last 4-D activation before the classifier head. */
   layer?: string;
   methods?: Method[] | 'all' | 'fast';

@@ -11,7 +11,7 @@ import type { OnnxNode } from '../onnx.js';
 import type { OnnxImport } from './types.js';
 
 /** Emits an intermediate node named `${node}:${part}`; returns its output tensor. */
-const part = (im: Importer, n: OnnxNode, what: string, op: Parameters<Importer['emit']>[1], inputs: string[], shape?: number[]) => {
+export const part = (im: Importer, n: OnnxNode, what: string, op: Parameters<Importer['emit']>[1], inputs: string[], shape?: number[]) => {
   const out = `${n.outputs[0]}:${what}`;
   im.emit(n, op, inputs, shape, out, `${n.name}:${what}`);
   return out;

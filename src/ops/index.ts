@@ -6,6 +6,7 @@ import * as binaryOps from './binary.js';
 import * as compositeOps from './composite.js';
 import * as convOps from './conv.js';
 import * as convtOps from './convtranspose.js';
+import * as einsumOps from './einsum.js';
 import * as layoutOps from './layout.js';
 import * as linearOps from './linear.js';
 import * as matmulOps from './matmul.js';
@@ -47,7 +48,7 @@ export const OPS: Table = {
 export const opDef = (op: Op): OpDef<Op> => OPS[op.kind] as unknown as OpDef<Op>;
 
 /** ONNX op type -> importer. Constant, Shape and the integer shape arithmetic are folded by the importer itself. */
-export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx, ...resizeOps.onnx, ...convtOps.onnx, ...compositeOps.onnx };
+export const ONNX_IMPORTS: Record<string, OnnxImport> = { ...convOps.onnx, ...actOps.onnx, ...binaryOps.onnx, ...poolOps.onnx, ...linearOps.onnx, ...shapeOps.onnx, ...layoutOps.onnx, ...reduceOps.onnx, ...normOps.onnx, ...matmulOps.onnx, ...resizeOps.onnx, ...convtOps.onnx, ...compositeOps.onnx, ...einsumOps.onnx };
 /** ONNX op types whose first input may be a constant (c - x, c / x, ...) or is checked by the importer itself. */
 export const CONST_FIRST = new Set([...actOps.CONST_FIRST, ...binaryOps.CONST_FIRST, ...matmulOps.CONST_FIRST, ...shapeOps.CONST_FIRST]);
 
