@@ -4,7 +4,7 @@
 // (the first such entry; SVD's own sign is arbitrary). Per image, on the smaller Gram matrix (D = min(Z,K)):
 //   GRAM 0: G = X X^T (Z,Z), top eigenvector u1; weights v1 = X^T u1 / sigma1, sigma1 = |X^T u1|; raw = sigma1 u1.
 //   GRAM 1: G = X^T X (K,K), top eigenvector v1 = weights; raw = X v1.
-//   eigen_mean   (one invocation per (n,k)): mu (N,K).
+//   eigen_mean   (one invocation per (n,k)): xc (N,K,Z) = A - mu, mu_nk the mean over Z.
 //   eigen_gram   (one invocation per (n,i,j)): dst (N,D,D) = G.
 //   eigen_square (one invocation per (n,i,j)): dst = src src / tr(src)^2 (eigenvalues <= 1; the host runs it SQ
 //     times, so the power iteration below converges with (lambda2/lambda1)^(2^SQ) per step).
@@ -14,7 +14,7 @@
 struct Params { N: u32, K: u32, Z: u32, D: u32, S: u32, SLOT: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;             // (N,K,Z)
-@group(0) @binding(2) var<storage, read_write> mu: array<f32>;      // (N,K)
+@group(0) @binding(2) var<storage, read_write> xc: array<f32>;      // (N,K,Z)
 @group(0) @binding(3) var<storage, read> src: array<f32>;           // (N,D,D)
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;     // (N,D,D)
 @group(0) @binding(5) var<storage, read_write> raw: array<f32>;     // (N,S,Z)
@@ -23,11 +23,11 @@ struct Params { N: u32, K: u32, Z: u32, D: u32, S: u32, SLOT: u32 }
 const MAXD = 1024u;
 override WG: u32 = 64;
 override GRAM: u32 = 0u;
-override ITERS: u32 = 300u;
+override ITERS: u32 = 2000u;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 /** X_zk of image n. */
-fn X(n: u32, z: u32, k: u32) -> f32 { return A[(n * p.K + k) * p.Z + z] - mu[n * p.K + k]; }
+fn X(n: u32, z: u32, k: u32) -> f32 { return xc[(n * p.K + k) * p.Z + z]; }
 
 @compute @workgroup_size(WG)
 fn eigen_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -35,7 +35,8 @@ fn eigen_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   if (t >= p.N * p.K) { return; }
   var s = 0.0;
   for (var z = 0u; z < p.Z; z++) { s += A[t * p.Z + z]; }
-  mu[t] = s / f32(p.Z);
+  let mu = s / f32(p.Z);
+  for (var z = 0u; z < p.Z; z++) { xc[t * p.Z + z] = A[t * p.Z + z] - mu; }
 }
 
 @compute @workgroup_size(WG)

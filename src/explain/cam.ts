@@ -37,19 +37,19 @@ export class CamEpilogue {
     await p.epilogue([weightStep, ...eigen, ...this.mapSteps], reads);
   }
 
-  /** Eigen-CAM's dispatches (shaders/eigen.wgsl): channel means, the smaller Gram matrix, SQ squarings, the power
+  /** Eigen-CAM's dispatches (shaders/eigen.wgsl): the centred activation, the smaller Gram matrix, SQ squarings, the power
    *  iteration writing raw slot eigencam and its weights (N,K). */
   private eigenSteps(): Step[] {
     const p = this.plan, N = p.batch, [K, h, w] = this.aShape, Z = h * w, D = Math.min(Z, K), GRAM = Z <= K ? 0 : 1;
     if (D > EIGEN_MAXD) throw new ModelError(`eigencam at '${this.A}' (${K}x${h}x${w}): the smaller side of the ${Z}x${K} activation matrix is ${D}, over eigen.wgsl's limit of ${EIGEN_MAXD}`);
-    const mu = p.alloc('eigen.mu', N * K * 4), g0 = p.alloc('eigen.gram0', N * D * D * 4), g1 = p.alloc('eigen.gram1', N * D * D * 4);
+    const xc = p.alloc('eigen.xc', N * K * Z * 4), g0 = p.alloc('eigen.gram0', N * D * D * 4), g1 = p.alloc('eigen.gram1', N * D * D * 4);
     this.eigenWts = p.alloc('eigen.weights', N * K * 4);
     const params = { N, K, Z, D, S: CAM_SLOTS, SLOT: METHODS.eigencam.slot! };
     const A = p.buf(this.A), raw = this.raw, wts = this.eigenWts;
     const step = (entry: string, label: string, bind: Record<string, GPUBuffer>, threads: number) => p.step('eigen', entry, { GRAM }, label, params, bind, threads);
-    const steps = [step('eigen_mean', 'eigen.mean', { A, mu }, N * K), step('eigen_gram', 'eigen.gram', { A, mu, dst: g0 }, N * D * D)];
+    const steps = [step('eigen_mean', 'eigen.mean', { A, xc }, N * K), step('eigen_gram', 'eigen.gram', { xc, dst: g0 }, N * D * D)];
     for (let i = 0; i < EIGEN_SQUARINGS; i++) steps.push(step('eigen_square', `eigen.square${i}`, i % 2 ? { src: g1, dst: g0 } : { src: g0, dst: g1 }, N * D * D));
-    steps.push(step('eigen_power', 'eigen.power', { A, mu, src: EIGEN_SQUARINGS % 2 ? g1 : g0, raw, wts }, N * 64));
+    steps.push(step('eigen_power', 'eigen.power', { xc, src: EIGEN_SQUARINGS % 2 ? g1 : g0, raw, wts }, N * 64));
     return steps;
   }
 
@@ -67,7 +67,7 @@ export class CamEpilogue {
 
 /** eigen.wgsl: the largest Gram side (MAXD) and the squarings before its power iteration. */
 const EIGEN_MAXD = 1024;
-const EIGEN_SQUARINGS = 6;
+const EIGEN_SQUARINGS = 4;
 
 /** The fused kernel's fixed order (shaders/cam.wgsl header): the table's rows and slots must match it. */
 const KERNEL_ROWS: Method[] = ['gradcam', 'gradcam-neg', 'gradcam++', 'xgradcam', 'liftcam', 'cam', 'fem'];
