@@ -4,7 +4,7 @@
 //   weight rows (N,R,K): 0 Grad-CAM, 1 counterfactual Grad-CAM, 2 Grad-CAM++, 3 XGrad-CAM, 4 LIFT-CAM, 5 CAM, 6 FEM
 //     (computed here); rows 7..R-1 are written by the host (Score-CAM, Ablation-CAM, RandomCAM).
 //   raw slots (N,S,Z): r < R: sum_k w_rk A_k; R LayerCAM, R+1 HiResCAM, R+2 Grad-CAM element-wise (computed here);
-//     slots from R+3 are written by the host (Eigen-CAM). S <= MAXS.
+//     slot R+3 is Eigen-CAM's (written by shaders/eigen.wgsl between cam_weights and cam_raw). S <= MAXS.
 //   cam_weights (one invocation per (n,k), two reads of A_k, g_k, one of m_k):
 //     gradcam mean(g); counterfactual mean(-g); Grad-CAM++ sum a*relu(g), a = g^2/(2g^2 + S_k g^3 + 1e-6), S_k = sum A_k,
 //     a = 0 where g = 0 (PPNORM=1: a / sum_ij a, the authors' renormalisation); XGrad-CAM sum(g A)/(sum A + 1e-7);

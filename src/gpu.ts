@@ -11,6 +11,7 @@ import layout from '../shaders/layout.wgsl';
 import softmax from '../shaders/softmax.wgsl';
 import seed from '../shaders/seed.wgsl';
 import cam from '../shaders/cam.wgsl';
+import eigen from '../shaders/eigen.wgsl';
 import reduce from '../shaders/reduce.wgsl';
 import norm from '../shaders/norm.wgsl';
 import matmul from '../shaders/matmul.wgsl';
@@ -129,6 +130,7 @@ export const FAMILIES = {
   softmax: { code: softmax, wg: 64 },
   seed: { code: seed, wg: 64 },
   cam: { code: cam, wg: 64 },
+  eigen: { code: eigen, wg: 64 },
   reduce: { code: reduce, wg: 256 },
   norm: { code: norm, wg: 64 },
   matmul: { code: matmul, wg: 64 },

@@ -3,7 +3,6 @@
 // slot counts come from here), the options it reads, and its runner (batched GPU plans or host work; src/explain/).
 // explain() walks this table. Exact definitions: docs/METHODS.md (one section per method).
 import type { ExplainOptions, MethodResult, RunContext } from './explain/types.js';
-import { eigenRunner } from './explain/cam.js';
 import { ablationCam, occlusion, randomCam, rise, scoreCam } from './explain/perturb.js';
 import { deconvnet, deeplift, deepliftShap, gradientShap, guided, guidedGradcam, inputXGradient, integratedGradients, saliency, smoothGrad, varGrad } from './explain/pixel.js';
 
@@ -38,6 +37,8 @@ export interface MethodInfo {
   /** Whether it returns per-channel weights. */
   weights: boolean;
   runner?: Runner;
+  /** Its runner reads the target activation A on the host (RunContext.act); else A is never read back. */
+  readsA?: boolean;
   rule: string;
   paper: string;
 }
@@ -60,16 +61,16 @@ const TABLE = {
   fem: cam(6, 'w_k = mean_ij [A_kij > mean(A_k) + 2 std(A_k)] (k-sigma rule, class-independent)', 'Fuad et al., Features Understanding in 3D CNNs for Actions Recognition in Video (FEM), IPTA 2020', { passes: [], fast: false }),
   // weight rows 7..9 written by their runners
   scorecam: cam(7, 'w = softmax_k y_c(x * norm(up(A_k))) (pytorch-grad-cam); variant official', 'Wang et al., Score-CAM, CVPR-W 2020',
-    { kind: 'perturbation', passes: ['forward-batched'], fused: false, fast: false, options: ['scorecam', 'batch'], runner: { writes: 'weights', run: scoreCam } }),
+    { kind: 'perturbation', passes: ['forward-batched'], fused: false, fast: false, options: ['scorecam', 'batch'], readsA: true, runner: { writes: 'weights', run: scoreCam } }),
   ablationcam: cam(8, 'w_k = (y_c - y_c(A with channel k ablated)) / y_c', 'Desai & Ramaswamy, Ablation-CAM, WACV 2020',
-    { kind: 'perturbation', passes: ['head-batched'], fused: false, fast: false, options: ['batch'], runner: { writes: 'weights', run: ablationCam } }),
+    { kind: 'perturbation', passes: ['head-batched'], fused: false, fast: false, options: ['batch'], readsA: true, runner: { writes: 'weights', run: ablationCam } }),
   randomcam: cam(9, 'w_k uniform in [-1, 1], seeded (a baseline)', 'pytorch-grad-cam RandomCAM (a sanity baseline)',
     { passes: [], fused: false, fast: false, options: ['seed'], runner: { writes: 'weights', run: randomCam } }),
-  // raw slots after the weighted ones: fused element-wise 10..12, then Eigen-CAM's (host-written)
+  // raw slots after the weighted ones: fused element-wise 10..12, then Eigen-CAM's (shaders/eigen.wgsl, in the epilogue)
   layercam: elementwise(10, 'raw_ij = sum_k relu(g_kij) A_kij', 'Jiang et al., LayerCAM, IEEE TIP 2021'),
   hirescam: elementwise(11, 'raw_ij = sum_k g_kij A_kij', 'Draelos & Carin, HiResCAM, 2020'),
   'gradcam-elementwise': elementwise(12, 'raw_ij = sum_k relu(g_kij A_kij)', 'pytorch-grad-cam GradCAMElementWise', false),
-  eigencam: { kind: 'gradient', passes: [], slot: 13, options: [], fast: true, weights: true, runner: { writes: 'raw', run: eigenRunner },
+  eigencam: { kind: 'gradient', passes: [], slot: 13, options: [], fast: true, weights: true,
     rule: 'first principal component of A (Z,K) with channel means removed; sign: largest |value| positive', paper: 'Muhammad & Yeasin, Eigen-CAM, IJCNN 2020' },
   rise: { kind: 'perturbation', passes: ['forward-batched'], options: ['rise', 'batch'], fast: false, weights: false, runner: { writes: 'result', run: rise },
     rule: 'sum_i P_c(x * M_i) M_i / (N p), random upsampled binary masks', paper: 'Petsiuk et al., RISE, BMVC 2018' },

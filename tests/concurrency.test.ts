@@ -21,7 +21,7 @@ const image = (j: number) => Float32Array.from(x.subarray((j % 2) * per, (j % 2 
 const REQUESTS: { images: Float32Array; o: ExplainOptions }[] = Array.from({ length: 16 }, (_, i) => {
   const a = image(i), b = image(i + 1), two = new Float32Array(2 * per); two.set(a); two.set(b, per);
   switch (i % 4) {
-    case 0: return { images: a, o: { methods: 'fast' } }; // includes eigencam (host-side, re-mapped on the plan's buffers)
+    case 0: return { images: a, o: { methods: 'fast' } }; // includes eigencam (computed in the gradient pass's epilogue)
     case 1: return { images: a, o: { methods: ['gradcam', 'eigencam', 'scorecam'], targets: [i % 10] } };
     case 2: return { images: two, o: { methods: ['ablationcam', 'liftcam', 'guided', 'gradcam++'], targets: { topk: 2 } } };
     default: return { images: two, o: { methods: ['deeplift', 'saliency', 'rise', 'layercam'], rise: { n: 24, seed: i } } };

@@ -1,11 +1,13 @@
 // The fused CAM epilogue attached to the gradient plan (shaders/cam.wgsl): every requested weight row and raw map from
-// one read of A and dy/dA, then ReLU, min-max and the bilinear resize; and Eigen-CAM, whose raw slot the host writes.
+// one read of A and dy/dA, Eigen-CAM's principal component (shaders/eigen.wgsl), then ReLU, min-max and the bilinear
+// resize, all in the gradient pass's submit.
+import { ModelError } from '../graph.js';
 import type { Plan, Step } from '../model.js';
 import { CAM_ROWS, CAM_SLOTS, METHODS, Method } from '../methods.js';
-import type { ExplainOptions, RunContext } from './types.js';
+import type { ExplainOptions } from './types.js';
 
 export class CamEpilogue {
-  private wts!: GPUBuffer; private raw!: GPUBuffer; private maps!: GPUBuffer;
+  private wts!: GPUBuffer; private raw!: GPUBuffer; private maps!: GPUBuffer; private eigenWts?: GPUBuffer;
   private mapSteps: Step[] = [];
   /** slots: the raw slots of the maps to compute, in output order. */
   constructor(readonly plan: Plan, readonly A: string, readonly aShape: number[], readonly out: [number, number], readonly slots: number[], readonly o: ExplainOptions, readonly lift: boolean) {}
@@ -28,9 +30,27 @@ export class CamEpilogue {
     if (norm === 'before') this.mapSteps.push(step('cam_minmax', 'cam.minmax', N * S * 64));
     this.mapSteps.push(step('cam_resize', 'cam.resize', N * S * H * W));
     if (norm === 'after') this.mapSteps.push(step('cam_minmax', 'cam.minmax_after', N * S * 64, { SRC: 1, NORM: 0 }), step('cam_normalize', 'cam.normalize', N * S * H * W, { NORM: 0 }));
-    await p.epilogue([weightStep, ...this.mapSteps], [
-      { name: 'cam.weights', src: this.wts, bytes: wBytes }, { name: 'cam.raw', src: this.raw, bytes: rBytes },
-      { name: 'cam.maps', src: this.maps, bytes: mBytes, perRow: false }]);
+    const eigen = this.slots.includes(METHODS.eigencam.slot!) ? this.eigenSteps() : [];
+    const reads = [{ name: 'cam.weights', src: this.wts, bytes: wBytes }, { name: 'cam.raw', src: this.raw, bytes: rBytes },
+      { name: 'cam.maps', src: this.maps, bytes: mBytes, perRow: false }];
+    if (this.eigenWts) reads.push({ name: 'eigen.weights', src: this.eigenWts, bytes: N * K * 4 });
+    await p.epilogue([weightStep, ...eigen, ...this.mapSteps], reads);
+  }
+
+  /** Eigen-CAM's dispatches (shaders/eigen.wgsl): the centred activation, the smaller Gram matrix, SQ squarings, the power
+   *  iteration writing raw slot eigencam and its weights (N,K). */
+  private eigenSteps(): Step[] {
+    const p = this.plan, N = p.batch, [K, h, w] = this.aShape, Z = h * w, D = Math.min(Z, K), GRAM = Z <= K ? 0 : 1;
+    if (D > EIGEN_MAXD) throw new ModelError(`eigencam at '${this.A}' (${K}x${h}x${w}): the smaller side of the ${Z}x${K} activation matrix is ${D}, over eigen.wgsl's limit of ${EIGEN_MAXD}`);
+    const xc = p.alloc('eigen.xc', N * K * Z * 4), g0 = p.alloc('eigen.gram0', N * D * D * 4), g1 = p.alloc('eigen.gram1', N * D * D * 4);
+    this.eigenWts = p.alloc('eigen.weights', N * K * 4);
+    const params = { N, K, Z, D, S: CAM_SLOTS, SLOT: METHODS.eigencam.slot! };
+    const A = p.buf(this.A), raw = this.raw, wts = this.eigenWts;
+    const step = (entry: string, label: string, bind: Record<string, GPUBuffer>, threads: number) => p.step('eigen', entry, { GRAM }, label, params, bind, threads);
+    const steps = [step('eigen_mean', 'eigen.mean', { A, xc }, N * K), step('eigen_gram', 'eigen.gram', { xc, dst: g0 }, N * D * D)];
+    for (let i = 0; i < EIGEN_SQUARINGS; i++) steps.push(step('eigen_square', `eigen.square${i}`, i % 2 ? { src: g1, dst: g0 } : { src: g0, dst: g1 }, N * D * D));
+    steps.push(step('eigen_power', 'eigen.power', { xc, src: EIGEN_SQUARINGS % 2 ? g1 : g0, raw, wts }, N * 64));
+    return steps;
   }
 
   /** Writes runner-computed weight rows and raw slots for k rows, then re-runs the map kernels. */
@@ -45,6 +65,10 @@ export class CamEpilogue {
   }
 }
 
+/** eigen.wgsl: the largest Gram side (MAXD) and the squarings before its power iteration. */
+const EIGEN_MAXD = 1024;
+const EIGEN_SQUARINGS = 4;
+
 /** The fused kernel's fixed order (shaders/cam.wgsl header): the table's rows and slots must match it. */
 const KERNEL_ROWS: Method[] = ['gradcam', 'gradcam-neg', 'gradcam++', 'xgradcam', 'liftcam', 'cam', 'fem'];
 const KERNEL_SLOTS: Method[] = ['layercam', 'hirescam', 'gradcam-elementwise'];
@@ -57,10 +81,11 @@ export function checkCamLayout() {
     if (e.row !== undefined && e.slot !== e.row) throw new Error(`methods table: ${m}'s raw slot must equal its weight row`);
     if (e.fused && !KERNEL_ROWS.includes(m) && !KERNEL_SLOTS.includes(m)) throw new Error(`methods table: ${m} is marked fused but cam.wgsl does not compute it`);
   }
+  if (METHODS.eigencam.slot !== CAM_ROWS + KERNEL_SLOTS.length || METHODS.eigencam.fused || METHODS.eigencam.runner) throw new Error(`methods table: eigencam must be raw slot ${CAM_ROWS + KERNEL_SLOTS.length}, written by eigen.wgsl in the epilogue (no runner)`);
   if (CAM_SLOTS > 16) throw new Error(`cam.wgsl accumulates at most 16 raw slots; the table has ${CAM_SLOTS}`);
 }
 
-/** Eigen-CAM: A (K,Z) -> projection of the centred (Z,K) matrix on its first right singular vector, via the Z x Z Gram matrix. */
+/** Eigen-CAM on the host in float64 (the GPU's reference in tests): A (K,Z) -> projection of the centred (Z,K) matrix on its first right singular vector, via the Z x Z Gram matrix. */
 export function eigenCam(a: Float32Array, K: number, Z: number): { raw: Float32Array; weights: Float32Array } {
   const X = new Float64Array(Z * K); // centred (Z,K)
   for (let k = 0; k < K; k++) {
@@ -91,11 +116,4 @@ export function eigenCam(a: Float32Array, K: number, Z: number): { raw: Float32A
   const weights = new Float32Array(K); // v1 = X^T u / sigma
   if (sigma > 0) for (let k = 0; k < K; k++) { let s = 0; for (let z = 0; z < Z; z++) s += X[z * K + k] * u[z]; weights[k] = sign * s / sigma; }
   return { raw, weights };
-}
-
-/** Eigen-CAM's runner: the principal component of each row's activation (host, float64). */
-export async function eigenRunner(c: RunContext) {
-  const [K, h, w] = c.aShape, Z = h * w;
-  const e = Array.from({ length: c.k }, (_, i) => eigenCam(c.act.subarray(i * K * Z, (i + 1) * K * Z), K, Z));
-  return { raw: e.map((v) => v.raw), weights: e.map((v) => v.weights) };
 }

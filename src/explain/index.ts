@@ -60,14 +60,14 @@ function requestPlan(methods: Method[]) {
   }
   // requested CAMs first, in request order, then the ones only used by others (as the maps buffer was always laid out)
   const ordered = [...camSlots.filter((m) => methods.includes(m)), ...camSlots.filter((m) => !methods.includes(m))];
-  return { lift: needs('deeplift-layer'), inputGrad: needs('grad-input'), camSlots: ordered };
+  return { lift: needs('deeplift-layer'), inputGrad: needs('grad-input'), readA: methods.some((m) => METHODS[m].readsA), camSlots: ordered };
 }
 
 /** Caches plans per model, layer and options; call explain() repeatedly on the same instance. */
 export class Explainer {
   // Overlapping explain() calls on one model are safe: plans are created once per key (the cache holds the
   // promise, so concurrent calls share one build), Plan.run/rerun are queued per plan, and the one sequence that
-  // spans several submits on a plan (the gradient pass, then Eigen-CAM / perturbation weights written into its
+  // spans several submits on a plan (the gradient pass, then perturbation weights written into its
   // CAM buffers and the maps re-run) holds that plan's lock, so no other call's run lands in between.
   private plans = new Map<string, Promise<{ plan: Plan; cam: CamEpilogue; lock: Lock }>>();
   private extra = new Map<string, Promise<Plan>>();
@@ -127,9 +127,10 @@ export class Explainer {
         if (res.profile) profile = addProfiles(profile, res.profile);
         const targets = res.targets ? Array.from(res.targets) : chunk.map((_, i) => argmax(seed!.subarray(i * C, (i + 1) * C)));
         let maps = res.extra.get('cam.maps')!, raw = res.extra.get('cam.raw')!, wts = res.extra.get('cam.weights')!;
+        const eigenWts = res.extra.get('eigen.weights'); // (k,K), when eigencam was requested
         const memo = new Map<string, Promise<unknown>>();
         const ctx: RunContext = {
-          model: m, o, x, k, targets, seed, row0: r0, A, aShape, act: res.values.get(A)!, logits: res.logits, res, B, PB, GB,
+          model: m, o, x, k, targets, seed, row0: r0, A, aShape, act: res.values.get(A) ?? new Float32Array(0), logits: res.logits, res, B, PB, GB,
           plan: (name, opts, model) => this.planFor(name, opts, model),
           head: (layer) => this.headOf(layer),
           time,
@@ -166,6 +167,7 @@ export class Explainer {
               const mr: MethodResult = { map: maps.slice((i * S + j) * H * W, (i * S + j + 1) * H * W), raw: raw.slice(at, at + Z), rawShape: [h, w] };
               if (e.row !== undefined) mr.weights = wts.slice((i * CAM_ROWS + e.row) * K, (i * CAM_ROWS + e.row + 1) * K);
               if (hostWeights.has(mm)) mr.weights = hostWeights.get(mm)![i];
+              if (mm === 'eigencam') mr.weights = eigenWts!.slice(i * K, (i + 1) * K);
               out.methods[mm] = mr;
             } else if (outs.has(mm)) out.methods[mm] = outs.get(mm)![i];
           }
@@ -186,10 +188,10 @@ export class Explainer {
   /** The gradient pass for a request shape: forward, backward to A (and the input, and LIFT-CAM's pass), fused CAM epilogue. */
   private gradientPlan(B: number, A: string, aShape: number[], out: [number, number], req: ReturnType<typeof requestPlan>, o: ExplainOptions) {
     const g = this.model.graph, slots = req.camSlots.map((mm) => METHODS[mm].slot!);
-    const key = JSON.stringify([B, A, req.lift, req.inputGrad, req.camSlots, o.score, o.relu, o.normalize, o.resize, o.gradcamPP]);
+    const key = JSON.stringify([B, A, req.lift, req.inputGrad, req.readA, req.camSlots, o.score, o.relu, o.normalize, o.resize, o.gradcamPP]);
     return this.once(this.plans, key, async () => {
       checkCamLayout();
-      const plan = await this.model.plan({ batch: B, read: [A], score: o.score, backward: [
+      const plan = await this.model.plan({ batch: B, read: req.readA ? [A] : [], score: o.score, backward: [
         { grads: req.inputGrad ? [A, g.input] : [A], mode: 'grad' },
         ...(req.lift ? [{ grads: [A], mode: 'deeplift' as const, reference: { zeroAt: A } }] : []),
       ] });

@@ -95,7 +95,8 @@ export interface RunContext {
   x: Float32Array; k: number; targets: number[]; seed?: Float32Array;
   /** Global row number of the chunk's first row (sampling streams are indexed by row, so batching does not change them). */
   row0: number;
-  /** The target layer, its per-image shape (K,h,w), its activation (k,K,h,w) and the logits (k, classes) of the gradient pass. */
+  /** The target layer, its per-image shape (K,h,w), its activation (k,K,h,w; read back only when a requested method's
+   *  row has readsA, else empty) and the logits (k, classes) of the gradient pass. */
   A: string; aShape: number[]; act: Float32Array; logits: Float32Array;
   /** The gradient pass's result (dy/dA, dy/dx when requested). */
   res: RunResult;
