@@ -15,7 +15,7 @@ import { Model, ProfileEntry, addProfiles, candidates } from '../src/model.js';
 import { Tile, convShape, tileName } from '../src/conv.js';
 import { TuneEntry, tune } from '../src/tune.js';
 import { cachedTiles, saveTiles, tuneCachePath } from './tune.js';
-import { CancelledError, ExplainOptions, Explainer, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
+import { CancelledError, ExplainOptions, Explainer, Explanation, ImageResult, defaultLayer, normMap, parseMethods, resolveLayer } from '../src/explain.js';
 import { FAST_METHODS, METHODS, METHOD_NAMES, Method } from '../src/methods.js';
 import { OnnxError, OnnxModel, parseOnnx } from '../src/onnx.js';
 import { closeGpu, nodeGpu } from './gpu.js';
@@ -54,18 +54,21 @@ const out = (s = '') => process.stdout.write(s + '\n');
 
 const COMMANDS: Record<string, Command> = {
   info: {
-    summary: 'describe an ONNX model: ops, shapes, parameters, MACs, CAM target layers (no GPU)',
+    summary: 'describe an ONNX model: ops, shapes, parameters, MACs, CAM target layers (no GPU; --gpu: the GPU bytes it holds)',
     usage: 'MODEL.onnx',
     about: 'Imports the model as camgpu would (without the GPU) and prints its ops per type, input and output,\n'
       + 'node count, parameters (float initializers in the file, and what the GPU holds after BatchNorm\n'
       + 'folding), multiply-adds per sample, and one line per camgpu node: output tensor, op, per-sample shape,\n'
       + 'MACs. CAM target candidates (4-D activations) are marked *, the default target (the last 4-D\n'
-      + 'activation before the head) is marked "default".',
+      + 'activation before the head) is marked "default". With --gpu it also loads the model onto the GPU and\n'
+      + 'prints the bytes it holds there: weights, a batch-1 forward plan, and all of it after one\n'
+      + '`explain --methods fast` of a zero image (model.gpuBytes).',
     positionals: ['MODEL.onnx'],
     options: {
       'input-shape': { type: 'string', arg: 'NxCxHxW', help: 'the input size for a model with symbolic dimensions (N is ignored; default: the sidecar\'s "input")' },
+      gpu: { type: 'boolean', help: 'load the model onto the GPU and print the GPU bytes it holds (weights, plans)' },
     },
-    run: async (v, [path]) => info(path, v['input-shape'] as string | undefined),
+    run: async (v, [path]) => info(path, v['input-shape'] as string | undefined, !!v.gpu),
   },
   classify: {
     summary: 'run the model on a .npy batch and print the top-K classes per image',
@@ -262,7 +265,7 @@ async function planCommand(v: Values) {
 
 // ================================================================================================= info
 
-async function info(path: string, shape?: string) {
+async function info(path: string, shape?: string, gpuBytes = false) {
   const { onnx, graph: g, bytes } = loadGraph(path, shape);
   const prod = producers(g), logits = logitsOf(g);
   const fileParams = [...onnx.initializers.values()].filter((t) => t.data instanceof Float32Array).reduce((s, t) => s + t.data.length, 0);
@@ -286,11 +289,27 @@ async function info(path: string, shape?: string) {
     ['compute', `${human(total, '')} MACs = ${human(2 * total, '')} FLOPs per sample`],
     ['CAM target', target ? `${target} ${shapeN(g.tensors.get(target)!.shape)} by default; ${cands.size} candidates (4-D activations, * below)`
       : 'none (no 4-D activation)'],
+    ...(gpuBytes ? [['GPU memory', await gpuMemory(g, path, target !== null)]] : []),
   ]));
   out();
   out(table([['tensor', 'op', 'shape', 'MACs', 'cam'],
     ...g.nodes.map((n, i) => [n.output, n.source, shapeN(g.tensors.get(n.output)!.shape), perNode[i] ? human(perNode[i], '') : '',
       n.output === target ? 'default' : cands.has(n.output) ? '*' : ''])]));
+}
+
+/** `info --gpu`: the bytes the model holds on the GPU (Model.memory, counted by src/gpu.ts ledgers). */
+async function gpuMemory(g: Graph, path: string, explainable: boolean): Promise<string> {
+  const { model } = await loadTuned(g, path), ex = new Explainer(model);
+  try {
+    const weights = model.gpuBytes, plan = await model.plan({ batch: 1 }), forward = plan.bytes;
+    plan.destroy();
+    const parts = [`weights ${human(weights, 'B')} (${weights} B)`, `forward plan at batch 1 ${human(forward, 'B')}`];
+    if (explainable && model.inputShape.length === 3) {
+      const e = await ex.explain(new Float32Array(numel(model.inputShape)), { methods: 'fast' });
+      parts.push(`after explain --methods fast of one image ${human(e.memory.model, 'B')} (${e.memory.model} B, ${model.memory().plans.length} plans)`);
+    }
+    return parts.join('; ');
+  } finally { ex.destroy(); model.destroy(); }
 }
 
 /** Values a node's op holds on the GPU (weights, biases, folded BN scale/shift, LayerNorm / InstanceNorm scale and bias). */
@@ -551,6 +570,7 @@ async function explainCommand(v: Values, files: string[]) {
   const reportDir = v.report as string | undefined, reportRows: ExplainRow[] = [];
   if (reportDir) makeDir(reportDir);
   let overlays = 0, runs = 0, last: Item | null = null, profile: ProfileEntry[] | undefined, queueStats: QueueStats | undefined;
+  let memory: Explanation['memory'] | undefined; // GPU bytes the model held after the last batch (weights + plans)
   // no `batch`: explain() picks the GPU batch that fits its memory budget (at most 16, at most the rows of a call)
   const opts = (count: number): ExplainOptions => ({ ...explainOptions(settings, count), profile: !!v.profile, signal: STOP.signal });
   try {
@@ -564,6 +584,7 @@ async function explainCommand(v: Values, files: string[]) {
         onProgress: (done, total, what) => progress.show(i0 + (what === 'images' ? Math.floor(done / k) : 0), what === 'images' ? '' : `${what} ${done}/${total}`),
       });
       runs++;
+      if (!remote) memory = (e as Explanation).memory;
       for (const [key, ms] of Object.entries(e.timings)) timings[key] = (timings[key] ?? 0) + ms;
       if (e.profile) profile = addProfiles(profile, e.profile);
       for (const r of e.images) {
@@ -619,6 +640,7 @@ async function explainCommand(v: Values, files: string[]) {
     options: { class: (v.class as string | undefined) ?? 'top1', score: a.score, normalize: a.normalize, relu: a.relu, scorecam: a.scorecam,
       rise_n: a.riseN ?? null, colormap: a.colormap, alpha: a.alpha, batch: a.batch },
     timings_ms: Object.fromEntries(Object.entries(timings).map(([key, ms]) => [key, Math.round(ms * 100) / 100])),
+    ...(memory ? { gpu_memory: { model_bytes: memory.model, weights_bytes: memory.weights, plans_bytes: memory.plans } } : {}),
     compile: compiled ? { pipelines: compiled.count, ms: Math.round(compiled.ms * 100) / 100 } : null, // this process's, none in a pass's time
     ...(profile ? { profile_ms: profile.map((p) => ({ dispatch: p.label, phase: p.phase, ms: Math.round(p.ms * 1000) / 1000 })) } : {}),
     outputs: { dir: a.outDir, grid: gridPath, raw: a.rawDir ? Object.fromEntries([...raws].map(([n, w]) => [join(a.rawDir!, n), w.shape])) : null },
@@ -634,6 +656,7 @@ async function explainCommand(v: Values, files: string[]) {
       : ['queue', `${target!.url}: ${queueStats!.jobs} batches, ${Object.keys(queueStats!.workers).length} workers (${Object.entries(queueStats!.workers).map(([w, n]) => `${w}: ${n}`).join(', ')}), ${queueStats!.stalled.length} stalled, ${queueStats!.retried.length} failed attempts`],
     ['layer', `${layer} ${shapeN(layerShape)}${a.layer ? '' : side.layer ? ', from the sidecar' : ', the default'}`],
     ['methods', a.methods.join(', ')],
+    ...(memory ? [['GPU memory', `${human(memory.model, 'B')} held by the model (weights ${human(memory.weights, 'B')}, plans ${human(memory.plans, 'B')})`]] : []),
     ['inputs', `${items.length} image${items.length > 1 ? 's' : ''}, ${rows} row${rows > 1 ? 's' : ''} (image x target), ${runs} run${runs > 1 ? 's' : ''} of at most ${a.batch}`],
   ]));
   out();

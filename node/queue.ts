@@ -13,7 +13,7 @@
 import { hostname } from 'node:os';
 import type { Job, Worker } from 'bullmq';
 import { EvalRunner, EvalSettings, Scene } from './eval.js';
-import { CancelledError, Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
+import { CancelledError, Delta, Explainer, ExplainOptions, ImageResult } from '../src/explain.js';
 import { Method } from '../src/methods.js';
 import { ENGINE, f32, fromJson, recordToWire, settingsHash, toJson, unf32 } from './shard.js';
 import { Model } from '../src/model.js';
@@ -83,11 +83,12 @@ export function explainOptions(s: ExplainSettings, count: number): ExplainOption
     ...(s.riseN ? { rise: { n: s.riseN } } : {}), ...(s.sampling ?? {}), targets: 'c' in s.targets ? Array(count).fill(s.targets.c) : s.targets.k === 1 ? 'top1' : { topk: s.targets.k } };
 }
 
-type WireImage = Omit<ImageResult, 'logits' | 'probs' | 'methods'> & { logits: string; probs: string; methods: Record<string, { map: string; raw: string; rawShape: number[]; weights?: string }> };
-const toWire = (r: ImageResult): WireImage => ({ ...r, logits: f32(r.logits), probs: f32(r.probs),
-  methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: f32(v!.map), raw: f32(v!.raw), rawShape: v!.rawShape, ...(v!.weights ? { weights: f32(v!.weights) } : {}) }])) });
+// float arrays as base64 float32 (exact); a method's completeness record (delta: plain numbers) travels as it is
+type WireImage = Omit<ImageResult, 'logits' | 'probs' | 'methods'> & { logits: string; probs: string; methods: Record<string, { map: string; raw: string; rawShape: number[]; weights?: string; delta?: Delta }> };
+export const toWire = (r: ImageResult): WireImage => ({ ...r, logits: f32(r.logits), probs: f32(r.probs),
+  methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: f32(v!.map), raw: f32(v!.raw), rawShape: v!.rawShape, ...(v!.weights ? { weights: f32(v!.weights) } : {}), ...(v!.delta ? { delta: v!.delta } : {}) }])) });
 export const fromWire = (r: WireImage): ImageResult => ({ ...r, logits: unf32(r.logits), probs: unf32(r.probs),
-  methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: unf32(v.map), raw: unf32(v.raw), rawShape: v.rawShape, ...(v.weights ? { weights: unf32(v.weights) } : {}) }])) });
+  methods: Object.fromEntries(Object.entries(r.methods).map(([m, v]) => [m, { map: unf32(v.map), raw: unf32(v.raw), rawShape: v.rawShape, ...(v.weights ? { weights: unf32(v.weights) } : {}), ...(v.delta ? { delta: v.delta } : {}) }])) });
 /** What a worker sends back (as toJson text, so NaN survives): the records keyed by scene index (shard.ts recordToWire's
  *  form), who computed them, on which adapter and with which conv tiles (for the report's settings). */
 export interface EvalReply { worker: string; adapter: string; tuned: string; records: unknown[] }

@@ -179,6 +179,7 @@ export class Gpu {
     this.watch(device);
   }
 
+  /** Records a loss of `device` (its lost promise): every ledger forgets its buffers, and calls fail until ready(). */
   private watch(device: GPUDevice) {
     this.current = device;
     this.lost = null;

@@ -2,7 +2,8 @@
 // cancellation of perturbation methods through onProgress. End to end: the built demo page (dist/web/) served by
 // tools/serve.mjs on 127.0.0.1, in headless Debian Chromium (WebGPU on its SwiftShader adapter) driven by
 // playwright-core, against the Node path (Dawn) on the same normalised tensor: top-1 and Grad-CAM / LIFT-CAM raw maps
-// to 1e-4 of the max. Screenshot: out/browser/demo.png. No Chromium or no WebGPU in it is a failure, not a skip.
+// to 1e-4 of the max; the page's device destroyed between and inside calls (DeviceLostError in flight, then the same
+// numbers bit for bit on a new device). Screenshot: out/browser/demo.png. No Chromium or no WebGPU in it is a failure, not a skip.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -102,7 +103,7 @@ async function nodeExplain(x: Float32Array, methods: ExplainOptions['methods'] =
   try { return await ex.explain(x, { methods, ...extra }); } finally { ex.destroy(); model.destroy(); }
 }
 
-interface PageResult { target: number; top5: { class: number }[]; raw: Record<string, number[]>; timings: Record<string, number>; tensor?: number[]; layer: string }
+interface PageResult { target: number; top5: { class: number }[]; raw: Record<string, number[]>; logits: number[]; timings: Record<string, number>; tensor?: number[]; layer: string }
 function compare(tag: string, got: PageResult, want: Explanation, methods: string[], tol: number) {
   const im = want.images[0];
   assert.is(got.target, im.target, `${tag}: top-1 class in the browser vs Node`);
@@ -177,6 +178,25 @@ test(`browser perturbation methods (${MODEL}): RISE cancelled mid-run, then Scor
   console.log(`  in-browser Score-CAM ${sc.ms.toFixed(0)} ms, RISE (128 masks) ${rise.ms.toFixed(0)} ms`);
   mkdirSync('out/browser', { recursive: true });
   await page!.screenshot({ path: 'out/browser/demo.png', fullPage: true });
+});
+
+test(`browser device loss (${MODEL}): the page's GPUDevice destroyed between calls and inside a Score-CAM call; DeviceLostError in flight, then a new device and the same numbers bit for bit`, async () => {
+  const x = npy(MODEL, 'x.npy').data.slice(0, 3 * 64 * 64);
+  const before = await demo<PageResult>('explainTensor', Array.from(x));
+  const lost = await demo<{ generation: number }>('loseDevice', false);
+  const after = await demo<PageResult>('explainTensor', Array.from(x));
+  const gen = (await demo<{ generation: number }>('loseDevice', false)).generation;
+  assert.is(gen, lost.generation + 1, 'the call after the loss requested a new device');
+  assert.equal(after.raw, before.raw, 'every fast method\'s raw map after the loss equals the one before, bit for bit');
+  assert.equal(after.logits, before.logits);
+  const during = await demo<{ name: string; error: string; generation: number; calls: number }>('loseDevice', true);
+  assert.is(during.calls, 1, 'the device was destroyed inside the call, at its first Score-CAM batch');
+  assert.is(during.name, 'DeviceLostError', `the call in flight rejects with DeviceLostError (got ${during.name || 'a result'}: ${during.error})`);
+  const again = await demo<PageResult>('explainTensor', Array.from(x));
+  assert.equal(again.raw, before.raw, 'after a loss inside a call: the same numbers again');
+  // left lost: the file-picker test below then loads a model onto it (Model.load gets a new device first)
+  const d = await demo<{ generation: number }>('loseDevice', false);
+  console.log(`  browser: ${d.generation} devices replaced; results after each loss equal the first, bit for bit`);
 });
 
 test('library bundle dist/camgpu.js in the page: an app-owned GPUDevice, ImageData -> tensor, mapToImageData; same numbers as Node (vgg)', async () => {

@@ -5,11 +5,16 @@
 // limit, then 20 load / explain / destroy cycles back to the baseline bytes each time, RSS within a stated limit.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Model } from '../src/model.js';
 import { Explainer } from '../src/explain.js';
 import { GraphBuilder } from '../src/builder.js';
 import { nodeGpu } from '../node/gpu.js';
 import { cycleSoak, explainSoak, modelBytes, request, SOAK_MODEL } from './soak-lib.js';
+import { fixtureDir } from './helpers.js';
 
 const test = suite('memory');
 
@@ -34,6 +39,18 @@ test('ledgers: Linear(10 -> 3) holds 128 + 16 bytes of weights (120 and 12 round
     assert.is(gpu.liveBytes - before, 144, 'plan.destroy() returns its bytes');
   } finally { m.destroy(); }
   assert.is(gpu.liveBytes, before, 'model.destroy() returns every byte');
+});
+
+test('one place creates GPU memory: createBuffer / createQuerySet / createTexture appear only in src/gpu.ts, inside Ledger', () => {
+  const files = ['src', 'src/ops', 'node', 'web'].flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => join(d, f)));
+  assert.ok(files.length > 30, `${files.length} source files`);
+  for (const f of files) {
+    const text = readFileSync(f, 'utf8'), hits = [...text.matchAll(/\.create(Buffer|QuerySet|Texture)\(/g)];
+    if (f !== join('src', 'gpu.ts')) { assert.is(hits.length, 0, `${f} creates GPU memory outside the ledgers`); continue; }
+    const ledger = text.slice(text.indexOf('export class Ledger'), text.indexOf('export class Gpu {'));
+    assert.is(hits.length, 2, 'src/gpu.ts: one createBuffer and one createQuerySet');
+    assert.ok(/\.createBuffer\(/.test(ledger) && /\.createQuerySet\(/.test(ledger), 'both inside Ledger');
+  }
 });
 
 test(`model.gpuBytes = what the Gpu grew by; explain() reports it; Explainer + model destroy return the live total to its value before load (${SOAK_MODEL})`, async () => {
@@ -73,6 +90,30 @@ test(`${CYCLES} load / explain / destroy cycles: the live bytes back to the base
   const first = r.samples[0], last = r.samples.at(-1)!;
   assert.ok(r.samples.every((s) => s.modelBytes === first.modelBytes), 'each cycle\'s model held the same bytes');
   assert.ok(last.rss - first.rss < RSS_CYCLE_MB, `RSS grew ${(last.rss - first.rss).toFixed(1)} MB over ${CYCLES} cycles (limit ${RSS_CYCLE_MB})`);
+});
+
+test(`camgpu info --gpu and explain report the library's byte counts (${SOAK_MODEL}): weights, explain --methods fast, summary.json gpu_memory`, async () => {
+  const gpu = await nodeGpu(), m = await Model.load(gpu, modelBytes(), SOAK_MODEL), ex = new Explainer(m);
+  let weights = 0, fast = 0;
+  try {
+    weights = m.gpuBytes;
+    fast = (await ex.explain(new Float32Array(3 * 64 * 64), { methods: 'fast' })).memory.model;
+  } finally { ex.destroy(); m.destroy(); }
+  const model = `${fixtureDir(SOAK_MODEL)}/model.onnx`;
+  const info = spawnSync(process.execPath, ['dist/cli.js', 'info', model, '--gpu'], { encoding: 'utf8' });
+  assert.is(info.status, 0, info.stderr);
+  const line = info.stdout.split('\n').find((l) => l.startsWith('GPU memory')) ?? '';
+  assert.ok(line.includes(`(${weights} B)`) && line.includes(`(${fast} B,`), `info --gpu: '${line}' vs weights ${weights} B, explain fast ${fast} B`);
+  const out = mkdtempSync(join(tmpdir(), 'camgpu-mem-'));
+  try {
+    const r = spawnSync(process.execPath, ['dist/cli.js', 'explain', `${fixtureDir(SOAK_MODEL)}/x.npy`, '--model', model, '--methods', 'gradcam,scorecam', '--out', out], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    const sum = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).gpu_memory;
+    assert.is(sum.weights_bytes, weights, 'summary.json weights = model.gpuBytes after load');
+    assert.is(sum.model_bytes, sum.weights_bytes + sum.plans_bytes);
+    assert.ok(sum.plans_bytes > 0);
+    assert.match(r.stdout, new RegExp(`GPU memory +[0-9.]+ (KiB|MiB) held by the model`));
+  } finally { rmSync(out, { recursive: true, force: true }); }
 });
 
 test.run();

@@ -12,6 +12,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { readScenes } from '../node/eval.js';
+import { fromWire, toWire } from '../node/queue.js';
+import { fromJson, toJson } from '../node/shard.js';
 
 const CLI = 'dist/cli.js';
 const tmp = mkdtempSync(join(tmpdir(), 'camgpu-queue-'));
@@ -126,6 +128,20 @@ test.after(async () => {
 });
 
 const single = join(tmp, 'single.json');
+
+test('an explain result crosses the wire whole: maps, raw, weights and every method\'s completeness record (delta), NaN kept', () => {
+  const f = (...v: number[]) => Float32Array.from(v);
+  const r = { image: 2, target: 7, logits: f(1.5, -2, NaN), probs: f(0.25, 0.75, 0), topk: [{ class: 1, logit: -2, prob: 0.75 }],
+    methods: { 'integrated-gradients': { map: f(0, 1), raw: f(0.1, -0.3, 1e-30, 3), rawShape: [1, 2, 2], delta: { sum: 0.41, expected: 0.4, scale: 2 } },
+      gradcam: { map: f(0.5, 1), raw: f(-1, 2), rawShape: [1, 2], weights: f(0.5, Infinity) } },
+    deepliftDelta: { sum: 1, expected: 1.01, scale: 3 } };
+  const back = fromWire(fromJson(toJson(toWire(r))) as ReturnType<typeof toWire>);
+  // uvu's deep equal compares typed-array elements with !==, so NaN never equals itself there: compare the exact text
+  // (every float32 printed in its shortest round-trip form, NaN/Infinity spelled out) and the array types
+  assert.is(toJson(back), toJson(r));
+  assert.instance(back.logits, Float32Array); assert.instance(back.methods['integrated-gradients']!.raw, Float32Array);
+  assert.equal(back.methods['integrated-gradients']!.delta, { sum: 0.41, expected: 0.4, scale: 2 });
+});
 
 test('the single-process run (the oracle)', () => {
   run(['eval', ...EVAL, '--json', single, '--report', join(tmp, 'r-single')]);

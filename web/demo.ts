@@ -286,6 +286,18 @@ const api = {
     return toJson(await S.explainer.explain(Float32Array.from(x), { methods: o.methods ?? 'fast', targets: o.targets ?? 'top1', layer: S.side.layer }));
   }),
   runPerturbation, cancel: () => S.abort?.abort(),
+  /** Destroys the page's GPUDevice (as a driver reset would lose it), between calls or, with `during`, inside a Score-CAM
+   *  explain() at its first batch; reports that call's error and the Gpu's generation (devices replaced so far). */
+  loseDevice: (during = false) => serial(async () => {
+    if (!S.explainer || !S.tensor) throw new Error('explain an image first');
+    const gpu = S.gpu!;
+    if (!during) { const dev = gpu.device; dev.destroy(); await dev.lost; return { error: '', name: '', generation: gpu.generation }; }
+    let name = '', error = '', calls = 0;
+    try {
+      await S.explainer.explain(S.tensor, { methods: ['gradcam', 'scorecam'], batch: 4, onProgress: (_d, _t, what) => { if (what === 'scorecam' && !calls++) gpu.device.destroy(); } });
+    } catch (e) { name = (e as Error).name; error = (e as Error).message; }
+    return { error, name, generation: gpu.generation, calls };
+  }),
   runsDone: () => api.runs,
 };
 (window as unknown as { camgpuDemo: typeof api }).camgpuDemo = api;

@@ -10,6 +10,7 @@ import { CamEpilogue, checkCamLayout } from './cam.js';
 import { checkCamHead, resolveLayer } from './layer.js';
 import { Lock, argmax, now, softmax, topk } from './maps.js';
 import { checkAbort } from './types.js';
+import { DeviceLostError } from '../gpu.js';
 import type { ExplainOptions, Explanation, ImageResult, MethodResult, RunContext } from './types.js';
 
 export { CancelledError } from './types.js';
@@ -208,12 +209,19 @@ export class Explainer {
     return this.once(this.extra, `${name}:${JSON.stringify(opts)}`, () => model.plan(opts), (p) => p.destroy());
   }
 
-  /** The cached value for key, created by make() once even when calls overlap; a failed make is forgotten. */
+  /** The cached value for key, created by make() once even when calls overlap; a failed make is forgotten. Every
+   *  value belongs to this.generation: one whose build straddled a device loss is freed and its call fails. */
   private once<T>(cache: Map<string, Promise<T>>, key: string, make: () => Promise<T>, free: (v: T) => void): Promise<T> {
     if (this.destroyed) return Promise.reject(new ModelError('this explainer was destroyed'));
     let p = cache.get(key);
     if (!p) {
-      p = make().then((v) => { if (this.destroyed) { free(v); throw new ModelError('this explainer was destroyed while a plan was built'); } return v; });
+      const gen = this.generation, stale = () => this.model.generation !== gen || this.model.gpu.lost !== null;
+      if (stale()) return Promise.reject(new DeviceLostError(this.model.gpu.lost ?? 'GPU device lost: the device was replaced during this call'));
+      p = make().then((v) => {
+        if (this.destroyed) { free(v); throw new ModelError('this explainer was destroyed while a plan was built'); }
+        if (stale()) { free(v); throw new DeviceLostError(this.model.gpu.lost ?? 'GPU device lost: the device was replaced while a plan was built'); }
+        return v;
+      });
       cache.set(key, p);
       p.catch(() => { if (cache.get(key) === p) cache.delete(key); });
     }
