@@ -5,6 +5,7 @@
 //   npm run bench -- --quick      a few shapes, ResNet-50 end to end only
 //   npm run bench -- --tag=NAME   appends NAME to the results file name
 //   npm run bench -- --compare=bench/results/FILE.json   adds before/after tables against an earlier run
+//   npm run bench -- --kbatch     only the k-of-B section (k = 1, 4, 16 images in a batch-16 plan)
 // Writes bench/results/<date>-<adapter>[-NAME].json and prints markdown tables.
 //
 // GFLOP/s counts a direct convolution's 2 x MACs, also for Winograd layers (which multiply 2.25x less): an effective rate.
@@ -26,12 +27,13 @@ import { Model, Plan, Step } from '../src/model.js';
 import { Tile, convKernels, convShape, tileName } from '../src/conv.js';
 import { tune } from '../src/tune.js';
 import { refBackward, refForward } from '../tests/ref.js';
-import { Explainer } from '../src/explain.js';
+import { Explainer, defaultLayer } from '../src/explain.js';
 import { fixtureDir, meta, npy } from '../tests/helpers.js';
 import { median, rand, referenceLogits, relErr } from './common.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
+const KBATCH_ONLY = args.includes('--kbatch');
 const TAG = args.find((a) => a.startsWith('--tag='))?.slice(6);
 const COMPARE = args.find((a) => a.startsWith('--compare='))?.slice(10);
 const TARGET_S = QUICK ? 0.1 : 0.2; // wall time of one timed batch of R dispatches
@@ -281,6 +283,63 @@ async function benchNet(gpu: Gpu, net: string, g: Graph, gradcamLayer: string, t
   } finally { model.destroy(); }
 }
 
+// ---------- k of B: a request of k images in a batch-B plan ----------
+
+interface KBatchRow { plan: string; k: number; ms: number; ratio: number; cpuMs: number; cpuRatio: number; ideal: number; groups: number }
+
+/**
+ * k = 1, 4, 16 images through batch-16 plans of the bundled ResNet (weights/resnet.onnx, 64x64): explain()'s
+ * gradient plan (Grad-CAM's backward to the layer and LIFT-CAM's DeepLIFT pass, classes chosen on the GPU) and a
+ * forward-only plan. Checked first: every read-back of a k-image run equals the first k rows of the full run, bit
+ * for bit. Timed: plan.run wall ms, the three k interleaved per round (15 rounds after a warm-up each), median, with the process CPU time
+ * (lavapipe's threads run in this process: less moved by other processes' load than wall time); the
+ * ratio is to the k = 16 time of the same run (ideal k/16; before k of B every k cost the k = 16 time).
+ */
+async function benchKBatch(gpu: Gpu): Promise<KBatchRow[]> {
+  const model = await Model.load(gpu, readFileSync('weights/resnet.onnx'), 'resnet'), g = model.graph, B = 16, A = defaultLayer(g);
+  const per = numel(model.inputShape), x = rand(B * per, 11), cls = new Int32Array(B).fill(-1), rows: KBatchRow[] = [];
+  try {
+    const plans: [string, Plan, boolean][] = [
+      ['gradient (grad + DeepLIFT at the layer)', await model.plan({ batch: B, read: [A], backward: [{ grads: [A] }, { grads: [A], mode: 'deeplift', reference: { zeroAt: A } }] }), true],
+      ['forward', await model.plan({ batch: B }), false],
+    ];
+    for (const [name, plan, grad] of plans) {
+      const opts = (k: number) => (grad ? { classes: cls.subarray(0, k) } : {});
+      const full = await plan.run(x, { ...opts(B), trace: true });
+      const ks = [1, 4, 16], groups = new Map<number, number>(), times = new Map<number, number[]>(ks.map((k) => [k, []])), cpu = new Map<number, number[]>(ks.map((k) => [k, []]));
+      for (const k of ks) {
+        const r = await plan.run(x.subarray(0, k * per), { ...opts(k), trace: true });
+        groups.set(k, r.trace!.reduce((s, d) => s + d.groups[0] * d.groups[1], 0));
+        const same = (a: Float32Array, b: Float32Array) => a.length === (b.length / B) * k && a.every((v, i) => Object.is(v, b[i]));
+        const ok = same(r.logits, full.logits) && [...r.values].every(([t, v]) => same(v, full.values.get(t)!))
+          && r.passes.every((p, j) => [...p].every(([t, v]) => same(v, full.passes[j].get(t)!)));
+        if (!ok) throw new Error(`k of B: ${name} plan, k=${k}: the read-backs differ from the first ${k} rows of the full batch`);
+      }
+      for (let round = 0; round < 15; round++) for (const k of ks) {
+        const t0 = performance.now(), c0 = process.cpuUsage();
+        await plan.run(x.subarray(0, k * per), opts(k));
+        const c = process.cpuUsage(c0);
+        times.get(k)!.push(performance.now() - t0);
+        cpu.get(k)!.push((c.user + c.system) / 1000);
+      }
+      const t16 = median(times.get(16)!), c16 = median(cpu.get(16)!);
+      for (const k of ks) {
+        const ms = median(times.get(k)!), cpuMs = median(cpu.get(k)!);
+        rows.push({ plan: name, k, ms, ratio: ms / t16, cpuMs, cpuRatio: cpuMs / c16, ideal: k / B, groups: groups.get(k)! / groups.get(16)! });
+      }
+      plan.destroy();
+    }
+  } finally { model.destroy(); }
+  return rows;
+}
+
+function printKBatch(rows: KBatchRow[]) {
+  console.log('\n## k of B: k images in a batch-16 plan (bundled resnet, 64x64), plan.run wall ms, median of 15 interleaved rounds (checked: k-image read-backs = the full run\'s first k rows, bit for bit)\n');
+  console.log('| plan | k | wall ms | ratio to k = 16 | process CPU ms | ratio to k = 16 | ideal k/16 | workgroups vs k = 16 |');
+  console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
+  for (const r of rows) console.log(`| ${r.plan} | ${r.k} | ${f1(r.ms)} | ${f2(r.ratio)} | ${f1(r.cpuMs)} | ${f2(r.cpuRatio)} | ${f2(r.ideal)} | ${f2(r.groups)} |`);
+}
+
 // ---------- perturbation methods: masked forwards per second ----------
 
 interface PerturbResult { model: string; method: string; batch: number; forwards: number; ms: number; perSec: number }
@@ -348,6 +407,15 @@ mkdirSync('bench/results', { recursive: true });
 const gpu = await nodeGpu();
 const load0 = loadavg()[0];
 console.log(`# camgpu bench${QUICK ? ' (--quick)' : ''}\n\nadapter: ${gpu.adapterInfo}\nload average at start: ${f2(load0)} (on ${cpus().length} CPUs; other processes slow a CPU adapter down)\n`);
+if (KBATCH_ONLY) {
+  const rows = await benchKBatch(gpu);
+  printKBatch(rows);
+  const file = `bench/results/${new Date().toISOString().slice(0, 10)}-kbatch${TAG ? `-${TAG}` : ''}.json`;
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, load: [load0, loadavg()[0]], kbatch: rows, totalS: (performance.now() - t0) / 1000 }, null, 1));
+  console.log(`\nwrote ${file} (${f1((performance.now() - t0) / 1000)} s)`);
+  await closeGpu();
+  process.exit(0);
+}
 const base = sgemmBaseline();
 console.log(`CPU baseline: JS sgemm ${base.size}^3, single thread: ${f2(base.gflops)} GFLOP/s\n`);
 
@@ -403,11 +471,14 @@ console.log('| model | method | batch | forwards | ms | forwards/s |');
 console.log('|---|---|--:|--:|--:|--:|');
 for (const p of perturb.rows) console.log(`| ${p.model} | ${p.method} | ${p.batch} | ${p.forwards} | ${f1(p.ms)} | ${f1(p.perSec)} |`);
 
+const kbatch = await benchKBatch(gpu);
+printKBatch(kbatch);
+
 if (COMPARE) compare(JSON.parse(readFileSync(COMPARE, 'utf8')), COMPARE);
 
 // adapter name up to the first ':' ("mesa software llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)" -> mesa-software-llvmpipe)
 const date = new Date().toISOString().slice(0, 10), slug = gpu.adapterInfo.split(':')[0].toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
 const file = `bench/results/${date}-${slug || 'adapter'}${TAG ? `-${TAG}` : ''}.json`;
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, tiles, layers, e2e, perturbation: perturb, totalS: (performance.now() - t0) / 1000 }, null, 1));
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: gpu.adapterInfo, quick: QUICK, load: [load0, loadavg()[0]], sgemm: base, tiles, layers, e2e, perturbation: perturb, kbatch, totalS: (performance.now() - t0) / 1000 }, null, 1));
 console.log(`\nwrote ${file} (${f1((performance.now() - t0) / 1000)} s)`);
 await closeGpu();

@@ -222,6 +222,9 @@ export class Model {
   }
 }
 
+/** The dispatches of a k-image run in a larger plan (Plan.subOf). */
+interface Sub { forward: Step[]; refForward: Step[]; backward: Step[]; seedStep: Step | null }
+
 /** A GPU read-back: source and mapped stage. */
 interface GpuRead { name: string; kind: Read['kind']; pass: number; src: GPUBuffer; stage: GPUBuffer; bytes: number; perRow: boolean }
 
@@ -243,6 +246,7 @@ export class Plan {
   private reads: GpuRead[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private placeholders = new Map<number, GPUBuffer>(); // epilogue bindings not named, past the planned placeholders
+  private subs = new Map<number, Promise<Sub | null>>(); // per k < batch: the dispatches of the first k images (PlanDesc.sub)
 
   constructor(readonly model: Model, readonly desc: PlanDesc) {
     this.batch = desc.batch;
@@ -290,8 +294,8 @@ export class Plan {
   /** Gradient buffer of a tensor in backward pass `pass`. */
   gradBuf(t: string, pass = 0): GPUBuffer { return this.gpuOf(this.desc.gradBuf(t, pass)); }
 
-  private stepOf(d: Dispatch): Step {
-    const bind = Object.fromEntries(Object.entries(d.bind).map(([k, b]) => [k, this.gpuOf(b)]));
+  private stepOf(d: Dispatch, onto?: Map<Buf, Buf>): Step {
+    const bind = Object.fromEntries(Object.entries(d.bind).map(([k, b]) => [k, this.gpuOf(onto?.get(b) ?? b)]));
     return this.makeStep(d.family, d.entry, d.consts, d.label, d.params, bind, d.groups);
   }
 
@@ -315,6 +319,28 @@ export class Plan {
     return { pipe: gpu.pipeline(f, entry, consts), bind: gpu.bindGroup(label, f, u, bind, fill), groups };
   }
 
+  /** The steps of a k-image run (k < batch), made once per k: the plan at batch k on this plan's buffers (only the
+   *  first k images' rows of each are touched), so it dispatches about k/batch of the work; null: run the whole batch. */
+  private subOf(k: number): Promise<Sub | null> {
+    let s = this.subs.get(k);
+    if (!s) {
+      s = this.model.gpu.scoped(`${this.model.name}: plan batch=${this.batch} for ${k} images`, async () => {
+        const sub = this.desc.sub(k);
+        if (!sub) return null;
+        const steps = (ds: Dispatch[]) => ds.map((d) => this.stepOf(d, sub.onto));
+        const r: Sub = { forward: steps(sub.desc.forward), refForward: steps(sub.desc.refForward), backward: steps(sub.desc.backward),
+          seedStep: sub.desc.seed && this.stepOf(sub.desc.seed, sub.onto) };
+        const all = [r.seedStep, ...r.forward, ...r.refForward, ...r.backward].filter((x) => x !== null);
+        const pipes = await Promise.all(all.map((x) => x.pipe));
+        all.forEach((x, i) => { x.pipeline = pipes[i]; });
+        return r;
+      });
+      this.subs.set(k, s);
+      s.catch(() => this.subs.delete(k));
+    }
+    return s;
+  }
+
   /** Awaits the pipelines of every step (gpu.pipeline compiles each once, concurrently, on first use). */
   private async resolve() {
     const all = [this.seedStep, ...this.forward, ...this.refForward, ...this.backward, ...this.post].filter((s) => s !== null);
@@ -332,7 +358,8 @@ export class Plan {
     await this.resolve();
   }
 
-  /** Runs forward (and backward) for x (k <= batch images, NCHW, normalised); one submit, one read-back. */
+  /** Runs forward (and backward) for x (k <= batch images, NCHW, normalised); one submit, one read-back. Fewer
+   *  images than the batch dispatch the plan at batch k on this plan's buffers (subOf): about k/batch of the work. */
   run(x: Float32Array, o: RunOptions = {}): Promise<RunResult> {
     const r = this.queue.then(() => this.runNow(x, o));
     this.queue = r.catch(() => undefined);
@@ -345,6 +372,9 @@ export class Plan {
     const inShape = g.tensors.get(g.input)!.shape, per = numel(inShape), k = x.length / per;
     if (!Number.isInteger(k) || k < 1 || k > this.batch)
       throw new ModelError(`input has ${x.length} values; expected k*${per} for 1 <= k <= ${this.batch} images of shape ${fmt(inShape)}`);
+    const sub = k < this.batch ? await this.subOf(k) : null;
+    this.live();
+    const run: Sub = sub ?? { forward: this.forward, refForward: this.refForward, backward: this.backward, seedStep: this.seedStep };
     dev.queue.writeBuffer(this.buf(g.input), 0, own(x));
     const F = numel(g.tensors.get(this.seedAt)!.shape);
     if (this.passes.length) {
@@ -367,7 +397,7 @@ export class Plan {
     }
     const enc = dev.createCommandEncoder({ label: 'camgpu.run' });
     if (this.desc.zero) enc.clearBuffer(this.gpuOf(this.desc.zero));
-    const phases = [[...this.forward, ...this.refForward, ...(o.classes && this.seedStep ? [this.seedStep] : [])], [...this.backward, ...this.post]];
+    const phases = [[...run.forward, ...run.refForward, ...(o.classes && run.seedStep ? [run.seedStep] : [])], [...run.backward, ...this.post]];
     const timer = o.profile ? this.timer(phases.flat().length) : null;
     const trace: RunResult['trace'] = o.trace ? [] : undefined;
     phases.forEach((steps, i) => {
@@ -384,7 +414,7 @@ export class Plan {
       if (!timer) pass!.end();
     });
     if (timer) { enc.resolveQuerySet(timer.set, 0, timer.n, timer.resolve, 0); enc.copyBufferToBuffer(timer.resolve, 0, timer.stage, 0, timer.n * 8); }
-    for (const r of this.reads) enc.copyBufferToBuffer(r.src, 0, r.stage, 0, r.bytes);
+    for (const r of this.reads) enc.copyBufferToBuffer(r.src, 0, r.stage, 0, r.perRow ? (r.bytes / this.batch) * k : r.bytes); // the rows of the images given
     dev.queue.submit([enc.finish()]);
     gpu.submits++;
     let profile: ProfileEntry[] | undefined;

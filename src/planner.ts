@@ -180,7 +180,9 @@ export class PlanDesc implements Enc {
   private idx = new Map<string, Buf>();       // maxpool argmax by output root (and `ref:` for the reference pass)
   private winoScratch: { V: Buf; M: Buf; zero: Buf } | null = null;
 
-  constructor(readonly planner: Planner, readonly o: PlanOptions) {
+  /** like: the batch-B plan this one replays the first o.batch images of (its Winograd chunks are used, so the
+   *  kernels and their arithmetic per image are the same; see sub()). */
+  constructor(readonly planner: Planner, readonly o: PlanOptions, private readonly like?: PlanDesc) {
     this.batch = o.batch;
     this.seedAt = o.seedAt ?? planner.logits;
     if (!Number.isInteger(o.batch) || o.batch < 1) throw new ModelError(`batch must be a positive integer, got ${o.batch}`);
@@ -192,6 +194,25 @@ export class PlanDesc implements Enc {
   }
 
   get g() { return this.planner.graph; }
+
+  /**
+   * The dispatches of this plan for its first k images only (k < batch), on this plan's buffers: the plan at batch k
+   * (workgroups over k images, Params N = k, this plan's Winograd chunks) whose buffers map, in allocation order, onto
+   * this plan's (same labels, each no larger), so a k-image run touches only the first k images' rows of each.
+   * null where the two allocations do not line up (the executor then runs the whole batch).
+   */
+  sub(k: number): { desc: PlanDesc; onto: Map<Buf, Buf> } | null {
+    if (!Number.isInteger(k) || k < 1 || k >= this.batch) throw new Error(`internal: sub-plan of ${k} images in a batch-${this.batch} plan`);
+    const desc = new PlanDesc(this.planner, { ...this.o, batch: k }, this), onto = new Map<Buf, Buf>();
+    if (desc.buffers.length !== this.buffers.length) return null;
+    for (const [i, b] of desc.buffers.entries()) {
+      const B = this.buffers[i];
+      if (b.label !== B.label || b.size > B.size || b.usage !== B.usage) return null;
+      onto.set(b, B);
+    }
+    return { desc, onto };
+  }
+
   /** Every dispatch in replay order: forward, reference, seed, backward. */
   get dispatches(): Dispatch[] { return [...this.forward, ...this.refForward, ...(this.seed ? [this.seed] : []), ...this.backward]; }
   root(t: string): string { const p = producers(this.g).get(t); return p?.op.kind === 'alias' ? this.root(p.inputs[0]) : t; }
@@ -433,6 +454,7 @@ export class PlanDesc implements Enc {
   /** Winograd tiles per dispatch (a multiple of 16): as many as keep its scratch, N x (m+2)^2 x max(C, K) floats a
    *  tile, within winogradScratch and one binding; 0 when not even 16 fit (the layer then runs a direct kernel). */
   winogradChunk(n: Node, w: { m: number; T: number }): number {
+    if (this.like) return this.like.winogradChunk(n, w);
     const [C] = this.g.tensors.get(n.inputs[0])!.shape, [K] = this.g.tensors.get(n.output)!.shape, tiles = w.T;
     const perTile = this.batch * (w.m + 2) ** 2 * Math.max(C, K) * 4, fit = Math.floor(Math.min(this.planner.winogradScratch, this.planner.limits.binding) / perTile / 16) * 16;
     return Math.min(fit, Math.ceil(tiles / 16) * 16);

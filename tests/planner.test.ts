@@ -11,7 +11,8 @@ import { importOnnx } from '../src/import.js';
 import type { Graph } from '../src/graph.js';
 import { LoadOptions, Model, PlanOptions } from '../src/model.js';
 import { DEFAULT_LIMITS, Planner, reflection } from '../src/planner.js';
-import { defaultLayer } from '../src/explain.js';
+import { Explainer, defaultLayer } from '../src/explain.js';
+import { METHODS, METHOD_NAMES, Method } from '../src/methods.js';
 import { fixtureDir } from './helpers.js';
 import { GraphBuilder } from '../src/builder.js';
 
@@ -96,6 +97,67 @@ test('camgpu plan runs with no adapter (Vulkan loader given no driver) and print
   for (const d of grad.dispatches) assert.ok(r.stdout.includes(d.label), `${d.label} printed`);
   const weights = p.statics.reduce((s, b) => s + b.size, 0);
   assert.ok(r.stdout.includes(`peak memory: ${((weights + grad.bytes + fwd.bytes) / 2 ** 20).toFixed(2)} MiB`), r.stdout.slice(-600));
+});
+
+/** n deterministic images of g's input shape (sine patterns, distinct per image). */
+function images(g: Graph, n: number): Float32Array {
+  const per = g.tensors.get(g.input)!.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n * per);
+  for (let i = 0; i < out.length; i++) out[i] = Math.sin(0.37 * (i % per) + 1.3 * Math.floor(i / per)) * (1 + 0.1 * Math.floor(i / per));
+  return out;
+}
+
+// k of B (issue 13 target 3): a run of k < batch images replays the plan at batch k on the plan's own buffers
+const GRADIENT = METHOD_NAMES.filter((m) => METHODS[m].kind === 'gradient' && !METHODS[m].runner);
+test('k of B: k = 1, 3 images in a batch-4 plan = the same images in a full run, bit for bit, with fewer workgroups (resnet, vgg)', async () => {
+  assert.ok(GRADIENT.length >= 8 && GRADIENT.includes('gradcam') && GRADIENT.includes('liftcam'), `gradient-pass methods ${GRADIENT}`);
+  for (const [name, path] of [['resnet', 'weights/resnet.onnx'], ['vgg', `${fixtureDir('vgg')}/model.onnx`]]) {
+    // CAM needs GAP -> linear after the layer, which vgg's head (maxpool, three linears) is not
+    const methods: Method[] = [...GRADIENT, 'saliency', 'integrated-gradients'].filter((mm) => name === 'resnet' || mm !== 'cam') as Method[];
+    const gpu = await nodeGpu(), m = await Model.load(gpu, readFileSync(path), name), g = m.graph, B = 4;
+    const per = g.tensors.get(g.input)!.shape.reduce((a, b) => a * b, 1), A = defaultLayer(g);
+    const ex = new Explainer(m), o = { methods, batch: B, ig: { steps: 3 } };
+    try {
+      // plan level: the trace of a k-image run, and every read-back against the first k rows of a full run
+      const plan = await m.plan({ batch: B, read: [A], backward: [{ grads: [A, g.input] }, { grads: [A], mode: 'deeplift', reference: { zeroAt: A } }] });
+      const x = images(g, B), cls = new Int32Array(B).fill(-1);
+      const full = await plan.run(x, { classes: cls, trace: true });
+      const groups = (t: { groups: [number, number] }[]) => t.reduce((s, d) => s + d.groups[0] * d.groups[1], 0);
+      for (const k of [1, 3]) {
+        const r = await plan.run(x.subarray(0, k * per), { classes: cls.subarray(0, k), trace: true });
+        assert.is(r.trace!.length, full.trace!.length, `${name} k=${k}: the same dispatches`);
+        assert.equal(r.trace!.map((d) => d.pipeline), full.trace!.map((d) => d.pipeline), `${name} k=${k}: the same pipelines`);
+        r.trace!.forEach((d, i) => assert.ok(d.groups[0] * d.groups[1] <= full.trace![i].groups[0] * full.trace![i].groups[1], `${name} k=${k}: ${d.label} workgroups ${d.groups} vs ${full.trace![i].groups}`));
+        const share = groups(r.trace!) / groups(full.trace!);
+        assert.ok(share < (k + 0.5) / B, `${name} k=${k}: ${share.toFixed(3)} of the full run's workgroups`);
+        const rows = (a: Float32Array) => a.subarray(0, (a.length / B) * k);
+        assert.equal(r.logits, rows(full.logits), `${name} k=${k}: logits`);
+        assert.equal(r.targets, full.targets!.subarray(0, k), `${name} k=${k}: targets`);
+        for (const [t, v] of r.values) assert.equal(v, rows(full.values.get(t)!), `${name} k=${k}: value ${t}`);
+        r.passes.forEach((p, j) => { for (const [t, v] of p) assert.equal(v, rows(full.passes[j].get(t)!), `${name} k=${k}: pass ${j} grad ${t}`); });
+      }
+      plan.destroy();
+      // explain level: every gradient-pass method (with saliency, from the same pass) and Integrated Gradients (3
+      // steps: its own batch-4 plan). ref: the k images first in a full batch of 4; sub: 4 other images first, so the
+      // k images are the last chunk (k of B); Integrated Gradients' 3 samples per image end in a partial chunk too
+      for (const k of [1, 3]) {
+        const imgs = images(g, B + k), mine = imgs.subarray(B * per);
+        const ref = await ex.explain(Float32Array.from([...mine, ...imgs.subarray(0, (B - k) * per)]), o);
+        const sub = await ex.explain(imgs, o);
+        for (let i = 0; i < k; i++) {
+          const a = ref.images[i], b = sub.images[B + i];
+          assert.is(b.target, a.target, `${name} k=${k} image ${i}: target`);
+          assert.equal(b.logits, a.logits, `${name} k=${k} image ${i}: logits`);
+          for (const mm of methods) {
+            const ma = a.methods[mm]!, mb = b.methods[mm]!;
+            assert.equal(mb.map, ma.map, `${name} k=${k} image ${i}: ${mm} map`);
+            assert.equal(mb.raw, ma.raw, `${name} k=${k} image ${i}: ${mm} raw`);
+            assert.equal(mb.weights, ma.weights, `${name} k=${k} image ${i}: ${mm} weights`);
+          }
+        }
+      }
+    } finally { ex.destroy(); m.destroy(); }
+  }
 });
 
 test.run();
