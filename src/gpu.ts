@@ -317,8 +317,9 @@ export class Gpu {
   }
   private serial: Promise<unknown> = Promise.resolve();
 
-  /** scoped() for synchronous work: push, run, pop with no await in between, so it needs no queue. */
-  private async scopedSync<T>(label: string, fn: () => T): Promise<Awaited<T>> {
+  /** scoped() for synchronous work: push, run, pop with no await in between, so it needs no queue (and it may run
+   *  inside a caller's scoped(): a plan's run() makes its k-image steps this way while the caller holds the queue). */
+  async scopedSync<T>(label: string, fn: () => T): Promise<Awaited<T>> {
     this.check();
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');

@@ -324,12 +324,16 @@ export class Plan {
   private subOf(k: number): Promise<Sub | null> {
     let s = this.subs.get(k);
     if (!s) {
-      s = this.model.gpu.scoped(`${this.model.name}: plan batch=${this.batch} for ${k} images`, async () => {
+      // not gpu.scoped(): run() may be called inside a caller's scoped(), whose queue it would wait on forever
+      s = this.model.gpu.scopedSync(`${this.model.name}: plan batch=${this.batch} for ${k} images`, () => {
         const sub = this.desc.sub(k);
         if (!sub) return null;
         const steps = (ds: Dispatch[]) => ds.map((d) => this.stepOf(d, sub.onto));
         const r: Sub = { forward: steps(sub.desc.forward), refForward: steps(sub.desc.refForward), backward: steps(sub.desc.backward),
           seedStep: sub.desc.seed && this.stepOf(sub.desc.seed, sub.onto) };
+        return r;
+      }).then(async (r) => {
+        if (!r) return null;
         const all = [r.seedStep, ...r.forward, ...r.refForward, ...r.backward].filter((x) => x !== null);
         const pipes = await Promise.all(all.map((x) => x.pipe));
         all.forEach((x, i) => { x.pipeline = pipes[i]; });
