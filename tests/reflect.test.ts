@@ -27,6 +27,8 @@ const EXPECTED: Record<string, { offsets: Record<string, number>; size: number; 
   layout: { offsets: { o0: 0, o1: 16, s0: 32, t1: 80, a0: 96, k1: 144, N: 160, XS: 164, YS: 168, G: 172, acc: 176, value: 180 }, size: 192, bindings: ['p', 'x/dy', 'idx', 'y/dx'] },
   softmax: { offsets: { N: 0, O: 4, F: 8, I: 12, acc: 16 }, size: 32, bindings: ['p', 'x', 'xr', 'y', 'dy', 'out'] },
   seed: { offsets: { N: 0, F: 4 }, size: 16, bindings: ['p', 'logits', 'cls', 'seed', 'chosen'] },
+  // six u32: 24 bytes -> 32 (uniform structs round up to 16)
+  eigen: { offsets: { N: 0, K: 4, Z: 8, D: 12, S: 16, SLOT: 20 }, size: 32, bindings: ['p', 'A', 'xc', 'src', 'dst', 'raw', 'wts'] },
   cam: { offsets: { N: 0, NSEL: 28 }, size: 32, bindings: ['p', 'A', 'g', 'm', 'sel', 'wts', 'raw', 'maps'] },
   norm: { offsets: { N: 0, G: 4, M: 8, SL: 12, SD: 16, eps: 20, acc: 24 }, size: 32, bindings: ['p', 'x', 'xr', 'w', 'b', 'dy', 'out'] },
   matmul: { offsets: { o: 0, sa: 16, sb: 32, u: 48, N: 64, M: 68, K: 72, P: 76, AS: 80, BS: 84, YS: 88, acc: 92 }, size: 96, bindings: ['p', 'a', 'b', 'ar', 'br', 'dy', 'out'] },
