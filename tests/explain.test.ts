@@ -85,6 +85,18 @@ test('profile: timestamp queries time every dispatch of the gradient pass; resul
   } finally { bare.destroy(); dev.destroy(); }
 });
 
+test('timings: each phase counted once, so the phases add up to no more than the call (a pixel runner and its pass share a name)', async () => {
+  const model = await open('resnet'), ex = new Explainer(model), x = npy('resnet', 'x.npy');
+  await ex.explain(x.data, { methods: ['guided', 'deeplift'] }); // warm: plans built, pipelines compiled
+  for (let round = 0; round < 3; round++) {
+    const t = (await ex.explain(x.data, { methods: ['guided', 'guided-gradcam', 'deeplift'] })).timings;
+    const phases = Object.entries(t).filter(([k]) => k !== 'total' && k !== 'compile').reduce((a, [, ms]) => a + ms, 0);
+    assert.ok(t.guided > 0 && t.deeplift > 0, `guided and deeplift are timed: ${JSON.stringify(t)}`);
+    assert.ok(phases <= t.total, `round ${round}: phases ${phases.toFixed(1)} ms > the call's ${t.total.toFixed(1)} ms: ${JSON.stringify(t)}`);
+  }
+  ex.destroy(); model.destroy();
+});
+
 test('targets: top-3 rows per image in one batched backward; seed vectors; probability score', async () => {
   const model = await open('mobilenet'), ex = new Explainer(model), x = npy('mobilenet', 'x.npy');
   try {
