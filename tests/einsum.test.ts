@@ -10,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { importOnnx } from '../src/import.js';
+import { defaultLayer } from '../src/explain.js';
 import { Shape, numel } from '../src/graph.js';
 import { Model } from '../src/model.js';
 import { mulberry32 } from '../src/builder.js';
@@ -111,6 +112,15 @@ for (const [what, eq, terms, out, A, B, kinds] of CASES) {
     } finally { m.destroy(); }
   });
 }
+
+test('MaxViT-T default CAM layer: the NCHW map before the pool (pytorch-grad-cam\'s blocks[-1]), not the departition Transpose behind its Reshape', () => {
+  const dir = 'tests/fixtures/zoo/maxvit_t', meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8'));
+  const g = importOnnx(readFileSync(`${dir}/model.onnx`)), layer = defaultLayer(g);
+  assert.is(layer, meta.target);
+  assert.equal(g.tensors.get(layer)!.shape, [32, 4, 4]);
+  // the rule still steps back over Dropout/Identity and pools: VGG's default is the last ReLU before its MaxPool
+  assert.is(defaultLayer(importOnnx(readFileSync('tests/fixtures/zoo/vgg11_bn/model.onnx'))), '/features/features.27/Relu_output_0');
+});
 
 test('MaxViT-T zoo fixture (8 Einsums): DeepLIFT summation to delta against the zero image at batch 2', async () => {
   const dir = 'tests/fixtures/zoo/maxvit_t', meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8'));

@@ -20,7 +20,10 @@ export function defaultLayer(g: Graph): string {
     const p = prod.get(t);
     if (!p) break;
     const k = p.op.kind;
-    if (k === 'maxpool' || k === 'avgpool' || k === 'alias' || isClassifier(t) || (k === 'act' && isClassifier(p.inputs[0]))) t = p.inputs[0];
+    // over Dropout/Identity only: a Reshape is an alias too, but stepping back over one lands on the exporter's
+    // intermediate view (MaxViT's departition Transpose, ONNX shape (N,32,4,1,4,1)) instead of the NCHW map itself
+    const passThrough = k === 'alias' && (p.source === 'Dropout' || p.source === 'Identity');
+    if (k === 'maxpool' || k === 'avgpool' || passThrough || isClassifier(t) || (k === 'act' && isClassifier(p.inputs[0]))) t = p.inputs[0];
     else break;
   }
   if (t && t !== g.input) return t;
