@@ -4,15 +4,13 @@
 import type { Graph } from '../src/graph.js';
 import { Buf, DEFAULT_LIMITS, Limits, PlanDesc, PlanOptions, Planner } from '../src/planner.js';
 import { Method, METHODS } from '../src/methods.js';
+import { gradientPlanOptions, requestPlan } from '../src/explain.js';
 
 /** The plans explain() makes for these methods at CAM layer A: name, options, and whether they run on the head
  *  after A (Ablation-CAM). B: the gradient batch, PB: the masked-input batch (src/explain.ts). */
 export function explainPlans(g: Graph, methods: Method[], A: string, B: number, PB: number, score?: 'logit' | 'prob'): { name: string; opts: PlanOptions; head?: boolean }[] {
   const has = (m: Method) => methods.includes(m);
-  const plans: { name: string; opts: PlanOptions; head?: boolean }[] = [{ name: 'gradient', opts: { batch: B, read: [A], score, backward: [
-    { grads: has('saliency') ? [A, g.input] : [A], mode: 'grad' },
-    ...(has('liftcam') ? [{ grads: [A], mode: 'deeplift' as const, reference: { zeroAt: A } }] : []),
-  ] } }];
+  const plans: { name: string; opts: PlanOptions; head?: boolean }[] = [{ name: 'gradient', opts: gradientPlanOptions(g, A, B, requestPlan(methods), score) }];
   if (has('guided') || has('guided-gradcam')) plans.push({ name: 'guided', opts: { batch: B, backward: [{ grads: [g.input], mode: 'guided' }], score } });
   if (has('deeplift')) plans.push({ name: 'deeplift', opts: { batch: B, backward: [{ grads: [g.input], mode: 'deeplift', reference: 'input' }], score } });
   if (has('scorecam') || has('rise')) plans.push({ name: 'forward', opts: { batch: PB } });

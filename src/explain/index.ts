@@ -3,9 +3,9 @@
 // head-only DeepLIFT pass, when a requested method needs them) and the fused CAM epilogue, in one submit. Runners
 // then add weight rows or raw slots (re-mapped on the same plan's buffers) and the batched pixel and perturbation
 // results. Definitions: docs/METHODS.md.
-import { ModelError, Shape, logitsOf, numel } from '../graph.js';
+import { Graph, ModelError, Shape, logitsOf, numel } from '../graph.js';
 import { targetSeed } from '../target.js';
-import { Model, Plan, ProfileEntry, addProfiles } from '../model.js';
+import { Model, Plan, PlanOptions, ProfileEntry, addProfiles } from '../model.js';
 import { CAM_ROWS, CAM_SLOTS, FAST_METHODS, METHODS, METHOD_NAMES, Method, Pass } from '../methods.js';
 import { CamEpilogue, checkCamLayout } from './cam.js';
 import { checkCamHead, resolveLayer } from './layer.js';
@@ -51,7 +51,7 @@ function targetRows(o: ExplainOptions, nImages: number, C: number, out: Shape) {
 }
 
 /** What the table says a request needs: the gradient pass's extra backward passes and the fused maps to compute. */
-function requestPlan(methods: Method[]) {
+export function requestPlan(methods: Method[]) {
   const needs = (p: Pass) => methods.some((m) => METHODS[m].passes.includes(p));
   const camSlots: Method[] = [];
   for (const m of methods) {
@@ -61,6 +61,15 @@ function requestPlan(methods: Method[]) {
   // requested CAMs first, in request order, then the ones only used by others (as the maps buffer was always laid out)
   const ordered = [...camSlots.filter((m) => methods.includes(m)), ...camSlots.filter((m) => !methods.includes(m))];
   return { lift: needs('deeplift-layer'), inputGrad: needs('grad-input'), readA: methods.some((m) => METHODS[m].readsA), camSlots: ordered };
+}
+
+/** The gradient pass's plan for a request (explain() builds it; `camgpu plan` prints it): forward, backward to A (and the
+ *  input), LIFT-CAM's head-only DeepLIFT pass; A read back only for the methods that read it. */
+export function gradientPlanOptions(g: Graph, A: string, B: number, req: ReturnType<typeof requestPlan>, score?: 'logit' | 'prob'): PlanOptions {
+  return { batch: B, read: req.readA ? [A] : [], score, backward: [
+    { grads: req.inputGrad ? [A, g.input] : [A], mode: 'grad' },
+    ...(req.lift ? [{ grads: [A], mode: 'deeplift' as const, reference: { zeroAt: A } }] : []),
+  ] };
 }
 
 /** Caches plans per model, layer and options; call explain() repeatedly on the same instance. */
@@ -197,10 +206,7 @@ export class Explainer {
     const key = JSON.stringify([B, A, req.lift, req.inputGrad, req.readA, req.camSlots, o.score, o.relu, o.normalize, o.resize, o.gradcamPP]);
     return this.once(this.plans, key, async () => {
       checkCamLayout();
-      const plan = await this.model.plan({ batch: B, read: req.readA ? [A] : [], score: o.score, backward: [
-        { grads: req.inputGrad ? [A, g.input] : [A], mode: 'grad' },
-        ...(req.lift ? [{ grads: [A], mode: 'deeplift' as const, reference: { zeroAt: A } }] : []),
-      ] });
+      const plan = await this.model.plan(gradientPlanOptions(g, A, B, req, o.score));
       try {
         const cam = new CamEpilogue(plan, A, aShape, out, slots, o, req.lift);
         await cam.attach();
